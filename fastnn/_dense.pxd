@@ -1,0 +1,37 @@
+# Design: the affine layer as a forward/backward pair over row-major matrices; all products go
+# through fastnn._blas.gemm. Backward overwrites its outputs (no separate clearing pass is needed,
+# since fastnn never accumulates gradients across calls).
+from cython cimport floating
+from fastnn._blas cimport gemm
+
+
+cdef inline void dense_forward(floating* Z,        # OUT (N, M)
+                               floating* A,        # IN  (N, K) the layer's input
+                               floating* W,        # IN  (K, M)
+                               floating* b,        # IN  (M,)
+                               Py_ssize_t N, Py_ssize_t K, Py_ssize_t M) noexcept nogil:
+    """Z = A @ W + b."""
+    cdef Py_ssize_t i, j
+    for i in range(N):
+        for j in range(M):
+            Z[i * M + j] = b[j]
+    gemm(False, False, N, M, K, <floating>1, A, K, W, M, <floating>1, Z, M)
+
+
+cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL to skip it
+                                floating* dW,      # OUT (K, M) dJ/dW
+                                floating* db,      # OUT (M,)   dJ/db
+                                floating* D,       # IN  (N, M) dJ/dZ
+                                floating* A,       # IN  (N, K) the layer's input
+                                floating* W,       # IN  (K, M)
+                                Py_ssize_t N, Py_ssize_t K, Py_ssize_t M) noexcept nogil:
+    """dW = A^T @ D, db = sum of the rows of D, dA = D @ W^T."""
+    cdef Py_ssize_t i, j
+    gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>0, dW, M)
+    for j in range(M):
+        db[j] = 0
+    for i in range(N):
+        for j in range(M):
+            db[j] = db[j] + D[i * M + j]
+    if dA != NULL:
+        gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)

@@ -1,0 +1,460 @@
+# Design: the engine runs whole passes of a network (forward, loss, gradients, a training step, an
+# epoch of minibatches) over one flat parameter vector, one flat gradient vector and a workspace
+# sized for the largest batch seen, all allocated once and reused. The passes are fused-type
+# functions that run with the GIL released; the Engine methods only pick the float or double one.
+# Inputs arrive validated and converted (C-contiguous, the engine's dtype, matching shapes) from the
+# Python layer in fastnn/network.py; nothing here checks them again.
+cimport numpy as cnp
+import numpy as np
+from cython cimport floating
+from libc.math cimport isfinite
+
+from fastnn._activations cimport (IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, activation_forward,
+                                  activation_backward)
+from fastnn._dense cimport dense_forward, dense_backward
+from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY, loss_forward, loss_backward
+from fastnn._updates cimport sgd_update, adam_update
+
+cnp.import_array()
+
+cdef enum UpdateKind:
+    SGD = 0
+    ADAM = 1
+
+# The codes the kernels know, by the names the Python API uses.
+ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tanh": TANH,
+               "softmax": SOFTMAX}
+LOSSES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
+UPDATES = {"sgd": SGD, "adam": ADAM}
+
+# forward and loss run over rows in blocks of at least this many, so evaluating a large data set
+# needs a workspace of this size, not one of its size.
+cdef Py_ssize_t MIN_BLOCK_ROWS = 1024
+
+
+cdef struct Arch:
+    Py_ssize_t n_layers       # L, the number of weight layers
+    Py_ssize_t n_params       # length of the flat parameter vector
+    Py_ssize_t* sizes         # (L + 1,) layer widths, the input first
+    Py_ssize_t* w_off         # (L,) where W_l (sizes[l], sizes[l+1]) starts in the parameters
+    Py_ssize_t* b_off         # (L,) where b_l (sizes[l+1],) starts in the parameters
+    Py_ssize_t* a_off         # (L + 1,) where A_l (rows, sizes[l]) starts in the workspace, l >= 1
+    Py_ssize_t z_off          # output logits Z_L (rows, sizes[L]), when the output is not identity
+    Py_ssize_t d_off[2]       # two (rows, max width) buffers for dJ/dZ, used in turn
+    Py_ssize_t xb_off         # (rows, sizes[0]) batch inputs gathered for a shuffled epoch
+    Py_ssize_t yb_off         # (rows, sizes[L]) batch targets gathered for a shuffled epoch
+    int hidden                # Activation of the hidden layers
+    int output                # Activation of the output layer
+    int loss                  # Loss
+    double l2
+
+
+cdef struct Rule:
+    int kind                  # UpdateKind
+    double lr, momentum, beta1, beta2, eps
+    bint nesterov
+    long long t               # updates done so far
+
+
+cdef inline floating* output_logits(Arch* a, floating* work) noexcept nogil:
+    if a.output == IDENTITY:
+        return work + a.a_off[a.n_layers]
+    return work + a.z_off
+
+
+cdef void forward_pass(Arch* a, floating* P, floating* work,
+                       floating* X,                    # IN (N, sizes[0])
+                       Py_ssize_t N) noexcept nogil:
+    """A_l = f(A_{l-1} @ W_l + b_l) for l = 1..L into the workspace, with A_0 = X."""
+    cdef Py_ssize_t l, L = a.n_layers
+    cdef floating* A_prev = X
+    cdef floating* A
+    cdef floating* Z
+    for l in range(L):
+        A = work + a.a_off[l + 1]
+        Z = output_logits(a, work) if l == L - 1 else A
+        dense_forward(Z, A_prev, P + a.w_off[l], P + a.b_off[l], N, a.sizes[l], a.sizes[l + 1])
+        activation_forward(A, Z, N, a.sizes[l + 1], a.output if l == L - 1 else a.hidden)
+        A_prev = A
+
+
+cdef double penalty(Arch* a, floating* P) noexcept nogil:
+    """(l2 / 2) sum_l ||W_l||^2."""
+    cdef Py_ssize_t l, i, size
+    cdef double total = 0
+    cdef floating* W
+    if a.l2 == 0:
+        return 0
+    for l in range(a.n_layers):
+        W = P + a.w_off[l]
+        size = a.sizes[l] * a.sizes[l + 1]
+        for i in range(size):
+            total += <double>W[i] * W[i]
+    return 0.5 * a.l2 * total
+
+
+cdef double forward_loss(Arch* a, floating* P, floating* work, floating* X, floating* Y,
+                         Py_ssize_t N) noexcept nogil:
+    """sum_i L_i over the N rows of X (N, sizes[0]) and Y (N, sizes[L]); leaves the pass in work."""
+    cdef Py_ssize_t L = a.n_layers
+    forward_pass(a, P, work, X, N)
+    return loss_forward(output_logits(a, work), work + a.a_off[L], Y, N, a.sizes[L],
+                        a.output, a.loss)
+
+
+cdef void backward_pass(Arch* a, floating* P, floating* G, floating* work,
+                        floating* X,                   # IN (N, sizes[0])
+                        floating* Y,                   # IN (N, sizes[L])
+                        Py_ssize_t N) noexcept nogil:
+    """G = dJ/dP for J = (1/N) sum_i L_i + (l2/2) sum ||W||^2, after forward_pass on X."""
+    cdef Py_ssize_t l, i, size, L = a.n_layers
+    cdef floating* D = work + a.d_off[0]
+    cdef floating* D_prev = work + a.d_off[1]
+    cdef floating* swap
+    cdef floating* A_prev
+    cdef floating decay = <floating>a.l2
+    loss_backward(D, work + a.a_off[L], Y, N, a.sizes[L], a.output, a.loss, <floating>1 / N)
+    for l in range(L - 1, -1, -1):
+        A_prev = X if l == 0 else work + a.a_off[l]
+        dense_backward(D_prev if l > 0 else NULL, G + a.w_off[l], G + a.b_off[l], D, A_prev,
+                       P + a.w_off[l], N, a.sizes[l], a.sizes[l + 1])
+        if l > 0:
+            activation_backward(D_prev, A_prev, N, a.sizes[l], a.hidden)
+            swap = D
+            D = D_prev
+            D_prev = swap
+    if decay != 0:
+        for l in range(L):
+            size = a.sizes[l] * a.sizes[l + 1]
+            for i in range(size):
+                G[a.w_off[l] + i] = G[a.w_off[l] + i] + decay * P[a.w_off[l] + i]
+
+
+cdef void update(Arch* a, Rule* r, floating* P, floating* G, floating* S1, floating* S2) noexcept nogil:
+    """One optimizer update of P from the gradient G; S1, S2 are the rule's state vectors."""
+    r.t += 1
+    if r.kind == SGD:
+        sgd_update(P, G, S1, a.n_params, r.lr, r.momentum, r.nesterov)
+    else:
+        adam_update(P, G, S1, S2, a.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t)
+
+
+cdef double train_step(Arch* a, Rule* r, floating* P, floating* G, floating* S1, floating* S2,
+                       floating* work, floating* X, floating* Y, Py_ssize_t N) noexcept nogil:
+    """J on the batch (X, Y) of N rows, then one update; no update when J is not finite."""
+    cdef double J = forward_loss(a, P, work, X, Y, N) / N + penalty(a, P)
+    if not isfinite(J):
+        return J
+    backward_pass(a, P, G, work, X, Y, N)
+    update(a, r, P, G, S1, S2)
+    return J
+
+
+cdef Py_ssize_t run_epoch(Arch* a, Rule* r, floating* P, floating* G, floating* S1, floating* S2,
+                          floating* work,
+                          floating* X,                 # IN (N, sizes[0])
+                          floating* Y,                 # IN (N, sizes[L])
+                          Py_ssize_t N,
+                          Py_ssize_t* order,           # IN (N,) row order, or NULL for 0..N-1
+                          Py_ssize_t batch, double* total) noexcept nogil:
+    """Train on consecutive batches of `batch` rows (the last may be smaller).
+
+    Adds J * rows of each batch to total and returns the number of batches done, which is short
+    of all of them only when a loss was not finite (that batch made no update).
+    """
+    cdef Py_ssize_t k, start, rows, i, j, done = 0
+    cdef Py_ssize_t n_in = a.sizes[0], n_out = a.sizes[a.n_layers]
+    cdef floating* xb
+    cdef floating* yb
+    cdef double J
+    for k in range((N + batch - 1) // batch):
+        start = k * batch
+        rows = min(batch, N - start)
+        if order == NULL:
+            xb = X + start * n_in
+            yb = Y + start * n_out
+        else:
+            xb = work + a.xb_off
+            yb = work + a.yb_off
+            for i in range(rows):
+                for j in range(n_in):
+                    xb[i * n_in + j] = X[order[start + i] * n_in + j]
+                for j in range(n_out):
+                    yb[i * n_out + j] = Y[order[start + i] * n_out + j]
+        J = train_step(a, r, P, G, S1, S2, work, xb, yb, rows)
+        if not isfinite(J):
+            return done
+        total[0] += J * rows
+        done += 1
+    return done
+
+
+cdef class UpdateRule:
+    """An optimizer's update rule and state, as the engine reads them (see fastnn.optimizers)."""
+    cdef Rule rule
+    cdef readonly object state1, state2
+
+    def __init__(self, int kind, double lr, double momentum=0, bint nesterov=False,
+                 double beta1=0, double beta2=0, double eps=0):
+        self.rule.kind = kind
+        self.rule.t = 0
+        self.set(lr, momentum, nesterov, beta1, beta2, eps)
+        self.state1 = self.state2 = None
+
+    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2, double eps):
+        """Change the hyperparameters; the state is kept."""
+        self.rule.lr = lr
+        self.rule.momentum = momentum
+        self.rule.nesterov = nesterov
+        self.rule.beta1 = beta1
+        self.rule.beta2 = beta2
+        self.rule.eps = eps
+
+    def allocate(self, Py_ssize_t n_params, dtype):
+        """Zero state vectors for n_params parameters of dtype, and the update count."""
+        self.state1 = np.zeros(n_params, dtype=dtype)
+        self.state2 = np.zeros(n_params if self.rule.kind == ADAM else 0, dtype=dtype)
+        self.rule.t = 0
+
+    @property
+    def t(self):
+        """The number of updates done."""
+        return self.rule.t
+
+    @t.setter
+    def t(self, long long value):
+        self.rule.t = value
+
+
+cdef inline void* data(cnp.ndarray array) noexcept:
+    return cnp.PyArray_DATA(array)
+
+
+cdef class Engine:
+    """The compiled state of one network: architecture, flat parameters and gradients, workspace.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, the input first.
+    hidden, output, loss : int
+        Activation codes of the hidden and output layers and the loss code (fastnn._codes).
+    l2 : float
+        The L2 penalty on the weights.
+    dtype : numpy.dtype
+        float32 or float64.
+    """
+    cdef Arch arch
+    cdef bint is_double
+    cdef Py_ssize_t rows               # rows the workspace holds
+    cdef Py_ssize_t[::1] layout        # sizes, w_off, b_off, a_off, back to back
+    cdef readonly cnp.ndarray params   # (n_params,) W_1, b_1, W_2, b_2, ...
+    cdef readonly cnp.ndarray grad     # (n_params,) laid out as params
+    cdef cnp.ndarray work
+
+    def __init__(self, sizes, int hidden, int output, int loss, double l2, dtype):
+        cdef Py_ssize_t l, L = len(sizes) - 1, offset = 0
+        self.layout = np.zeros(4 * (L + 1), dtype=np.intp)
+        self.arch.n_layers = L
+        self.arch.sizes = &self.layout[0]
+        self.arch.w_off = &self.layout[L + 1]
+        self.arch.b_off = &self.layout[2 * (L + 1)]
+        self.arch.a_off = &self.layout[3 * (L + 1)]
+        for l in range(L + 1):
+            self.arch.sizes[l] = sizes[l]
+        for l in range(L):
+            self.arch.w_off[l] = offset
+            offset += self.arch.sizes[l] * self.arch.sizes[l + 1]
+            self.arch.b_off[l] = offset
+            offset += self.arch.sizes[l + 1]
+        self.arch.n_params = offset
+        self.arch.hidden = hidden
+        self.arch.output = output
+        self.arch.loss = loss
+        self.arch.l2 = l2
+        self.is_double = np.dtype(dtype) == np.float64
+        self.params = np.zeros(offset, dtype=dtype)
+        self.grad = np.zeros(offset, dtype=dtype)
+        self.rows = 0
+        self.reserve(1)
+
+    @property
+    def l2(self):
+        """The L2 penalty on the weights."""
+        return self.arch.l2
+
+    cdef void reserve(self, Py_ssize_t rows):
+        """Grow the workspace to hold passes over `rows` rows (it never shrinks)."""
+        cdef Py_ssize_t l, L = self.arch.n_layers, offset = 0, widest = 0
+        if rows <= self.rows:
+            return
+        for l in range(1, L + 1):
+            self.arch.a_off[l] = offset
+            offset += rows * self.arch.sizes[l]
+        for l in range(L + 1):
+            widest = max(widest, self.arch.sizes[l])
+        self.arch.z_off = offset
+        offset += rows * self.arch.sizes[L]
+        self.arch.d_off[0] = offset
+        self.arch.d_off[1] = offset + rows * widest
+        offset += 2 * rows * widest
+        self.arch.xb_off = offset
+        offset += rows * self.arch.sizes[0]
+        self.arch.yb_off = offset
+        offset += rows * self.arch.sizes[L]
+        self.work = np.empty(offset, dtype=self.params.dtype)
+        self.rows = rows
+
+    def forward(self, cnp.ndarray X, cnp.ndarray out):
+        """out = the network's output on X; X (N, n_in) and out (N, n_out), C-contiguous."""
+        cdef Py_ssize_t N = X.shape[0], k, start, rows, block
+        cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
+        block = min(N, max(self.rows, MIN_BLOCK_ROWS))
+        self.reserve(block)
+        for k in range((N + block - 1) // block):
+            start = k * block
+            rows = min(block, N - start)
+            if self.is_double:
+                self._forward[double](<double*>data(X) + start * n_in,
+                                      <double*>data(out) + start * n_out, rows)
+            else:
+                self._forward[float](<float*>data(X) + start * n_in,
+                                     <float*>data(out) + start * n_out, rows)
+
+    cdef void _forward(self, floating* X, floating* out, Py_ssize_t N) noexcept:
+        cdef Py_ssize_t i, size = N * self.arch.sizes[self.arch.n_layers]
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* work = <floating*>data(self.work)
+        cdef floating* A
+        with nogil:
+            forward_pass(&self.arch, P, work, X, N)
+            A = work + self.arch.a_off[self.arch.n_layers]
+            for i in range(size):
+                out[i] = A[i]
+
+    def loss(self, cnp.ndarray X, cnp.ndarray Y):
+        """J = (1/N) sum_i L_i + (l2/2) sum ||W||^2 on X (N, n_in), Y (N, n_out)."""
+        cdef Py_ssize_t N = X.shape[0], k, start, rows, block
+        cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
+        cdef double total = 0
+        block = min(N, max(self.rows, MIN_BLOCK_ROWS))
+        self.reserve(block)
+        for k in range((N + block - 1) // block):
+            start = k * block
+            rows = min(block, N - start)
+            if self.is_double:
+                total += self._loss[double](<double*>data(X) + start * n_in,
+                                            <double*>data(Y) + start * n_out, rows)
+            else:
+                total += self._loss[float](<float*>data(X) + start * n_in,
+                                           <float*>data(Y) + start * n_out, rows)
+        return total / N + self.penalty()
+
+    cdef double _loss(self, floating* X, floating* Y, Py_ssize_t N) noexcept:
+        cdef double total
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* work = <floating*>data(self.work)
+        with nogil:
+            total = forward_loss(&self.arch, P, work, X, Y, N)
+        return total
+
+    def penalty(self):
+        """(l2/2) sum_l ||W_l||^2."""
+        if self.is_double:
+            return penalty(&self.arch, <double*>data(self.params))
+        return penalty(&self.arch, <float*>data(self.params))
+
+    def gradients(self, cnp.ndarray X, cnp.ndarray Y):
+        """J on X (N, n_in), Y (N, n_out), and self.grad = dJ/dparams."""
+        cdef Py_ssize_t N = X.shape[0]
+        self.reserve(N)
+        if self.is_double:
+            return self._gradients[double](<double*>data(X), <double*>data(Y), N)
+        return self._gradients[float](<float*>data(X), <float*>data(Y), N)
+
+    cdef double _gradients(self, floating* X, floating* Y, Py_ssize_t N) noexcept:
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* work = <floating*>data(self.work)
+        cdef floating* G = <floating*>data(self.grad)
+        cdef double J
+        with nogil:
+            J = forward_loss(&self.arch, P, work, X, Y, N) / N + penalty(&self.arch, P)
+            backward_pass(&self.arch, P, G, work, X, Y, N)
+        return J
+
+    def step(self, cnp.ndarray X, cnp.ndarray Y, UpdateRule rule):
+        """J on the batch X (N, n_in), Y (N, n_out), then one update by rule (none if J is not finite)."""
+        cdef Py_ssize_t N = X.shape[0]
+        self.reserve(N)
+        if self.is_double:
+            return self._step[double](<double*>data(X), <double*>data(Y), N, rule)
+        return self._step[float](<float*>data(X), <float*>data(Y), N, rule)
+
+    cdef double _step(self, floating* X, floating* Y, Py_ssize_t N, UpdateRule rule) noexcept:
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* G = <floating*>data(self.grad)
+        cdef floating* S1 = <floating*>data(rule.state1)
+        cdef floating* S2 = <floating*>data(rule.state2)
+        cdef floating* work = <floating*>data(self.work)
+        cdef double J
+        with nogil:
+            J = train_step(&self.arch, &rule.rule, P, G, S1, S2, work, X, Y, N)
+        return J
+
+    def epoch(self, cnp.ndarray X, cnp.ndarray Y, order, Py_ssize_t batch_size, UpdateRule rule):
+        """Train one epoch on X (N, n_in), Y (N, n_out) in batches, rows in `order` (intp, (N,)) or as stored.
+
+        Returns
+        -------
+        total : float
+            sum over the batches done of J times the batch's rows.
+        done : int
+            batches done; fewer than all only if a loss was not finite.
+        """
+        cdef Py_ssize_t N = X.shape[0]
+        cdef Py_ssize_t* rows = NULL
+        cdef double total = 0
+        cdef Py_ssize_t done
+        if order is not None:
+            rows = <Py_ssize_t*>data(order)
+        self.reserve(min(batch_size, N))
+        if self.is_double:
+            done = self._epoch[double](<double*>data(X), <double*>data(Y), N, rows, batch_size,
+                                       rule, &total)
+        else:
+            done = self._epoch[float](<float*>data(X), <float*>data(Y), N, rows, batch_size,
+                                      rule, &total)
+        return total, done
+
+    cdef Py_ssize_t _epoch(self, floating* X, floating* Y, Py_ssize_t N, Py_ssize_t* order,
+                           Py_ssize_t batch, UpdateRule rule, double* total) noexcept:
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* G = <floating*>data(self.grad)
+        cdef floating* S1 = <floating*>data(rule.state1)
+        cdef floating* S2 = <floating*>data(rule.state2)
+        cdef floating* work = <floating*>data(self.work)
+        cdef Py_ssize_t done
+        with nogil:
+            done = run_epoch(&self.arch, &rule.rule, P, G, S1, S2, work, X, Y, N, order, batch,
+                             total)
+        return done
+
+
+def all_finite(cnp.ndarray X):
+    """True when no element of the C-contiguous float32/float64 array X is NaN or infinite."""
+    cdef Py_ssize_t i, n = X.size
+    if X.dtype == np.float64:
+        return _all_finite[double](<double*>data(X), n)
+    if X.dtype == np.float32:
+        return _all_finite[float](<float*>data(X), n)
+    raise TypeError(f"all_finite takes float32 or float64, not {X.dtype}")
+
+
+cdef bint _all_finite(floating* X, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    cdef floating s = 0
+    with nogil:
+        # 0 * x is NaN exactly when x is NaN or infinite: one vectorizable pass, no branch.
+        for i in range(n):
+            s = s + 0 * X[i]
+    return s == 0

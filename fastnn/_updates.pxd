@@ -1,0 +1,47 @@
+# Design: optimizer updates as single loops over the flat parameter vector, following torch.optim
+# step by step (torch.optim.SGD without dampening or weight decay, torch.optim.Adam with bias
+# correction) so that trajectories can be compared to ~1e-12 in float64.
+from cython cimport floating
+from libc.math cimport sqrt
+
+
+cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
+                            floating* G,          # IN    (n,) dJ/dP
+                            floating* buf,        # INOUT (n,) momentum buffer, zeros at first
+                            Py_ssize_t n, double lr, double momentum, bint nesterov) noexcept nogil:
+    """buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else buf); plain GD if momentum is 0."""
+    cdef Py_ssize_t i
+    cdef floating step, mu = <floating>momentum, rate = <floating>lr
+    if momentum == 0:
+        for i in range(n):
+            P[i] = P[i] - rate * G[i]
+        return
+    for i in range(n):
+        buf[i] = mu * buf[i] + G[i]
+        step = G[i] + mu * buf[i] if nesterov else buf[i]
+        P[i] = P[i] - rate * step
+
+
+cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
+                             floating* G,         # IN    (n,) dJ/dP
+                             floating* m,         # INOUT (n,) first moment, zeros at first
+                             floating* v,         # INOUT (n,) second moment, zeros at first
+                             Py_ssize_t n, double lr, double beta1, double beta2, double eps,
+                             long long t) noexcept nogil:
+    """Adam step number t >= 1: m, v moving averages of g and g^2; P -= lr m_hat / (sqrt(v_hat) + eps)."""
+    cdef Py_ssize_t i
+    cdef double bias1 = 1 - beta1 ** t
+    cdef floating step_size = <floating>(lr / bias1)
+    cdef floating bias2_sqrt = <floating>sqrt(1 - beta2 ** t)
+    cdef floating w = <floating>(1 - beta1), b2 = <floating>beta2, e = <floating>eps
+    cdef floating denom
+    for i in range(n):
+        # the operations in the order torch.optim.Adam does them (lerp, addcmul, addcdiv), so
+        # float64 trajectories agree to the last bits
+        if w < 0.5:
+            m[i] = m[i] + w * (G[i] - m[i])
+        else:
+            m[i] = G[i] - (G[i] - m[i]) * (1 - w)
+        v[i] = v[i] * b2 + (1 - b2) * G[i] * G[i]
+        denom = <floating>sqrt(v[i]) / bias2_sqrt + e
+        P[i] = P[i] - step_size * m[i] / denom

@@ -1,0 +1,109 @@
+"""Checks and conversions of user input, done once before anything reaches the compiled kernels.
+
+The kernels run without bounds checks, so every array that reaches them is C-contiguous, of the
+network's dtype, finite, and of the shape they expect: that is established here.
+"""
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from fastnn._engine import all_finite
+
+
+def check_int(name, value, minimum):
+    """``value`` as an int >= minimum; TypeError for non-integers (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_real(name, value, low=None, high=None, high_open=False):
+    """``value`` as a finite float in [low, high] (or [low, high) with high_open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_choice(name, value, choices):
+    """``value`` if it is one of the names in ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {sorted(choices)}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
+    return value
+
+
+def as_numeric_array(name, data):
+    """``data`` as a NumPy array of numbers (bool, integer or real), without copying if it is one."""
+    if data is None or isinstance(data, (str, bytes)):
+        raise TypeError(f"{name} must be an array-like of numbers, got {type(data).__name__}")
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} could not be read as a rectangular array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
+    return array
+
+
+def as_matrix(name, data, n_columns, dtype):
+    """``data`` as a finite C-contiguous (N, n_columns) array of dtype (a copy only if needed)."""
+    array = as_numeric_array(name, data)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-dimensional with shape (n_samples, {n_columns}), got shape "
+            f"{array.shape}; use .reshape(-1, {n_columns}) for a single "
+            f"{'feature' if n_columns == 1 else 'sample'}")
+    if array.shape[1] != n_columns:
+        raise ValueError(f"{name} has {array.shape[1]} columns, the network expects {n_columns}")
+    return finite(name, np.ascontiguousarray(array, dtype=dtype))
+
+
+def finite(name, array):
+    """``array`` if no element is NaN or infinite, else a ValueError."""
+    if not all_finite(array):
+        raise ValueError(f"{name} contains NaN or infinity (in {array.dtype})")
+    return array
+
+
+def as_targets(data, n_samples, n_outputs, dtype, labels):
+    """Targets as a finite C-contiguous (n_samples, n_outputs) array of dtype.
+
+    With ``labels`` (softmax cross-entropy), a 1-D array of integer class labels in
+    0..n_outputs-1 is accepted too and turned into one-hot rows.
+    """
+    array = as_numeric_array("Y", data)
+    if array.ndim == 1 and labels:
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError("Y given as a 1-D array must hold integer class labels")
+        if array.size and (array.min() < 0 or array.max() >= n_outputs):
+            raise ValueError(
+                f"class labels in Y must be in 0..{n_outputs - 1}, got values from "
+                f"{array.min():g} to {array.max():g}")
+        onehot = np.zeros((array.shape[0], n_outputs), dtype=dtype)
+        onehot[np.arange(array.shape[0]), array.astype(np.intp)] = 1
+        array = onehot
+    elif array.ndim == 1 and n_outputs == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != n_outputs:
+        expected = f"({n_samples}, {n_outputs})" + (f" or integer labels ({n_samples},)" if labels else "")
+        raise ValueError(f"Y must have shape {expected}, got {array.shape}")
+    if array.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} rows but Y has {array.shape[0]}")
+    return finite("Y", np.ascontiguousarray(array, dtype=dtype))

@@ -1,0 +1,194 @@
+"""Optimizers: the update rules of ``torch.optim.SGD`` and ``torch.optim.Adam``.
+
+An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
+allocated at its first update as flat vectors like the network's parameters. The updates
+themselves run in compiled code (``fastnn/_updates.pxd``).
+"""
+import weakref
+
+from fastnn._engine import UPDATES, UpdateRule
+from fastnn._validation import check_real
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Base class of the optimizers; use `SGD` or `Adam`.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite and >= 0.
+    """
+
+    def __init__(self, lr):
+        self._rule = UpdateRule(UPDATES[self._kind], 0.0)
+        self._network = None
+        self.lr = lr
+
+    @property
+    def lr(self):
+        """The learning rate."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = check_real("lr", value, low=0)
+        self._sync()
+
+    @property
+    def steps(self):
+        """The number of updates made so far."""
+        return self._rule.t
+
+    def reset(self):
+        """Forget the state and the network it belongs to; the next update starts afresh."""
+        self._network = None
+
+    def _sync(self):
+        raise NotImplementedError
+
+    def _rule_for(self, network):
+        """The compiled rule, with state allocated for ``network`` at its first use."""
+        owner = self._network() if self._network is not None else None
+        if owner is not network:
+            if owner is not None:
+                raise ValueError(
+                    "this optimizer holds the state of another network; create one optimizer per "
+                    "network, or call reset() first")
+            self._rule.allocate(network.params.size, network.params.dtype)
+            self._network = weakref.ref(network)
+        return self._rule
+
+    def _state(self):
+        """Copies of the state vectors and the step count (for restoring after a failed epoch)."""
+        return (self._rule.state1.copy(), self._rule.state2.copy(), self._rule.t)
+
+    def _restore(self, state):
+        self._rule.state1[:], self._rule.state2[:], self._rule.t = state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    ``buf = momentum * buf + g`` (``buf = g`` at the first step), then
+    ``w -= lr * (g + momentum * buf)`` with Nesterov or ``w -= lr * buf`` without;
+    ``w -= lr * g`` when momentum is 0.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, finite and >= 0.
+    momentum : float, default 0.0
+        The momentum factor, finite and >= 0.
+    nesterov : bool, default False
+        Use Nesterov momentum (needs momentum > 0).
+    """
+
+    _kind = "sgd"
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
+        self._momentum, self._nesterov = 0.0, False
+        super().__init__(lr)
+        self._check_nesterov(check_real("momentum", momentum, low=0), nesterov)
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    @property
+    def momentum(self):
+        """The momentum factor."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value):
+        value = check_real("momentum", value, low=0)
+        self._check_nesterov(value, self._nesterov)
+        self._momentum = value
+        self._sync()
+
+    @property
+    def nesterov(self):
+        """Whether the momentum is Nesterov's."""
+        return self._nesterov
+
+    @nesterov.setter
+    def nesterov(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"nesterov must be True or False, got {value!r}")
+        self._check_nesterov(self._momentum, value)
+        self._nesterov = value
+        self._sync()
+
+    @staticmethod
+    def _check_nesterov(momentum, nesterov):
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+
+    def _sync(self):
+        self._rule.set(self._lr, self._momentum, self._nesterov, 0.0, 0.0, 0.0)
+
+    def __repr__(self):
+        return f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r})"
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, as ``torch.optim.Adam``.
+
+    ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``, then at step t
+    ``w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate, finite and >= 0.
+    beta1, beta2 : float, default 0.9, 0.999
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, finite and >= 0.
+    """
+
+    _kind = "adam"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+        self._beta1, self._beta2, self._eps = 0.9, 0.999, 1e-8
+        super().__init__(lr)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+
+    @property
+    def beta1(self):
+        """Decay rate of the first moment estimate."""
+        return self._beta1
+
+    @beta1.setter
+    def beta1(self, value):
+        self._beta1 = check_real("beta1", value, low=0, high=1, high_open=True)
+        self._sync()
+
+    @property
+    def beta2(self):
+        """Decay rate of the second moment estimate."""
+        return self._beta2
+
+    @beta2.setter
+    def beta2(self, value):
+        self._beta2 = check_real("beta2", value, low=0, high=1, high_open=True)
+        self._sync()
+
+    @property
+    def eps(self):
+        """Added to the denominator for numerical stability."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value):
+        self._eps = check_real("eps", value, low=0)
+        self._sync()
+
+    def _sync(self):
+        self._rule.set(self._lr, 0.0, False, self._beta1, self._beta2, self._eps)
+
+    def __repr__(self):
+        return (f"Adam(lr={self._lr!r}, beta1={self._beta1!r}, beta2={self._beta2!r}, "
+                f"eps={self._eps!r})")

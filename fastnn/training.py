@@ -1,0 +1,183 @@
+"""Training by minibatches: `fit` and its `History`.
+
+The minibatch loop itself (gather, forward, backward, update, loss accumulation) runs in compiled
+code for a whole epoch at a time; Python is entered once per epoch, for validation, early stopping,
+the history and progress.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastnn._engine import all_finite
+from fastnn._validation import check_int, check_real
+from fastnn.optimizers import Adam, Optimizer
+
+__all__ = ["History", "fit"]
+
+
+@dataclass
+class History:
+    """What `fit` recorded, one entry per epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        The training objective of each epoch: the mean over its samples of J on their batch,
+        taken before each batch's update (as Keras and scikit-learn report it).
+    val_loss : list of float
+        The objective on the validation data after each epoch (empty without validation data).
+    best_epoch : int or None
+        Index of the epoch with the lowest validation loss (the lowest training loss without
+        validation data); None if no epoch ran. With early stopping, the network ends with the
+        weights of this epoch.
+    stopped_early : bool
+        Whether early stopping ended the training before ``epochs``.
+    """
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    best_epoch: int = None
+    stopped_early: bool = False
+
+    @property
+    def epochs(self):
+        """The number of epochs run."""
+        return len(self.loss)
+
+
+def check_optimizer(optimizer):
+    """``optimizer`` if it is a fastnn optimizer, else a TypeError."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastnn optimizer (fastnn.SGD, fastnn.Adam), got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
+def _split(net, X, Y, validation_data, validation_split):
+    """Training and validation arrays (validation ones None when there is no validation)."""
+    X, Y = net._data(X, Y)
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("give validation_data or validation_split, not both")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, Y_val)")
+        try:
+            X_val, Y_val = net._data(*validation_data)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"validation_data: {error}") from None
+        return X, Y, X_val, Y_val
+    if not validation_split:
+        return X, Y, None, None
+    # As Keras does: the last fraction of the rows, taken before any shuffling.
+    n_train = int(X.shape[0] * (1 - validation_split))
+    if n_train == 0 or n_train == X.shape[0]:
+        raise ValueError(f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+                         f"{'no training' if n_train == 0 else 'no validation'} samples")
+    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
+
+
+def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
+        validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
+        min_delta=0.0, verbose=0):
+    """Train ``net`` on (X, Y) by minibatch updates.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+    X : array-like of shape (N, n_in)
+    Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
+    optimizer : fastnn.SGD or fastnn.Adam, optional
+        Default ``Adam()``. Its state carries over between calls to fit with the same optimizer.
+    epochs : int, default 10
+        Passes over the training data (>= 0).
+    batch_size : int, default 32
+        Rows per update (>= 1); the last, smaller batch of an epoch is used, not dropped.
+    shuffle : bool, default True
+        Visit the rows in a new random order each epoch; in their order when False.
+    seed : int or None
+        Seed of the shuffling.
+    validation_data : pair (X_val, Y_val), optional
+        Data on which the objective is measured after each epoch.
+    validation_split : float in [0, 1), default 0.0
+        Instead of validation_data, hold out this last fraction of the rows (before shuffling).
+    early_stopping : bool, default False
+        Stop when the validation loss has not improved by more than ``min_delta`` for
+        ``patience`` epochs, and end with the weights of the best epoch. Needs validation.
+    patience : int, default 10
+        Epochs without improvement before stopping (>= 1).
+    min_delta : float, default 0.0
+        The least decrease of the validation loss that counts as an improvement (>= 0).
+    verbose : int, default 0
+        1 prints one line per epoch.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    FloatingPointError
+        If the training loss becomes NaN or infinite. The network and the optimizer are then
+        restored to their state at the start of that epoch, the last one whose weights were finite
+        and gave a finite loss.
+    """
+    optimizer = Adam() if optimizer is None else check_optimizer(optimizer)
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    validation_split = check_real("validation_split", validation_split, low=0, high=1,
+                                  high_open=True)
+    patience = check_int("patience", patience, 1)
+    min_delta = check_real("min_delta", min_delta, low=0)
+    verbose = check_int("verbose", verbose, 0)
+    X, Y, X_val, Y_val = _split(net, X, Y, validation_data, validation_split)
+    if early_stopping and X_val is None:
+        raise ValueError("early_stopping watches the validation loss: give validation_data or "
+                         "validation_split > 0")
+    rule = optimizer._rule_for(net)
+    rng = np.random.default_rng(seed)
+    engine, n = net._engine, X.shape[0]
+    n_batches = -(-n // batch_size)
+    history = History()
+    best, best_params, waited = math.inf, None, 0
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        snapshot = (net.params.copy(), optimizer._state())
+        order = rng.permutation(n) if shuffle else None
+        total, done = engine.epoch(X, Y, order, batch_size, rule)
+        loss = total / n
+        val_loss = engine.loss(X_val, Y_val) if X_val is not None else None
+        finite = done == n_batches and all_finite(net.params) and (
+            val_loss is None or math.isfinite(val_loss))
+        if not finite:
+            net.params[:] = snapshot[0]
+            optimizer._restore(snapshot[1])
+            raise FloatingPointError(
+                f"the loss became NaN or infinite in epoch {epoch + 1}; the network and the "
+                f"optimizer were restored to their state at the start of that epoch (lower the "
+                f"learning rate?)")
+        history.loss.append(loss)
+        watched = loss if val_loss is None else val_loss
+        if val_loss is not None:
+            history.val_loss.append(val_loss)
+        if watched < best - min_delta or history.best_epoch is None:
+            best, history.best_epoch, waited = watched, epoch, 0
+            if early_stopping:
+                best_params = net.params.copy()
+        else:
+            waited += 1
+        if verbose:
+            line = f"epoch {epoch + 1}/{epochs} - loss {loss:.6g}"
+            if val_loss is not None:
+                line += f" - val_loss {val_loss:.6g}"
+            print(f"{line} - {time.perf_counter() - started:.3f}s", file=sys.stdout, flush=True)
+        if early_stopping and waited >= patience:
+            history.stopped_early = True
+            break
+    if early_stopping and best_params is not None:
+        net.params[:] = best_params
+    return history
