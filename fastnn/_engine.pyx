@@ -6,6 +6,9 @@
 # Python layer in fastnn/network.py; nothing here checks them again.
 cimport numpy as cnp
 import numpy as np
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
+                               PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
+                               PyThread_type_lock)
 from cython cimport floating
 from libc.math cimport isfinite
 
@@ -300,6 +303,8 @@ cdef class Engine:
     The objective on a batch of N rows with sample weights s (ones when None) is
     ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum_l ||W_l||^2 [/ S]`` with ``S = sum_i s_i``.
     Arrays passed to the methods are C-contiguous, of the engine's dtype, with N >= 1 rows.
+    The methods hold a lock: the passes run without the GIL, and two threads using one network
+    at once must not share (or reallocate) its workspace.
     """
     cdef Arch arch
     cdef bint is_double
@@ -308,6 +313,22 @@ cdef class Engine:
     cdef readonly cnp.ndarray params   # (n_params,) W_1, b_1, W_2, b_2, ...
     cdef readonly cnp.ndarray grad     # (n_params,) laid out as params
     cdef cnp.ndarray work
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("could not allocate the engine's lock")
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef void acquire(self) noexcept:
+        """Take the lock, waiting without the GIL (its holder may need the GIL to finish)."""
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
 
     def __init__(self, sizes, int hidden, int output, int loss, double l2, dtype,
                  double loss_scale=1, bint l2_per_sample=False):
@@ -375,6 +396,13 @@ cdef class Engine:
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
         """out = the network's output on X (N, n_in); out is (N, n_out)."""
+        self.acquire()
+        try:
+            self._forward_blocks(X, out)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef void _forward_blocks(self, cnp.ndarray X, cnp.ndarray out):
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
         for k in range((N + block - 1) // block):
@@ -400,6 +428,13 @@ cdef class Engine:
 
     def loss(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
         """The objective J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None."""
+        self.acquire()
+        try:
+            return self._loss_blocks(X, Y, s)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef double _loss_blocks(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s):
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
         cdef double total = 0
@@ -432,11 +467,15 @@ cdef class Engine:
     def gradients(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
         """J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None; self.grad = dJ/dparams."""
         cdef Py_ssize_t N = X.shape[0]
-        self.reserve(N)
-        if self.is_double:
-            return self._gradients[double](<double*>data(X), <double*>data(Y),
-                                           <double*>optional(s), N)
-        return self._gradients[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N)
+        self.acquire()
+        try:
+            self.reserve(N)
+            if self.is_double:
+                return self._gradients[double](<double*>data(X), <double*>data(Y),
+                                               <double*>optional(s), N)
+            return self._gradients[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N)
+        finally:
+            PyThread_release_lock(self.lock)
 
     cdef double _gradients(self, floating* X, floating* Y, floating* s, Py_ssize_t N) noexcept:
         cdef floating* P = <floating*>data(self.params)
@@ -453,18 +492,25 @@ cdef class Engine:
         """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one update by
         rule (none if J is not finite)."""
         cdef Py_ssize_t N = X.shape[0]
-        self.reserve(N)
-        if self.is_double:
-            return self._step[double](<double*>data(X), <double*>data(Y), <double*>optional(s), N,
-                                      rule)
-        return self._step[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N, rule)
+        self.acquire()
+        try:
+            self.reserve(N)
+            if self.is_double:
+                return self._step[double](<double*>data(X), <double*>data(Y),
+                                          <double*>optional(s), N, rule)
+            return self._step[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N,
+                                     rule)
+        finally:
+            PyThread_release_lock(self.lock)
 
     cdef double _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
                       UpdateRule rule) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* G = <floating*>data(self.grad)
-        cdef floating* S1 = <floating*>data(rule.state1)
-        cdef floating* S2 = <floating*>data(rule.state2)
+        # local references keep the state alive should another thread reset the optimizer
+        cdef cnp.ndarray state1 = rule.state1, state2 = rule.state2
+        cdef floating* S1 = <floating*>data(state1)
+        cdef floating* S2 = <floating*>data(state2)
         cdef floating* work = <floating*>data(self.work)
         cdef double J
         with nogil:
@@ -487,13 +533,17 @@ cdef class Engine:
         cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
         cdef double total = 0
         cdef Py_ssize_t done
-        self.reserve(min(batch_size, N))
-        if self.is_double:
-            done = self._epoch[double](<double*>data(X), <double*>data(Y), <double*>optional(s), N,
-                                       rows, batch_size, rule, &total)
-        else:
-            done = self._epoch[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N,
-                                      rows, batch_size, rule, &total)
+        self.acquire()
+        try:
+            self.reserve(min(batch_size, N))
+            if self.is_double:
+                done = self._epoch[double](<double*>data(X), <double*>data(Y),
+                                           <double*>optional(s), N, rows, batch_size, rule, &total)
+            else:
+                done = self._epoch[float](<float*>data(X), <float*>data(Y), <float*>optional(s),
+                                          N, rows, batch_size, rule, &total)
+        finally:
+            PyThread_release_lock(self.lock)
         return total, done
 
     cdef Py_ssize_t _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
@@ -501,8 +551,10 @@ cdef class Engine:
                            double* total) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* G = <floating*>data(self.grad)
-        cdef floating* S1 = <floating*>data(rule.state1)
-        cdef floating* S2 = <floating*>data(rule.state2)
+        # local references keep the state alive should another thread reset the optimizer
+        cdef cnp.ndarray state1 = rule.state1, state2 = rule.state2
+        cdef floating* S1 = <floating*>data(state1)
+        cdef floating* S2 = <floating*>data(state2)
         cdef floating* work = <floating*>data(self.work)
         cdef Py_ssize_t done
         with nogil:
