@@ -14,7 +14,7 @@ from libc.math cimport isfinite
 
 from fastnn._activations cimport (IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, activation_forward,
                                   activation_backward)
-from fastnn._dense cimport dense_forward, dense_backward
+from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._updates cimport sgd_update, adam_update
 
@@ -134,8 +134,12 @@ cdef void backward_pass(Arch* a, floating* P, floating* G, floating* work,
                         floating* X,                   # IN (N, sizes[0])
                         floating* Y,                   # IN (N, sizes[L])
                         floating* s,                   # IN (N,) sample weights, or NULL
-                        Py_ssize_t N, double S) noexcept nogil:
-    """G = dJ/dP (see Arch for J; S = sum_i s_i), after forward_pass on X."""
+                        Py_ssize_t N, double S, double descend) noexcept nogil:
+    """G = dJ/dP (see Arch for J; S = sum_i s_i), after forward_pass on X.
+
+    With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
+    layer as the gradient is found, and leave G alone.
+    """
     cdef Py_ssize_t l, i, size, L = a.n_layers
     cdef floating* D = work + a.d_off[0]
     cdef floating* D_prev = work + a.d_off[1]
@@ -146,14 +150,19 @@ cdef void backward_pass(Arch* a, floating* P, floating* G, floating* work,
                   <floating>(a.loss_scale / S))
     for l in range(L - 1, -1, -1):
         A_prev = X if l == 0 else work + a.a_off[l]
-        dense_backward(D_prev if l > 0 else NULL, G + a.w_off[l], G + a.b_off[l], D, A_prev,
-                       P + a.w_off[l], N, a.sizes[l], a.sizes[l + 1])
+        if descend > 0:
+            dense_backward_descend(D_prev if l > 0 else NULL, P + a.w_off[l], P + a.b_off[l], D,
+                                   A_prev, N, a.sizes[l], a.sizes[l + 1], <floating>descend,
+                                   decay)
+        else:
+            dense_backward(D_prev if l > 0 else NULL, G + a.w_off[l], G + a.b_off[l], D, A_prev,
+                           P + a.w_off[l], N, a.sizes[l], a.sizes[l + 1])
         if l > 0:
             activation_backward(D_prev, A_prev, N, a.sizes[l], a.hidden)
             swap = D
             D = D_prev
             D_prev = swap
-    if decay != 0:
+    if decay != 0 and descend <= 0:
         for l in range(L):
             size = a.sizes[l] * a.sizes[l + 1]
             for i in range(size):
@@ -183,7 +192,12 @@ cdef double train_step(Arch* a, Rule* r, floating* P, floating* G, floating* S1,
     J = objective(a, P, forward_loss(a, P, work, X, Y, s, N), S)
     if not isfinite(J):
         return J
-    backward_pass(a, P, G, work, X, Y, s, N, S)
+    if r.kind == SGD and r.momentum == 0 and r.lr > 0:
+        # plain gradient descent needs no stored gradient: step inside the backward pass
+        r.t += 1
+        backward_pass(a, P, G, work, X, Y, s, N, S, r.lr)
+        return J
+    backward_pass(a, P, G, work, X, Y, s, N, S, 0)
     update(a, r, P, G, S1, S2)
     return J
 
@@ -485,7 +499,7 @@ cdef class Engine:
         with nogil:
             S = weight_sum(s, N)
             J = objective(&self.arch, P, forward_loss(&self.arch, P, work, X, Y, s, N), S)
-            backward_pass(&self.arch, P, G, work, X, Y, s, N, S)
+            backward_pass(&self.arch, P, G, work, X, Y, s, N, S, 0)
         return J
 
     def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule):
