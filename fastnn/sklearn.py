@@ -34,9 +34,13 @@ Differences from scikit-learn that remain
 - Adam: fastnn's update is torch's, ``lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``;
   scikit-learn's is ``lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``. The two are the same
   with scikit-learn's ``eps`` replaced by ``eps sqrt(1 - b2^t)`` (``eps / 31`` at the first step,
-  ``eps`` after a few thousand). ``sqrt(v)`` is far above ``1e-8`` for every weight whose
-  gradient is not zero, so the trajectories agree to about 1e-6 relative (measured on digits, see
-  tests/test_sklearn.py); parameters whose gradient is exactly zero do not move in either.
+  ``eps`` after a few thousand). It matters only where ``sqrt(v)`` is near ``eps``: weights of
+  inputs that are almost always zero (digits' border pixels), which move up to twice as far in
+  fastnn's first steps. Measured on digits with the defaults (hidden layer of 100, random_state=0):
+  the loss curves agree to 2e-3 relative over the first 20 epochs, then drift apart as any
+  perturbation of a non-convex fit does; after 200 epochs the training losses differ by 6%
+  relative (of a loss near 0.01), the predictions agree on 99.6% of the held-out digits and the
+  accuracy is the same (0.980).
 - SGD momentum: fastnn's is torch's (a buffer of gradients scaled by the current rate), which is
   identical to scikit-learn's velocity for a constant rate. When 'invscaling' or 'adaptive' change
   the rate between epochs, the buffer is rescaled by ``old_rate / new_rate``, which keeps the two
@@ -56,8 +60,9 @@ Differences from scikit-learn that remain
   not affected.
 - L-BFGS with several regression outputs: scikit-learn gives L-BFGS a loss divided by n_outputs but
   a gradient that is not, so its line search works on an inconsistent pair; fastnn gives the
-  consistent pair (the objective whose gradient it is). Identical for one output and for
-  classification.
+  consistent pair (the objective whose gradient it is). The fits agree while L-BFGS takes full
+  steps and part once a line search shortens one (diabetes, 3 outputs: equal to 1e-13 after 20
+  iterations, predictions 0.1 apart after 50). Identical for one output and for classification.
 - ``loss="poisson"`` of `MLPRegressor` is rejected (fastnn has no exponential output and no
   Poisson deviance); only ``"squared_error"`` is accepted.
 - Sparse X is accepted and converted to a dense array (the kernels are dense), which needs
