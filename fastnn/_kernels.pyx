@@ -47,15 +47,18 @@ def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
                     &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
 
 
-def loss_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] Y, int out_act, int loss):
-    """The sum over the rows of the per-sample loss L_i."""
-    return _loss_forward(&Z[0, 0], &A[0, 0], &Y[0, 0], Z.shape[0], Z.shape[1], out_act, loss)
+def loss_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] Y, int out_act, int loss,
+                 floating[::1] s=None):
+    """sum_i s_i L_i over the rows (weights s default to ones)."""
+    return _loss_forward(&Z[0, 0], &A[0, 0], &Y[0, 0], &s[0] if s is not None else NULL,
+                         Z.shape[0], Z.shape[1], out_act, loss)
 
 
 def loss_backward(floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] Y, int out_act,
-                  int loss, floating scale):
-    """D = dJ/dZ for J = scale * sum_i L_i."""
-    _loss_backward(&D[0, 0], &A[0, 0], &Y[0, 0], A.shape[0], A.shape[1], out_act, loss, scale)
+                  int loss, floating scale, floating[::1] s=None):
+    """D = dJ/dZ for J = scale * sum_i s_i L_i (weights s default to ones)."""
+    _loss_backward(&D[0, 0], &A[0, 0], &Y[0, 0], &s[0] if s is not None else NULL, A.shape[0],
+                   A.shape[1], out_act, loss, scale)
 
 
 def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, double momentum,

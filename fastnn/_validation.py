@@ -107,3 +107,18 @@ def as_targets(data, n_samples, n_outputs, dtype, labels):
     if array.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} rows but Y has {array.shape[0]}")
     return finite("Y", np.ascontiguousarray(array, dtype=dtype))
+
+
+def as_sample_weight(data, n_samples, dtype):
+    """Sample weights as a finite, non-negative C-contiguous (n_samples,) array of dtype, or None."""
+    if data is None:
+        return None
+    array = as_numeric_array("sample_weight", data)
+    if array.ndim == 0:
+        array = np.full(n_samples, array)
+    if array.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {array.shape}")
+    array = finite("sample_weight", np.ascontiguousarray(array, dtype=dtype))
+    if n_samples and (array.min() < 0 or array.sum() <= 0):
+        raise ValueError("sample_weight must be >= 0 with a positive sum")
+    return array

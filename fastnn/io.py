@@ -26,12 +26,6 @@ class ModelFileNotFoundError(FileNotFoundError, ValueError):
     """A model file, or the folder to save one into, that does not exist."""
 
 
-def _config(net):
-    return {"sizes": list(net.sizes), "activation": net.activation,
-            "output_activation": net.output_activation, "loss": net.loss_name, "l2": net.l2,
-            "dtype": net.dtype.name}
-
-
 def save(net, path):
     """Write ``net`` to ``path``, atomically: an existing file there is replaced only once the
     new one is complete, so a failed save never leaves a damaged model behind.
@@ -52,7 +46,7 @@ def save(net, path):
     try:
         with os.fdopen(handle, "wb") as f:
             np.savez(f, format=np.array(FORMAT), version=np.array(VERSION),
-                     config=np.array(json.dumps(_config(net))), params=net.params)
+                     config=np.array(json.dumps(net.config())), params=net.params)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -98,10 +92,8 @@ def load(path):
         raise ModelFileError(f"{path!r} is not a readable fastnn model file (truncated or "
                              f"damaged?): {error}") from None
     try:
-        net = network.MLP(config["sizes"], activation=config["activation"],
-                          output_activation=config["output_activation"], loss=config["loss"],
-                          l2=config["l2"], dtype=config["dtype"])
-    except (KeyError, TypeError, ValueError) as error:
+        net = network.MLP.from_config(config)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelFileError(f"{path!r} holds an invalid fastnn architecture: {error}") from None
     if params.dtype != net.dtype or params.shape != net.params.shape:
         raise ModelFileError(f"{path!r} holds {params.shape} parameters of {params.dtype}; its "

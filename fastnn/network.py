@@ -5,7 +5,8 @@ import numpy as np
 
 from fastnn import io, training
 from fastnn._engine import ACTIVATIONS, LOSSES, Engine
-from fastnn._validation import as_matrix, as_targets, check_choice, check_int, check_real
+from fastnn._validation import (as_matrix, as_sample_weight, as_targets, check_choice,
+                                check_int, check_real)
 
 __all__ = ["MLP"]
 
@@ -67,6 +68,7 @@ class MLP:
         self._engine = Engine(self.sizes, ACTIVATIONS[self.activation],
                               ACTIVATIONS[self.output_activation], LOSSES[self.loss_name],
                               self.l2, self.dtype)
+        self._loss_scale, self._l2_per_sample = 1.0, False
         self.weights, self.biases = [], []
         offset = 0
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
@@ -86,6 +88,40 @@ class MLP:
         values = as_matrix("params", np.reshape(np.asarray(values), (1, -1)), self.params.size,
                            self.dtype)
         self.params[:] = values[0]
+
+    def config(self):
+        """The constructor's arguments (but the seed) and the objective's scaling, as a dict."""
+        return {"sizes": list(self.sizes), "activation": self.activation,
+                "output_activation": self.output_activation, "loss": self.loss_name,
+                "l2": self.l2, "dtype": self.dtype.name, "loss_scale": self._loss_scale,
+                "l2_per_sample": self._l2_per_sample}
+
+    @classmethod
+    def from_config(cls, config):
+        """A network with zero parameters built from `config` (as `MLP.config` returns it)."""
+        net = cls(config["sizes"], activation=config["activation"],
+                  output_activation=config["output_activation"], loss=config["loss"],
+                  l2=config["l2"], dtype=config["dtype"], seed=0)
+        net._scale_objective(config.get("loss_scale", 1.0), config.get("l2_per_sample", False))
+        net.params[:] = 0
+        return net
+
+    def _scale_objective(self, loss_scale, l2_per_sample):
+        """Use ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum ||W||^2 [/ S if l2_per_sample]``.
+
+        fastnn.sklearn sets scikit-learn's objective this way (loss_scale 1/2 for squared error,
+        the penalty per sample).
+        """
+        self._loss_scale = check_real("loss_scale", loss_scale, low=0)
+        self._l2_per_sample = bool(l2_per_sample)
+        self._engine.set_objective(self._loss_scale, self._l2_per_sample)
+
+    def __getstate__(self):
+        return {"config": self.config(), "params": self.params.copy()}
+
+    def __setstate__(self, state):
+        self.__dict__.update(MLP.from_config(state["config"]).__dict__)
+        self.params[:] = state["params"]
 
     @property
     def n_params(self):
@@ -114,7 +150,8 @@ class MLP:
     def _inputs(self, X):
         return as_matrix("X", X, self.sizes[0], self.dtype)
 
-    def _data(self, X, Y):
+    def _data(self, X, Y, sample_weight=None):
+        """Checked, converted (X, Y, sample_weight) for the engine."""
         X = self._inputs(X)
         if X.shape[0] == 0:
             raise ValueError("X and Y are empty: at least one sample is needed")
@@ -122,7 +159,7 @@ class MLP:
         Y = as_targets(Y, X.shape[0], self.sizes[-1], self.dtype, labels)
         if self.loss_name == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
             raise ValueError("cross_entropy targets must be probabilities in [0, 1]")
-        return X, Y
+        return X, Y, as_sample_weight(sample_weight, X.shape[0], self.dtype)
 
     def forward(self, X):
         """The output activations for the rows of X.
@@ -143,7 +180,7 @@ class MLP:
 
     predict = forward
 
-    def loss(self, X, Y):
+    def loss(self, X, Y, sample_weight=None):
         """The objective ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` on (X, Y).
 
         Parameters
@@ -151,20 +188,25 @@ class MLP:
         X : array-like of shape (N, n_in)
         Y : array-like of shape (N, n_out)
             Targets; for softmax cross-entropy also integer labels of shape (N,).
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights s_i: the mean over the samples becomes the weighted mean
+            ``sum_i s_i L_i / sum_i s_i``.
 
         Returns
         -------
         float
         """
-        return self._engine.loss(*self._data(X, Y))
+        return self._engine.loss(*self._data(X, Y, sample_weight))
 
-    def gradients(self, X, Y):
+    def gradients(self, X, Y, sample_weight=None):
         """The objective on (X, Y) and its gradient.
 
         Parameters
         ----------
         X : array-like of shape (N, n_in)
         Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights of the samples (see `loss`).
 
         Returns
         -------
@@ -174,7 +216,7 @@ class MLP:
         db : list of ndarray
             ``dJ/db_l``, new arrays shaped like ``biases``.
         """
-        J = self._engine.gradients(*self._data(X, Y))
+        J = self._engine.gradients(*self._data(X, Y, sample_weight))
         grad = self._engine.grad.copy()
         dW, db, offset = [], [], 0
         for W, b in zip(self.weights, self.biases):
@@ -184,7 +226,7 @@ class MLP:
             offset += b.size
         return J, dW, db
 
-    def train_step(self, X, Y, optimizer):
+    def train_step(self, X, Y, optimizer, sample_weight=None):
         """One update of the parameters by ``optimizer`` on the batch (X, Y).
 
         Parameters
@@ -192,6 +234,8 @@ class MLP:
         X : array-like of shape (N, n_in)
         Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
         optimizer : fastnn.SGD or fastnn.Adam
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights of the samples (see `loss`).
 
         Returns
         -------
@@ -204,8 +248,8 @@ class MLP:
             If J is not finite; the parameters are then left as they were.
         """
         rule = training.check_optimizer(optimizer)._rule_for(self)
-        X, Y = self._data(X, Y)
-        J = self._engine.step(X, Y, rule)
+        X, Y, s = self._data(X, Y, sample_weight)
+        J = self._engine.step(X, Y, s, rule)
         if not math.isfinite(J):
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (lower the learning rate?)")
@@ -213,7 +257,7 @@ class MLP:
 
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-            min_delta=0.0, verbose=0):
+            min_delta=0.0, verbose=0, sample_weight=None):
         """Train on (X, Y) by minibatches; see `fastnn.training.fit` for every parameter.
 
         Returns
@@ -224,7 +268,7 @@ class MLP:
                             batch_size=batch_size, shuffle=shuffle, seed=seed,
                             validation_data=validation_data, validation_split=validation_split,
                             early_stopping=early_stopping, patience=patience,
-                            min_delta=min_delta, verbose=verbose)
+                            min_delta=min_delta, verbose=verbose, sample_weight=sample_weight)
 
     def save(self, path):
         """Write the architecture, dtype and parameters to ``path`` (see `fastnn.load`)."""

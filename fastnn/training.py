@@ -56,32 +56,37 @@ def check_optimizer(optimizer):
     return optimizer
 
 
-def _split(net, X, Y, validation_data, validation_split):
-    """Training and validation arrays (validation ones None when there is no validation)."""
-    X, Y = net._data(X, Y)
+def _split(net, X, Y, sample_weight, validation_data, validation_split):
+    """The checked training data (X, Y, s) and validation data (None without validation)."""
+    train = net._data(X, Y, sample_weight)
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_data or validation_split, not both")
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, Y_val)")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a pair (X_val, Y_val) or a triple "
+                             "(X_val, Y_val, sample_weight_val)")
         try:
-            X_val, Y_val = net._data(*validation_data)
+            return train, net._data(*validation_data)
         except (ValueError, TypeError) as error:
             raise type(error)(f"validation_data: {error}") from None
-        return X, Y, X_val, Y_val
     if not validation_split:
-        return X, Y, None, None
+        return train, None
     # As Keras does: the last fraction of the rows, taken before any shuffling.
-    n_train = int(X.shape[0] * (1 - validation_split))
-    if n_train == 0 or n_train == X.shape[0]:
-        raise ValueError(f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+    n = train[0].shape[0]
+    n_train = int(n * (1 - validation_split))
+    if n_train == 0 or n_train == n:
+        raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
                          f"{'no training' if n_train == 0 else 'no validation'} samples")
-    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
+    parts = [(a[:n_train], a[n_train:]) if a is not None else (None, None) for a in train]
+    train, validation = tuple(p[0] for p in parts), tuple(p[1] for p in parts)
+    if train[2] is not None and (train[2].sum() <= 0 or validation[2].sum() <= 0):
+        raise ValueError("validation_split leaves a part whose sample weights are all zero")
+    return train, validation
 
 
 def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-        min_delta=0.0, verbose=0):
+        min_delta=0.0, verbose=0, sample_weight=None):
     """Train ``net`` on (X, Y) by minibatch updates.
 
     Parameters
@@ -99,7 +104,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         Visit the rows in a new random order each epoch; in their order when False.
     seed : int or None
         Seed of the shuffling.
-    validation_data : pair (X_val, Y_val), optional
+    validation_data : pair (X_val, Y_val) or triple (X_val, Y_val, sample_weight_val), optional
         Data on which the objective is measured after each epoch.
     validation_split : float in [0, 1), default 0.0
         Instead of validation_data, hold out this last fraction of the rows (before shuffling).
@@ -112,6 +117,9 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         The least decrease of the validation loss that counts as an improvement (>= 0).
     verbose : int, default 0
         1 prints one line per epoch.
+    sample_weight : array-like of shape (N,), optional
+        Non-negative weights of the samples: each batch's objective is its weighted mean
+        ``sum_i s_i L_i / sum_i s_i`` (a batch whose weights are all zero makes no update).
 
     Returns
     -------
@@ -134,23 +142,24 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     patience = check_int("patience", patience, 1)
     min_delta = check_real("min_delta", min_delta, low=0)
     verbose = check_int("verbose", verbose, 0)
-    X, Y, X_val, Y_val = _split(net, X, Y, validation_data, validation_split)
-    if early_stopping and X_val is None:
+    (X, Y, s), validation = _split(net, X, Y, sample_weight, validation_data, validation_split)
+    if early_stopping and validation is None:
         raise ValueError("early_stopping watches the validation loss: give validation_data or "
                          "validation_split > 0")
     rule = optimizer._rule_for(net)
     rng = np.random.default_rng(seed)
     engine, n = net._engine, X.shape[0]
     n_batches = -(-n // batch_size)
+    total_weight = n if s is None else float(s.sum())
     history = History()
     best, best_params, waited = math.inf, None, 0
     for epoch in range(epochs):
         started = time.perf_counter()
         snapshot = (net.params.copy(), optimizer._state())
         order = rng.permutation(n) if shuffle else None
-        total, done = engine.epoch(X, Y, order, batch_size, rule)
-        loss = total / n
-        val_loss = engine.loss(X_val, Y_val) if X_val is not None else None
+        total, done = engine.epoch(X, Y, s, order, batch_size, rule)
+        loss = total / total_weight
+        val_loss = engine.loss(*validation) if validation is not None else None
         finite = done == n_batches and all_finite(net.params) and (
             val_loss is None or math.isfinite(val_loss))
         if not finite:
