@@ -1,6 +1,7 @@
 """`MLP.gradients` is the derivative of `MLP.loss`: central finite differences of the objective
 (with an L2 penalty) agree with the returned gradient for every hidden activation and every
-output/loss pair, on a float64 network with two hidden layers; and the J it returns is `MLP.loss`."""
+output/loss pair, on a float64 network with two hidden layers, with and without sample weights;
+and the J it returns is `MLP.loss`."""
 import numpy as np
 import pytest
 
@@ -33,15 +34,15 @@ def hidden_pre_activations(net, X):
     return Z
 
 
-def numerical_gradient(net, X, Y):
+def numerical_gradient(net, X, Y, sample_weight=None):
     """dJ/dparams by central differences of net.loss."""
     grad = np.empty(net.n_params)
     for i in range(net.n_params):
         saved = net.params[i]
         net.params[i] = saved + STEP
-        plus = net.loss(X, Y)
+        plus = net.loss(X, Y, sample_weight)
         net.params[i] = saved - STEP
-        minus = net.loss(X, Y)
+        minus = net.loss(X, Y, sample_weight)
         net.params[i] = saved
         grad[i] = (plus - minus) / (2 * STEP)
     return grad
@@ -82,6 +83,16 @@ def test_loss_adds_the_l2_penalty_on_weights_only():
         np.testing.assert_allclose(g, g_plain + 0.3 * W, rtol=1e-13, atol=1e-15)
     for g, g_plain in zip(db, db_plain):
         np.testing.assert_array_equal(g, g_plain)
+
+
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_gradients_with_sample_weights_match_central_differences(output_activation, loss):
+    net, X, Y = network_and_data("tanh", output_activation, loss, seed=15)
+    weights = np.array([0.5, 0.0, 2.0, 1.0, 3.0, 0.25])
+    J, dW, db = net.gradients(X, Y, weights)
+    assert J == net.loss(X, Y, weights)
+    np.testing.assert_allclose(flat_gradient(dW, db), numerical_gradient(net, X, Y, weights),
+                               rtol=1e-6, atol=1e-8)
 
 
 def test_gradients_do_not_alias_the_network():

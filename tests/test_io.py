@@ -1,10 +1,11 @@
 """Saving and loading: a round trip is exact (architecture, dtype, parameters bit for bit) for every
 setting; paths are taken as given; every unreadable file is a clear error (FileNotFoundError for a
 missing one, fastnn.ModelFileError for one that is damaged or not a model); and a save that fails
-half-way leaves the previous file intact and no temporary file behind."""
+half-way leaves the previous file intact and no temporary file behind. Pickling is exact too."""
 import json
 import os
 import pathlib
+import pickle
 
 import numpy as np
 import pytest
@@ -40,6 +41,16 @@ def test_round_trip_is_exact(tmp_path, dtype, activation, output_activation, los
     assert_same_network(loaded, net)
     X = np.random.default_rng(1).normal(size=(5, 4))
     np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pickle_round_trip_is_exact(dtype):
+    net = trained_looking_net(dtype, activation="sigmoid", output_activation="softmax",
+                              loss="cross_entropy", l2=0.5)
+    copy = pickle.loads(pickle.dumps(net))
+    assert_same_network(copy, net)
+    copy.params[0] += 1
+    assert copy.params[0] != net.params[0]
 
 
 @pytest.mark.parametrize("as_path", [str, pathlib.Path], ids=["str", "Path"])

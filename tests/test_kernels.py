@@ -1,7 +1,8 @@
 """Every compiled kernel, through its entry point in fastnn._kernels, in both its float32 and float64
-specializations, against a plain NumPy reference computed in float64 (textbook formulas and
-explicit Jacobians, not the kernels' own shortcuts); and the numerics promised by the design:
-sigmoid, softmax and the log-losses stay finite and exact for huge inputs."""
+specializations (the losses with and without sample weights), against a plain NumPy reference
+computed in float64 (textbook formulas and explicit Jacobians, not the kernels' own shortcuts); and
+the numerics promised by the design: sigmoid, softmax and the log-losses stay finite and exact for
+huge inputs."""
 import numpy as np
 import pytest
 
@@ -162,13 +163,22 @@ LOSS_CASES = [("identity", "squared_error", "real"), ("sigmoid", "squared_error"
               ("softmax", "cross_entropy", "unit"), ("sigmoid", "cross_entropy", "unit")]
 
 
-def per_sample_loss_sum(A, Y, out_act, loss):
-    """sum_i L_i by the textbook definitions (cross-entropy from the probabilities)."""
+def per_sample_losses(A, Y, out_act, loss):
+    """L_i by the textbook definitions (cross-entropy from the probabilities)."""
     if loss == "squared_error":
-        return np.sum((A - Y) ** 2)
+        return np.sum((A - Y) ** 2, axis=1)
     if out_act == "softmax":
-        return -np.sum(Y * np.log(A))
-    return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A))
+        return -np.sum(Y * np.log(A), axis=1)
+    return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=1)
+
+
+def sample_weights(rng, weighted, n, dtype):
+    """Sample weights s in [0, 2] with one zero, or None (the kernels then weigh rows by 1)."""
+    if not weighted:
+        return None
+    s = rng.uniform(0, 2, size=n)
+    s[1] = 0
+    return s.astype(dtype)
 
 
 def loss_gradient_wrt_output(A, Y, out_act, loss):
@@ -182,30 +192,38 @@ def loss_gradient_wrt_output(A, Y, out_act, loss):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_act, loss, targets", LOSS_CASES)
-def test_loss_forward_matches_definition(dtype, out_act, loss, targets):
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loss_forward_matches_definition(dtype, out_act, loss, targets, weighted):
     rng = np.random.default_rng(5)
     Z = rng.normal(scale=2, size=(9, 4)).astype(dtype)
     A = activation(Z, out_act).astype(dtype)
     Y = loss_targets(rng, targets, Z.shape).astype(dtype)
+    s = sample_weights(rng, weighted, 9, dtype)
     # squared error reads the stored outputs A; cross-entropy reads the logits Z
     seen = A.astype(np.float64) if loss == "squared_error" else activation(Z, out_act)
-    expected = per_sample_loss_sum(seen, Y.astype(np.float64), out_act, loss)
-    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss])
+    losses = per_sample_losses(seen, Y.astype(np.float64), out_act, loss)
+    expected = np.sum(losses if s is None else s.astype(np.float64) * losses)
+    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s)
     assert got == pytest.approx(expected, rel=TOL[dtype]["rtol"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_act, loss, targets", LOSS_CASES)
-def test_loss_backward_matches_chain_rule(dtype, out_act, loss, targets):
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loss_backward_matches_chain_rule(dtype, out_act, loss, targets, weighted):
     rng = np.random.default_rng(6)
     Z = rng.normal(scale=2, size=(9, 4))
     A = activation(Z, out_act)
     Y = loss_targets(rng, targets, Z.shape).astype(dtype).astype(np.float64)
+    s = sample_weights(rng, weighted, 9, dtype)
     scale = 1 / 9
-    expected = scale * chain(loss_gradient_wrt_output(A, Y, out_act, loss), Z, out_act)
+    G = loss_gradient_wrt_output(A, Y, out_act, loss)
+    if s is not None:
+        G = s.astype(np.float64)[:, None] * G
+    expected = scale * chain(G, Z, out_act)
     D = np.full(Z.shape, np.nan, dtype=dtype)
     kernel("loss_backward", dtype)(D, A.astype(dtype), Y.astype(dtype), ACTIVATIONS[out_act],
-                                   LOSSES[loss], scale)
+                                   LOSSES[loss], scale, s)
     np.testing.assert_allclose(D, expected, **TOL[dtype])
 
 

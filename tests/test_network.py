@@ -1,13 +1,14 @@
 """The semantics of the MLP API: parameters as views into one flat vector, reproducible
 initialization at the documented scales, every array-like input giving the same numbers as a clean
 float64 array and never being modified, dtypes kept, `fit` deterministic and equal to a loop of
-`train_step`, its History and early stopping, recovery from divergence, and optimizer state."""
+`train_step`, its History and early stopping, sample weights, recovery from divergence, and
+optimizer state."""
 import numpy as np
 import pytest
 
 import fastnn
 
-from helpers import batches
+from helpers import batches, flat_gradient
 
 
 def regression_data(seed=0, n=23, n_in=3, n_out=2):
@@ -80,6 +81,21 @@ def test_predict_is_forward():
     X, _ = regression_data()
     np.testing.assert_array_equal(net.predict(X), net.forward(X))
     assert net.forward(np.empty((0, 3))).shape == (0, 2)
+
+
+def test_large_data_sets_give_the_numbers_of_small_chunks():
+    # more rows than the engine's evaluation block (1024): forward and loss run block by block
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(2500, 5)), rng.normal(size=(2500, 4))
+    net = fastnn.MLP([5, 30, 4], activation="tanh", l2=0.01, seed=0)
+    chunks = range(0, len(X), 100)
+    np.testing.assert_allclose(net.forward(X),
+                               np.concatenate([net.forward(X[i:i + 100]) for i in chunks]),
+                               rtol=1e-13, atol=1e-15)
+    data_loss = np.mean([net.loss(X[i:i + 100], Y[i:i + 100]) for i in chunks])
+    assert net.loss(X, Y) == pytest.approx(data_loss, rel=1e-13)
+    J, _, _ = net.gradients(X, Y)
+    assert J == pytest.approx(data_loss, rel=1e-13)
 
 
 ARRAY_LIKES = {
@@ -219,6 +235,59 @@ def test_fit_without_shuffle_equals_a_train_step_loop():
                             for Xb, Yb in sequence) / len(X))
     np.testing.assert_array_equal(net.params, twin.params)
     np.testing.assert_allclose(history.loss, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", [(3, 4, 2), (3, 64, 48, 2)], ids=["plain-loops", "blas"])
+def test_plain_sgd_step_is_params_minus_lr_times_gradient(dtype, sizes):
+    # plain SGD takes its step inside the backward pass; it must equal the stored-gradient step
+    X, Y = regression_data()
+    net = regression_net(dtype=dtype, sizes=sizes)
+    before = net.params.copy()
+    J, dW, db = net.gradients(X, Y)
+    assert net.train_step(X, Y, fastnn.SGD(lr=0.1)) == J
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(net.params, before - 0.1 * flat_gradient(dW, db), **tolerance)
+
+
+def test_sample_weights_of_ones_change_nothing():
+    X, Y = regression_data()
+    net, twin = regression_net(), regression_net()
+    ones = np.ones(len(X))
+    assert net.loss(X, Y, ones) == net.loss(X, Y)
+    net.fit(X, Y, optimizer=fastnn.Adam(lr=0.01), epochs=2, batch_size=5, seed=0,
+            sample_weight=ones)
+    twin.fit(X, Y, optimizer=fastnn.Adam(lr=0.01), epochs=2, batch_size=5, seed=0)
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-14, atol=1e-15)
+
+
+def test_an_integer_sample_weight_counts_a_row_that_many_times():
+    X, Y = regression_data()
+    weights = np.arange(len(X)) % 3            # rows weighted 0, 1 or 2
+    repeated = np.repeat(np.arange(len(X)), weights)
+    net = regression_net()
+    J, dW, db = net.gradients(X, Y, weights)
+    J_repeated, dW_repeated, db_repeated = net.gradients(X[repeated], Y[repeated])
+    assert J == pytest.approx(J_repeated, rel=1e-14)
+    np.testing.assert_allclose(flat_gradient(dW, db), flat_gradient(dW_repeated, db_repeated),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_a_batch_of_zero_weights_makes_no_update():
+    X, Y = regression_data()
+    weights = np.ones(len(X))
+    weights[5:10] = 0                           # the second batch of 5
+    net, twin = regression_net(), regression_net()
+    optimizer, twin_optimizer = fastnn.SGD(lr=0.05, momentum=0.9), fastnn.SGD(lr=0.05, momentum=0.9)
+    history = net.fit(X, Y, optimizer=optimizer, epochs=1, batch_size=5, shuffle=False,
+                      sample_weight=weights)
+    expected = 0.0
+    for k, (Xb, Yb) in enumerate(batches(X, Y, 5)):
+        if k != 1:
+            expected += twin.train_step(Xb, Yb, twin_optimizer) * len(Xb)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert optimizer.steps == twin_optimizer.steps == 4
+    assert history.loss[0] == pytest.approx(expected / weights.sum(), rel=1e-14)
 
 
 def test_zero_epochs_change_nothing():

@@ -2,7 +2,8 @@
 (torch's losses rescaled to fastnn's definitions, plus the L2 penalty) and every gradient agree with
 autograd to ~1e-12 for every hidden activation and output/loss pair; and training trajectories of
 SGD (plain, momentum, Nesterov) and Adam, by `train_step` and by `fit` with shuffle=False, follow
-`torch.optim` step for step over the same batches. One float32 network agrees to ~1e-5."""
+`torch.optim` step for step over the same batches. The sample-weighted objective
+sum_i s_i L_i / sum_i s_i and one float32 network (to ~1e-5) agree too."""
 import numpy as np
 import pytest
 import torch
@@ -129,6 +130,31 @@ def test_float32_network_matches_autograd_to_float32_precision(output_activation
     # torch in float64 from the float32 parameters and the float32-rounded data fastnn sees
     X, Y = X.astype(np.float32), Y.astype(np.float32)
     check_against_torch(net, X, Y, torch.from_numpy(Y.astype(np.float64)), 1e-5)
+
+
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_sample_weighted_objective_matches_autograd(output_activation, loss):
+    net, X, Y = deep_network("sigmoid", output_activation, loss, seed=25)
+    weights = np.random.default_rng(25).uniform(0, 3, size=len(X))
+    weights[[0, 7]] = 0
+    model = torch_twin(net)
+    logits = model(torch.from_numpy(X))
+    Y_torch, s = torch.from_numpy(Y), torch.from_numpy(weights)
+    if loss == "squared_error":
+        losses = ((torch_output(logits, output_activation) - Y_torch) ** 2).sum(dim=1)
+    elif output_activation == "softmax":
+        losses = torch.nn.CrossEntropyLoss(reduction="none")(logits, Y_torch)
+    else:
+        losses = torch.nn.BCEWithLogitsLoss(reduction="none")(logits, Y_torch).sum(dim=1)
+    penalty = sum((linear.weight ** 2).sum() for linear in linears(model))
+    J_torch = (s * losses).sum() / s.sum() + net.l2 / 2 * penalty
+    J_torch.backward()
+    J, dW, db = net.gradients(X, Y, weights)
+    assert J == pytest.approx(J_torch.item(), rel=FLOAT64_TOL)
+    assert net.loss(X, Y, weights) == pytest.approx(J_torch.item(), rel=FLOAT64_TOL)
+    for l, linear in enumerate(linears(model)):
+        assert_matches(dW[l], linear.weight.grad.numpy().T, FLOAT64_TOL)
+        assert_matches(db[l], linear.bias.grad.numpy(), FLOAT64_TOL)
 
 
 OPTIMIZERS = {

@@ -1,7 +1,7 @@
 """Every bad input is stopped at the Python boundary, before the unchecked kernels run, with a
 ValueError or TypeError whose message names the problem: bad data (shapes, NaN/inf, empty, not
 numbers), bad network settings, bad optimizer hyperparameters, bad fit options, bad labels and
-targets. A property test feeds random garbage to forward, loss and fit: they work or raise one of
+targets, bad sample weights. A property test feeds random garbage to forward, loss and fit: they work or raise one of
 those two errors, never anything else."""
 import numpy as np
 import pytest
@@ -220,7 +220,20 @@ BAD_FIT_OPTIONS = [
      "validation_data: X contains NaN"),
     (dict(validation_data=(None, np.ones((4, 2)))), TypeError, "validation_data: X must be"),
     (dict(validation_data=np.ones((4, 3))), ValueError, r"validation_data must be a pair"),
-    (dict(validation_data=(X_GOOD, Y_GOOD, Y_GOOD)), ValueError, r"validation_data must be a pair"),
+    (dict(validation_data=(X_GOOD,)), ValueError, r"validation_data must be a pair"),
+    (dict(validation_data=(X_GOOD, Y_GOOD, None, None)), ValueError,
+     r"validation_data must be a pair"),
+    (dict(validation_data=(X_GOOD, Y_GOOD, np.ones(4))), ValueError,
+     r"validation_data: sample_weight must have shape \(5,\)"),
+    (dict(sample_weight=-np.ones(5)), ValueError, "sample_weight must be >= 0"),
+    (dict(sample_weight=np.zeros(5)), ValueError, "with a positive sum"),
+    (dict(sample_weight=np.ones(4)), ValueError, r"sample_weight must have shape \(5,\)"),
+    (dict(sample_weight=np.ones((5, 1))), ValueError, r"sample_weight must have shape \(5,\)"),
+    (dict(sample_weight=with_value(np.ones(5), 2, np.nan)), ValueError,
+     "sample_weight contains NaN"),
+    (dict(sample_weight="heavy"), TypeError, "sample_weight must be an array-like of numbers"),
+    (dict(sample_weight=np.r_[np.ones(4), 0.0], validation_split=0.2), ValueError,
+     "sample weights are all zero"),
     (dict(validation_data=(X_GOOD, Y_GOOD), validation_split=0.2), ValueError, "not both"),
     (dict(early_stopping=True), ValueError, "early_stopping watches the validation loss"),
     (dict(patience=0), ValueError, "patience must be >= 1"),
@@ -240,6 +253,19 @@ def test_bad_fit_options_are_rejected(options, error, message):
     with pytest.raises(error, match=message):
         net.fit(X_GOOD, Y_GOOD, **options)
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("call", list(DATA_CALLS))
+def test_bad_sample_weights_are_rejected_everywhere(call):
+    net = regression_net()
+    calls = {"loss": lambda s: net.loss(X_GOOD, Y_GOOD, s),
+             "gradients": lambda s: net.gradients(X_GOOD, Y_GOOD, s),
+             "train_step": lambda s: net.train_step(X_GOOD, Y_GOOD, fastnn.SGD(), s),
+             "fit": lambda s: net.fit(X_GOOD, Y_GOOD, epochs=1, sample_weight=s)}
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        calls[call](np.array([1, 1, -1, 1, 1.0]))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(5,\)"):
+        calls[call](np.ones(6))
 
 
 def test_a_validation_split_that_leaves_no_training_rows_is_rejected():
