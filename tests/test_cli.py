@@ -47,6 +47,7 @@ def test_save_writes_a_loadable_model(tmp_path, capsys):
     ("--hidden", "abc", "hidden sizes are integers separated by commas"),
     ("--hidden", "64,,8", "hidden sizes are integers separated by commas"),
     ("--epochs", "many", "argument --epochs: invalid int value"),
+    ("--epochs", "-1", "argument --epochs: must be at least 1"),
     ("--lr", "fast", "argument --lr: invalid float value"),
 ])
 def test_unparsable_options_exit_with_a_usage_error(capsys, option, value, message):
@@ -62,7 +63,6 @@ def test_unparsable_options_exit_with_a_usage_error(capsys, option, value, messa
     (["--batch-size", "0"], "batch_size must be >= 1"),
     (["--patience", "0"], "patience must be >= 1"),
     (["--l2", "-0.5"], "l2 must be >= 0"),
-    (["--epochs", "-1"], "epochs must be >= 0"),
     (["--save", os.path.join("no", "such", "folder", "model.npz")], "does not exist"),
 ])
 def test_invalid_settings_exit_with_status_1_and_a_message(capsys, options, message):

@@ -147,6 +147,26 @@ def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA):
         assert_sums_close(dA, D64 @ W64.T, np.abs(D64) @ np.abs(W64.T), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
+@pytest.mark.parametrize("with_dA", [True, False])
+def test_dense_backward_descend_matches_a_gradient_step(dtype, N, K, M, with_dA):
+    rng = np.random.default_rng(5)
+    D, A, W, b = (rng.normal(size=s).astype(dtype) for s in ((N, M), (N, K), (K, M), (M,)))
+    lr, decay = 0.3, 0.05
+    W0, b0 = W.astype(np.float64), b.astype(np.float64)
+    dA = np.full((N, K), np.nan, dtype=dtype) if with_dA else None
+    kernel("dense_backward_descend", dtype)(dA, W, b, D, A, dtype(lr), dtype(decay))
+    D64, A64 = D.astype(np.float64), A.astype(np.float64)
+    assert_sums_close(W, (1 - lr * decay) * W0 - lr * A64.T @ D64,
+                      np.abs(W0) + lr * np.abs(A64.T) @ np.abs(D64), dtype)
+    assert_sums_close(b, b0 - lr * D64.sum(axis=0), np.abs(b0) + lr * np.abs(D64).sum(axis=0),
+                      dtype)
+    if with_dA:
+        # D W^T with W before the step
+        assert_sums_close(dA, D64 @ W0.T, np.abs(D64) @ np.abs(W0.T), dtype)
+
+
 def loss_targets(rng, kind, shape):
     """Targets for each case of the loss tests."""
     if kind == "real":
