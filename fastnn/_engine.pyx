@@ -380,14 +380,19 @@ cdef class Engine:
 
     cdef void reserve(self, Py_ssize_t rows):
         """Grow the workspace to hold passes over `rows` rows (it never shrinks)."""
-        cdef Py_ssize_t l, L = self.arch.n_layers, offset = 0, widest = 0
+        cdef Py_ssize_t l, L = self.arch.n_layers, offset = 0, widest = 0, per_row = 0
         if rows <= self.rows:
             return
+        for l in range(L + 1):
+            widest = max(widest, self.arch.sizes[l])
+            per_row += self.arch.sizes[l]
+        # A_1..A_L, Z_L, two dJ/dZ buffers, gathered X, Y and weights of a batch
+        per_row += self.arch.sizes[L] + 2 * widest + self.arch.sizes[L] + 1
+        # allocate before touching the layout: a failed allocation leaves the engine as it was
+        self.work = np.empty(rows * per_row, dtype=self.params.dtype)
         for l in range(1, L + 1):
             self.arch.a_off[l] = offset
             offset += rows * self.arch.sizes[l]
-        for l in range(L + 1):
-            widest = max(widest, self.arch.sizes[l])
         self.arch.z_off = offset
         offset += rows * self.arch.sizes[L]
         self.arch.d_off[0] = offset
@@ -398,8 +403,6 @@ cdef class Engine:
         self.arch.yb_off = offset
         offset += rows * self.arch.sizes[L]
         self.arch.sb_off = offset
-        offset += rows
-        self.work = np.empty(offset, dtype=self.params.dtype)
         self.rows = rows
 
     cdef Py_ssize_t block_rows(self, Py_ssize_t N):

@@ -7,7 +7,8 @@ from cython cimport floating
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
 from fastnn._activations cimport (activation_forward as _activation_forward,
                                   activation_backward as _activation_backward)
-from fastnn._dense cimport dense_forward as _dense_forward, dense_backward as _dense_backward
+from fastnn._dense cimport (dense_forward as _dense_forward, dense_backward as _dense_backward,
+                            dense_backward_descend as _dense_backward_descend)
 from fastnn._losses cimport loss_forward as _loss_forward, loss_backward as _loss_backward
 from fastnn._updates cimport sgd_update as _sgd_update, adam_update as _adam_update
 
@@ -45,6 +46,13 @@ def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
     """dW = A^T @ D, db = the column sums of D, dA = D @ W^T (skipped when dA is None)."""
     _dense_backward(&dA[0, 0] if dA is not None else NULL, &dW[0, 0], &db[0], &D[0, 0],
                     &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
+
+
+def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1] b,
+                           floating[:, ::1] D, floating[:, ::1] A, floating lr, floating decay):
+    """dA = D @ W^T, then W = (1 - lr decay) W - lr A^T @ D, b -= lr (column sums of D)."""
+    _dense_backward_descend(&dA[0, 0] if dA is not None else NULL, &W[0, 0], &b[0], &D[0, 0],
+                            &A[0, 0], A.shape[0], A.shape[1], W.shape[1], lr, decay)
 
 
 def loss_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] Y, int out_act, int loss,
