@@ -31,6 +31,7 @@ CASES = [
     ("digits", "MLPClassifier", dict()),
     ("digits", "MLPClassifier", dict(solver="sgd", learning_rate_init=0.1)),
     ("digits", "MLPClassifier", dict(solver="lbfgs")),
+    ("digits", "MLPClassifier", dict(hidden_layer_sizes=(20,), batch_size=32)),
     ("diabetes", "MLPRegressor", dict(learning_rate_init=0.01, early_stopping=True)),
     ("diabetes", "MLPRegressor", dict(hidden_layer_sizes=(20,), solver="sgd",
                                       learning_rate_init=0.01)),
