@@ -62,6 +62,7 @@ cdef struct Rule:
     int kind                  # UpdateKind
     double lr, momentum, beta1, beta2, eps
     bint nesterov
+    bint eps_hat              # Adam's eps added before the bias correction (Keras, scikit-learn)
     long long t               # updates done so far
 
 
@@ -175,7 +176,7 @@ cdef void update(Arch* a, Rule* r, floating* P, floating* G, floating* S1, float
     if r.kind == SGD:
         sgd_update(P, G, S1, a.n_params, r.lr, r.momentum, r.nesterov)
     else:
-        adam_update(P, G, S1, S2, a.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t)
+        adam_update(P, G, S1, S2, a.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t, r.eps_hat)
 
 
 cdef double train_step(Arch* a, Rule* r, floating* P, floating* G, floating* S1, floating* S2,
@@ -254,13 +255,14 @@ cdef class UpdateRule:
     cdef readonly object state1, state2
 
     def __init__(self, int kind, double lr, double momentum=0, bint nesterov=False,
-                 double beta1=0, double beta2=0, double eps=0):
+                 double beta1=0, double beta2=0, double eps=0, bint eps_hat=False):
         self.rule.kind = kind
         self.rule.t = 0
-        self.set(lr, momentum, nesterov, beta1, beta2, eps)
+        self.set(lr, momentum, nesterov, beta1, beta2, eps, eps_hat)
         self.state1 = self.state2 = None
 
-    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2, double eps):
+    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2, double eps,
+            bint eps_hat):
         """Change the hyperparameters; the state is kept."""
         self.rule.lr = lr
         self.rule.momentum = momentum
@@ -268,6 +270,7 @@ cdef class UpdateRule:
         self.rule.beta1 = beta1
         self.rule.beta2 = beta2
         self.rule.eps = eps
+        self.rule.eps_hat = eps_hat
 
     def allocate(self, Py_ssize_t n_params, dtype):
         """Zero state vectors for n_params parameters of dtype, and the update count."""

@@ -271,7 +271,8 @@ def test_sgd_update_follows_torch_rule_over_steps(dtype, momentum, nesterov):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta1, beta2, eps", [(0.9, 0.999, 1e-8), (0.3, 0.5, 1e-3),
                                                (0.0, 0.0, 0.0)])
-def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps):
+@pytest.mark.parametrize("eps_hat", [False, True])
+def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps, eps_hat):
     rng = np.random.default_rng(8)
     n, lr = 13, 0.01
     P = rng.normal(size=n).astype(dtype)
@@ -280,11 +281,14 @@ def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps):
     for t in range(1, 7):
         G = rng.normal(size=n).astype(dtype)
         g = G.astype(np.float64)
-        kernel("adam_update", dtype)(P, G, m, v, lr, beta1, beta2, eps, t)
+        kernel("adam_update", dtype)(P, G, m, v, lr, beta1, beta2, eps, t, eps_hat)
         m_ref = beta1 * m_ref + (1 - beta1) * g
         v_ref = beta2 * v_ref + (1 - beta2) * g * g
         m_hat, v_hat = m_ref / (1 - beta1 ** t), v_ref / (1 - beta2 ** t)
-        p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps)
+        if eps_hat:  # eps added before the bias correction: Kingma and Ba's epsilon-hat
+            p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - beta2 ** t))
+        else:
+            p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps)
         np.testing.assert_allclose(m, m_ref, **TOL[dtype])
         np.testing.assert_allclose(v, v_ref, **TOL[dtype])
         np.testing.assert_allclose(P, p_ref, **TOL[dtype])

@@ -1,7 +1,7 @@
 """fastnn.sklearn against scikit-learn: its estimator checks, its meta-estimators, and its own MLPs.
 
 The estimators draw scikit-learn's initial weights and visit its batches in its order, so 'sgd' and
-'lbfgs' reproduce scikit-learn's weights to rounding; 'adam' differs only by where eps enters.
+'adam' and 'lbfgs' reproduce scikit-learn's weights to rounding.
 """
 import pickle
 import warnings
@@ -142,12 +142,11 @@ def test_lbfgs_reproduces_sklearn(request, name, data):
     assert_same_fit(ours, theirs, rtol=1e-7)
 
 
-def test_adam_is_close_to_sklearn(digits):
-    """Only eps's place differs (torch's against scikit-learn's): loss curves agree to 1e-3."""
+def test_adam_reproduces_sklearn(digits):
     X_train, _, y_train, _ = digits
     theirs, ours = fit_both("MLPClassifier", X_train, y_train, max_iter=20,
                             hidden_layer_sizes=(20,))
-    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
+    assert_same_fit(ours, theirs, rtol=1e-9)
 
 
 def test_float32_keeps_float32_weights(digits):
