@@ -93,6 +93,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from fastnn.network import MLP
 from fastnn.optimizers import SGD, Adam
+from fastnn.training import run_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -330,6 +331,7 @@ class _BaseMLP(BaseEstimator):
         # is that of the sum, and does not divide the penalty: convert for several outputs.
         per_output = self.out_activation_ == "identity" and self.n_outputs_ > 1
         penalized = per_output and self.alpha > 0
+        data = self._net._data(X_train, Y_train, sw_train)
         sample_idx = np.arange(n_samples)
         try:
             self.n_iter_ = 0
@@ -338,19 +340,13 @@ class _BaseMLP(BaseEstimator):
                     # The draw of scikit-learn's `shuffle(sample_idx, random_state)` (arange(n)
                     # shuffled, then taken), without its input checks: the same batches.
                     sample_idx = sample_idx[random_state.permutation(n_samples)]
-                    X_epoch, Y_epoch = X_train[sample_idx], Y_train[sample_idx]
-                    sw_epoch = sw_train[sample_idx] if sw_train is not None else None
-                else:
-                    X_epoch, Y_epoch, sw_epoch = X_train, Y_train, sw_train
                 squares_before = self._squared_weights() if penalized else 0.0
                 try:
-                    history = self._net.fit(X_epoch, Y_epoch, optimizer=self._optimizer,
-                                            epochs=1, batch_size=batch_size, shuffle=False,
-                                            sample_weight=sw_epoch)
+                    self.loss_, _ = run_epoch(self._net, data, self._optimizer, batch_size,
+                                              sample_idx if self.shuffle else None)
                 except FloatingPointError:
                     raise ValueError(NON_FINITE) from None
                 self.n_iter_ += 1
-                self.loss_ = history.loss[0]
                 if per_output:
                     # The epoch's penalty part, sum over its batches of alpha/2 ||W||^2 / S with
                     # W before each batch's update: ||W||^2 interpolated linearly between the
