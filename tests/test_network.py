@@ -237,6 +237,41 @@ def test_fit_without_shuffle_equals_a_train_step_loop():
     np.testing.assert_allclose(history.loss, expected, rtol=1e-15)
 
 
+def test_run_epoch_visits_the_rows_in_the_given_order():
+    X, Y = regression_data()
+    net, twin = regression_net(), regression_net()
+    order = np.random.default_rng(1).permutation(len(X))
+    loss, val_loss = fastnn.training.run_epoch(net, net._data(X, Y), fastnn.SGD(lr=0.05), 5,
+                                               order, validation=net._data(X[:4], Y[:4]))
+    history = twin.fit(X[order], Y[order], optimizer=fastnn.SGD(lr=0.05), epochs=1,
+                       batch_size=5, shuffle=False)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert loss == pytest.approx(history.loss[0], rel=1e-15)
+    assert val_loss == net.loss(X[:4], Y[:4])
+
+
+@pytest.mark.parametrize("order", [np.arange(22), np.arange(23) + 1, -np.arange(23),
+                                   np.arange(23) + 0.5], ids=["short", "past-the-end",
+                                                              "negative", "fractional"])
+def test_run_epoch_refuses_an_order_that_is_not_row_indices(order):
+    X, Y = regression_data()
+    net = regression_net()
+    with pytest.raises(ValueError, match="order must hold 23 integer row indices"):
+        fastnn.training.run_epoch(net, net._data(X, Y), fastnn.SGD(), 5, order)
+
+
+@pytest.mark.parametrize("spoil", [lambda X, Y: (X[:, :2].copy(), Y),
+                                   lambda X, Y: (X.astype(np.float32), Y),
+                                   lambda X, Y: (np.asfortranarray(X), Y),
+                                   lambda X, Y: (X, Y[:-1])],
+                         ids=["wrong-width", "wrong-dtype", "fortran-order", "rows-differ"])
+def test_run_epoch_refuses_data_it_would_misread(spoil):
+    X, Y = regression_data()
+    net = regression_net()
+    with pytest.raises(ValueError, match="run_epoch takes data as MLP._data returns it"):
+        fastnn.training.run_epoch(net, (*spoil(X, Y), None), fastnn.SGD(), 5)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("sizes", [(3, 4, 2), (3, 64, 48, 2)], ids=["plain-loops", "blas"])
 def test_plain_sgd_step_is_params_minus_lr_times_gradient(dtype, sizes):
