@@ -35,3 +35,24 @@ cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL t
             db[j] = db[j] + D[i * M + j]
     if dA != NULL:
         gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)
+
+
+cdef inline void dense_backward_descend(floating* dA,    # OUT   (N, K) dJ/dA, or NULL to skip it
+                                        floating* W,     # INOUT (K, M)
+                                        floating* b,     # INOUT (M,)
+                                        floating* D,     # IN    (N, M) dJ/dZ
+                                        floating* A,     # IN    (N, K) the layer's input
+                                        Py_ssize_t N, Py_ssize_t K, Py_ssize_t M,
+                                        floating lr, floating decay) noexcept nogil:
+    """dense_backward fused with a plain gradient-descent step, for dJ/dW = A^T D + decay W:
+
+    dA = D @ W^T (with W before the step), W = (1 - lr decay) W - lr A^T D, b -= lr sum of D's rows.
+    The gradient is never stored: BLAS adds it into W, which saves a pass over all parameters.
+    """
+    cdef Py_ssize_t i, j
+    if dA != NULL:
+        gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)
+    gemm(True, False, K, M, N, -lr, A, K, D, M, 1 - lr * decay, W, M)
+    for i in range(N):
+        for j in range(M):
+            b[j] = b[j] - lr * D[i * M + j]

@@ -6,12 +6,15 @@
 # Python layer in fastnn/network.py; nothing here checks them again.
 cimport numpy as cnp
 import numpy as np
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
+                               PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
+                               PyThread_type_lock)
 from cython cimport floating
 from libc.math cimport isfinite
 
 from fastnn._activations cimport (IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, activation_forward,
                                   activation_backward)
-from fastnn._dense cimport dense_forward, dense_backward
+from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._updates cimport sgd_update, adam_update
 
@@ -59,6 +62,7 @@ cdef struct Rule:
     int kind                  # UpdateKind
     double lr, momentum, beta1, beta2, eps
     bint nesterov
+    bint eps_hat              # Adam's eps added before the bias correction (Keras, scikit-learn)
     long long t               # updates done so far
 
 
@@ -131,8 +135,12 @@ cdef void backward_pass(Arch* a, floating* P, floating* G, floating* work,
                         floating* X,                   # IN (N, sizes[0])
                         floating* Y,                   # IN (N, sizes[L])
                         floating* s,                   # IN (N,) sample weights, or NULL
-                        Py_ssize_t N, double S) noexcept nogil:
-    """G = dJ/dP (see Arch for J; S = sum_i s_i), after forward_pass on X."""
+                        Py_ssize_t N, double S, double descend) noexcept nogil:
+    """G = dJ/dP (see Arch for J; S = sum_i s_i), after forward_pass on X.
+
+    With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
+    layer as the gradient is found, and leave G alone.
+    """
     cdef Py_ssize_t l, i, size, L = a.n_layers
     cdef floating* D = work + a.d_off[0]
     cdef floating* D_prev = work + a.d_off[1]
@@ -143,14 +151,19 @@ cdef void backward_pass(Arch* a, floating* P, floating* G, floating* work,
                   <floating>(a.loss_scale / S))
     for l in range(L - 1, -1, -1):
         A_prev = X if l == 0 else work + a.a_off[l]
-        dense_backward(D_prev if l > 0 else NULL, G + a.w_off[l], G + a.b_off[l], D, A_prev,
-                       P + a.w_off[l], N, a.sizes[l], a.sizes[l + 1])
+        if descend > 0:
+            dense_backward_descend(D_prev if l > 0 else NULL, P + a.w_off[l], P + a.b_off[l], D,
+                                   A_prev, N, a.sizes[l], a.sizes[l + 1], <floating>descend,
+                                   decay)
+        else:
+            dense_backward(D_prev if l > 0 else NULL, G + a.w_off[l], G + a.b_off[l], D, A_prev,
+                           P + a.w_off[l], N, a.sizes[l], a.sizes[l + 1])
         if l > 0:
             activation_backward(D_prev, A_prev, N, a.sizes[l], a.hidden)
             swap = D
             D = D_prev
             D_prev = swap
-    if decay != 0:
+    if decay != 0 and descend <= 0:
         for l in range(L):
             size = a.sizes[l] * a.sizes[l + 1]
             for i in range(size):
@@ -163,7 +176,7 @@ cdef void update(Arch* a, Rule* r, floating* P, floating* G, floating* S1, float
     if r.kind == SGD:
         sgd_update(P, G, S1, a.n_params, r.lr, r.momentum, r.nesterov)
     else:
-        adam_update(P, G, S1, S2, a.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t)
+        adam_update(P, G, S1, S2, a.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t, r.eps_hat)
 
 
 cdef double train_step(Arch* a, Rule* r, floating* P, floating* G, floating* S1, floating* S2,
@@ -180,7 +193,12 @@ cdef double train_step(Arch* a, Rule* r, floating* P, floating* G, floating* S1,
     J = objective(a, P, forward_loss(a, P, work, X, Y, s, N), S)
     if not isfinite(J):
         return J
-    backward_pass(a, P, G, work, X, Y, s, N, S)
+    if r.kind == SGD and r.momentum == 0 and r.lr > 0:
+        # plain gradient descent needs no stored gradient: step inside the backward pass
+        r.t += 1
+        backward_pass(a, P, G, work, X, Y, s, N, S, r.lr)
+        return J
+    backward_pass(a, P, G, work, X, Y, s, N, S, 0)
     update(a, r, P, G, S1, S2)
     return J
 
@@ -237,13 +255,14 @@ cdef class UpdateRule:
     cdef readonly object state1, state2
 
     def __init__(self, int kind, double lr, double momentum=0, bint nesterov=False,
-                 double beta1=0, double beta2=0, double eps=0):
+                 double beta1=0, double beta2=0, double eps=0, bint eps_hat=False):
         self.rule.kind = kind
         self.rule.t = 0
-        self.set(lr, momentum, nesterov, beta1, beta2, eps)
+        self.set(lr, momentum, nesterov, beta1, beta2, eps, eps_hat)
         self.state1 = self.state2 = None
 
-    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2, double eps):
+    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2, double eps,
+            bint eps_hat):
         """Change the hyperparameters; the state is kept."""
         self.rule.lr = lr
         self.rule.momentum = momentum
@@ -251,6 +270,7 @@ cdef class UpdateRule:
         self.rule.beta1 = beta1
         self.rule.beta2 = beta2
         self.rule.eps = eps
+        self.rule.eps_hat = eps_hat
 
     def allocate(self, Py_ssize_t n_params, dtype):
         """Zero state vectors for n_params parameters of dtype, and the update count."""
@@ -300,6 +320,8 @@ cdef class Engine:
     The objective on a batch of N rows with sample weights s (ones when None) is
     ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum_l ||W_l||^2 [/ S]`` with ``S = sum_i s_i``.
     Arrays passed to the methods are C-contiguous, of the engine's dtype, with N >= 1 rows.
+    The methods hold a lock: the passes run without the GIL, and two threads using one network
+    at once must not share (or reallocate) its workspace.
     """
     cdef Arch arch
     cdef bint is_double
@@ -308,6 +330,22 @@ cdef class Engine:
     cdef readonly cnp.ndarray params   # (n_params,) W_1, b_1, W_2, b_2, ...
     cdef readonly cnp.ndarray grad     # (n_params,) laid out as params
     cdef cnp.ndarray work
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("could not allocate the engine's lock")
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef void acquire(self) noexcept:
+        """Take the lock, waiting without the GIL (its holder may need the GIL to finish)."""
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
 
     def __init__(self, sizes, int hidden, int output, int loss, double l2, dtype,
                  double loss_scale=1, bint l2_per_sample=False):
@@ -345,14 +383,19 @@ cdef class Engine:
 
     cdef void reserve(self, Py_ssize_t rows):
         """Grow the workspace to hold passes over `rows` rows (it never shrinks)."""
-        cdef Py_ssize_t l, L = self.arch.n_layers, offset = 0, widest = 0
+        cdef Py_ssize_t l, L = self.arch.n_layers, offset = 0, widest = 0, per_row = 0
         if rows <= self.rows:
             return
+        for l in range(L + 1):
+            widest = max(widest, self.arch.sizes[l])
+            per_row += self.arch.sizes[l]
+        # A_1..A_L, Z_L, two dJ/dZ buffers, gathered X, Y and weights of a batch
+        per_row += self.arch.sizes[L] + 2 * widest + self.arch.sizes[L] + 1
+        # allocate before touching the layout: a failed allocation leaves the engine as it was
+        self.work = np.empty(rows * per_row, dtype=self.params.dtype)
         for l in range(1, L + 1):
             self.arch.a_off[l] = offset
             offset += rows * self.arch.sizes[l]
-        for l in range(L + 1):
-            widest = max(widest, self.arch.sizes[l])
         self.arch.z_off = offset
         offset += rows * self.arch.sizes[L]
         self.arch.d_off[0] = offset
@@ -363,8 +406,6 @@ cdef class Engine:
         self.arch.yb_off = offset
         offset += rows * self.arch.sizes[L]
         self.arch.sb_off = offset
-        offset += rows
-        self.work = np.empty(offset, dtype=self.params.dtype)
         self.rows = rows
 
     cdef Py_ssize_t block_rows(self, Py_ssize_t N):
@@ -375,6 +416,13 @@ cdef class Engine:
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
         """out = the network's output on X (N, n_in); out is (N, n_out)."""
+        self.acquire()
+        try:
+            self._forward_blocks(X, out)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef void _forward_blocks(self, cnp.ndarray X, cnp.ndarray out):
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
         for k in range((N + block - 1) // block):
@@ -400,6 +448,13 @@ cdef class Engine:
 
     def loss(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
         """The objective J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None."""
+        self.acquire()
+        try:
+            return self._loss_blocks(X, Y, s)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef double _loss_blocks(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s):
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
         cdef double total = 0
@@ -432,11 +487,15 @@ cdef class Engine:
     def gradients(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
         """J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None; self.grad = dJ/dparams."""
         cdef Py_ssize_t N = X.shape[0]
-        self.reserve(N)
-        if self.is_double:
-            return self._gradients[double](<double*>data(X), <double*>data(Y),
-                                           <double*>optional(s), N)
-        return self._gradients[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N)
+        self.acquire()
+        try:
+            self.reserve(N)
+            if self.is_double:
+                return self._gradients[double](<double*>data(X), <double*>data(Y),
+                                               <double*>optional(s), N)
+            return self._gradients[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N)
+        finally:
+            PyThread_release_lock(self.lock)
 
     cdef double _gradients(self, floating* X, floating* Y, floating* s, Py_ssize_t N) noexcept:
         cdef floating* P = <floating*>data(self.params)
@@ -446,25 +505,32 @@ cdef class Engine:
         with nogil:
             S = weight_sum(s, N)
             J = objective(&self.arch, P, forward_loss(&self.arch, P, work, X, Y, s, N), S)
-            backward_pass(&self.arch, P, G, work, X, Y, s, N, S)
+            backward_pass(&self.arch, P, G, work, X, Y, s, N, S, 0)
         return J
 
     def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule):
         """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one update by
         rule (none if J is not finite)."""
         cdef Py_ssize_t N = X.shape[0]
-        self.reserve(N)
-        if self.is_double:
-            return self._step[double](<double*>data(X), <double*>data(Y), <double*>optional(s), N,
-                                      rule)
-        return self._step[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N, rule)
+        self.acquire()
+        try:
+            self.reserve(N)
+            if self.is_double:
+                return self._step[double](<double*>data(X), <double*>data(Y),
+                                          <double*>optional(s), N, rule)
+            return self._step[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N,
+                                     rule)
+        finally:
+            PyThread_release_lock(self.lock)
 
     cdef double _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
                       UpdateRule rule) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* G = <floating*>data(self.grad)
-        cdef floating* S1 = <floating*>data(rule.state1)
-        cdef floating* S2 = <floating*>data(rule.state2)
+        # local references keep the state alive should another thread reset the optimizer
+        cdef cnp.ndarray state1 = rule.state1, state2 = rule.state2
+        cdef floating* S1 = <floating*>data(state1)
+        cdef floating* S2 = <floating*>data(state2)
         cdef floating* work = <floating*>data(self.work)
         cdef double J
         with nogil:
@@ -487,13 +553,17 @@ cdef class Engine:
         cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
         cdef double total = 0
         cdef Py_ssize_t done
-        self.reserve(min(batch_size, N))
-        if self.is_double:
-            done = self._epoch[double](<double*>data(X), <double*>data(Y), <double*>optional(s), N,
-                                       rows, batch_size, rule, &total)
-        else:
-            done = self._epoch[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N,
-                                      rows, batch_size, rule, &total)
+        self.acquire()
+        try:
+            self.reserve(min(batch_size, N))
+            if self.is_double:
+                done = self._epoch[double](<double*>data(X), <double*>data(Y),
+                                           <double*>optional(s), N, rows, batch_size, rule, &total)
+            else:
+                done = self._epoch[float](<float*>data(X), <float*>data(Y), <float*>optional(s),
+                                          N, rows, batch_size, rule, &total)
+        finally:
+            PyThread_release_lock(self.lock)
         return total, done
 
     cdef Py_ssize_t _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
@@ -501,8 +571,10 @@ cdef class Engine:
                            double* total) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* G = <floating*>data(self.grad)
-        cdef floating* S1 = <floating*>data(rule.state1)
-        cdef floating* S2 = <floating*>data(rule.state2)
+        # local references keep the state alive should another thread reset the optimizer
+        cdef cnp.ndarray state1 = rule.state1, state2 = rule.state2
+        cdef floating* S1 = <floating*>data(state1)
+        cdef floating* S2 = <floating*>data(state2)
         cdef floating* work = <floating*>data(self.work)
         cdef Py_ssize_t done
         with nogil:

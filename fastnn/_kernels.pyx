@@ -7,7 +7,8 @@ from cython cimport floating
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
 from fastnn._activations cimport (activation_forward as _activation_forward,
                                   activation_backward as _activation_backward)
-from fastnn._dense cimport dense_forward as _dense_forward, dense_backward as _dense_backward
+from fastnn._dense cimport (dense_forward as _dense_forward, dense_backward as _dense_backward,
+                            dense_backward_descend as _dense_backward_descend)
 from fastnn._losses cimport loss_forward as _loss_forward, loss_backward as _loss_backward
 from fastnn._updates cimport sgd_update as _sgd_update, adam_update as _adam_update
 
@@ -47,6 +48,13 @@ def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
                     &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
 
 
+def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1] b,
+                           floating[:, ::1] D, floating[:, ::1] A, floating lr, floating decay):
+    """dA = D @ W^T, then W = (1 - lr decay) W - lr A^T @ D, b -= lr (column sums of D)."""
+    _dense_backward_descend(&dA[0, 0] if dA is not None else NULL, &W[0, 0], &b[0], &D[0, 0],
+                            &A[0, 0], A.shape[0], A.shape[1], W.shape[1], lr, decay)
+
+
 def loss_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] Y, int out_act, int loss,
                  floating[::1] s=None):
     """sum_i s_i L_i over the rows (weights s default to ones)."""
@@ -68,6 +76,6 @@ def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, d
 
 
 def adam_update(floating[::1] P, floating[::1] G, floating[::1] m, floating[::1] v, double lr,
-                double beta1, double beta2, double eps, long long t):
-    """Adam step number t of torch.optim.Adam."""
-    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t)
+                double beta1, double beta2, double eps, long long t, bint eps_hat=False):
+    """Adam step number t of torch.optim.Adam (with eps_hat, of Keras and scikit-learn)."""
+    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t, eps_hat)

@@ -27,14 +27,21 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
                              floating* m,         # INOUT (n,) first moment, zeros at first
                              floating* v,         # INOUT (n,) second moment, zeros at first
                              Py_ssize_t n, double lr, double beta1, double beta2, double eps,
-                             long long t) noexcept nogil:
-    """Adam step number t >= 1: m, v moving averages of g and g^2; P -= lr m_hat / (sqrt(v_hat) + eps)."""
+                             long long t, bint eps_hat) noexcept nogil:
+    """Adam step number t >= 1: m, v moving averages of g and g^2; P -= lr m_hat / (sqrt(v_hat) + eps).
+
+    With eps_hat, eps is Kingma and Ba's epsilon-hat, added before the bias correction as Keras
+    and scikit-learn do: P -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps).
+    """
     cdef Py_ssize_t i
     cdef double bias1 = 1 - beta1 ** t
     cdef floating step_size = <floating>(lr / bias1)
     cdef floating bias2_sqrt = <floating>sqrt(1 - beta2 ** t)
     cdef floating w = <floating>(1 - beta1), b2 = <floating>beta2, e = <floating>eps
     cdef floating denom
+    if eps_hat:
+        step_size = <floating>(lr * sqrt(1 - beta2 ** t) / bias1)
+        bias2_sqrt = 1
     for i in range(n):
         # the operations in the order torch.optim.Adam does them (lerp, addcmul, addcdiv), so
         # float64 trajectories agree to the last bits

@@ -14,11 +14,12 @@ from fastnn._engine import all_finite
 
 def check_int(name, value, minimum):
     """``value`` as an int >= minimum; TypeError for non-integers (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -86,7 +87,14 @@ def as_matrix(name, data, n_columns, dtype):
             f"{'feature' if n_columns == 1 else 'sample'}")
     if array.shape[1] != n_columns:
         raise ValueError(f"{name} has {array.shape[1]} columns, the network expects {n_columns}")
-    return finite(name, np.ascontiguousarray(array, dtype=dtype))
+    return finite(name, to_dtype(array, dtype))
+
+
+def to_dtype(array, dtype):
+    """``array`` as a C-contiguous array of dtype; values out of its range become inf (and are
+    then refused by `finite`) without numpy's overflow warning."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(array, dtype=dtype)
 
 
 def finite(name, array):
@@ -124,7 +132,7 @@ def as_targets(data, n_samples, n_outputs, dtype, labels):
         raise ValueError(f"Y must have shape {expected}, got {array.shape}")
     if array.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} rows but Y has {array.shape[0]}")
-    return finite("Y", np.ascontiguousarray(array, dtype=dtype))
+    return finite("Y", to_dtype(array, dtype))
 
 
 def as_sample_weight(data, n_samples, dtype):
@@ -136,7 +144,7 @@ def as_sample_weight(data, n_samples, dtype):
         array = np.full(n_samples, array)
     if array.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {array.shape}")
-    array = finite("sample_weight", np.ascontiguousarray(array, dtype=dtype))
+    array = finite("sample_weight", to_dtype(array, dtype))
     if n_samples and (array.min() < 0 or array.sum() <= 0):
         raise ValueError("sample_weight must be >= 0 with a positive sum")
     return array

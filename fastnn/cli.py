@@ -36,6 +36,17 @@ def hidden_sizes(text):
     return sizes
 
 
+def positive_int(text):
+    """'200' as an int of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def train(args):
     """Train on the digits, report the validation loss per epoch and the test accuracy."""
     X, y = load_digits()
@@ -66,7 +77,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     trainer = commands.add_parser("train", help="train a network on the bundled handwritten digits")
-    trainer.add_argument("--epochs", type=int, default=200, help="most epochs (default 200)")
+    trainer.add_argument("--epochs", type=positive_int, default=200, help="most epochs (default 200)")
     trainer.add_argument("--hidden", type=hidden_sizes, default=(64,),
                          help="hidden layer widths, e.g. 128,64 (default 64)")
     trainer.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")

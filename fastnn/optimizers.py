@@ -2,7 +2,8 @@
 
 An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
 allocated at its first update as flat vectors like the network's parameters. The updates
-themselves run in compiled code (``fastnn/_updates.pxd``).
+themselves run in compiled code (``fastnn/_updates.pxd``). Optimizers pickle with their state; an
+unpickled one continues with the first network of the same size it updates.
 """
 import weakref
 
@@ -24,6 +25,7 @@ class Optimizer:
     def __init__(self, lr):
         self._rule = UpdateRule(UPDATES[self._kind], 0.0)
         self._network = None
+        self._adoptable = False
         self.lr = lr
 
     @property
@@ -44,6 +46,7 @@ class Optimizer:
     def reset(self):
         """Forget the state and the network it belongs to; the next update starts afresh."""
         self._network = None
+        self._adoptable = False
 
     def _sync(self):
         raise NotImplementedError
@@ -56,8 +59,12 @@ class Optimizer:
                 raise ValueError(
                     "this optimizer holds the state of another network; create one optimizer per "
                     "network, or call reset() first")
-            self._rule.allocate(network.params.size, network.params.dtype)
+            state = self._rule.state1
+            if not (self._adoptable and state.size == network.params.size
+                    and state.dtype == network.params.dtype):
+                self._rule.allocate(network.params.size, network.params.dtype)
             self._network = weakref.ref(network)
+            self._adoptable = False
         return self._rule
 
     def _state(self):
@@ -66,6 +73,27 @@ class Optimizer:
 
     def _restore(self, state):
         self._rule.state1[:], self._rule.state2[:], self._rule.t = state
+
+    def __getstate__(self):
+        # the compiled rule and the weak reference to the network do not pickle: keep the
+        # settings (the Python attributes) and copies of the state
+        settings = {k: v for k, v in self.__dict__.items() if k not in ("_rule", "_network")}
+        state = self._state() if self._rule.state1 is not None else None
+        return settings, state
+
+    def __setstate__(self, pickled):
+        settings, state = pickled
+        self.__dict__.update(settings)
+        self._rule = UpdateRule(UPDATES[self._kind], 0.0)
+        self._network = None
+        self._sync()
+        if state is not None:
+            # adopted by the first network of this size the optimizer updates
+            self._rule.allocate(state[0].size, state[0].dtype)
+            self._restore(state)
+            self._adoptable = True
+        else:
+            self._adoptable = False
 
 
 class SGD(Optimizer):
@@ -125,7 +153,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum needs momentum > 0")
 
     def _sync(self):
-        self._rule.set(self._lr, self._momentum, self._nesterov, 0.0, 0.0, 0.0)
+        self._rule.set(self._lr, self._momentum, self._nesterov, 0.0, 0.0, 0.0, False)
 
     def __repr__(self):
         return f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r})"
@@ -135,7 +163,9 @@ class Adam(Optimizer):
     """Adam with bias correction, as ``torch.optim.Adam``.
 
     ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``, then at step t
-    ``w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
+    ``w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``; with ``eps_hat``,
+    ``w -= lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)`` as Keras and
+    scikit-learn do (eps is then Kingma and Ba's epsilon-hat, added before the bias correction).
 
     Parameters
     ----------
@@ -145,16 +175,20 @@ class Adam(Optimizer):
         Decay rates of the first and second moment estimates, in [0, 1).
     eps : float, default 1e-8
         Added to the denominator, finite and >= 0.
+    eps_hat : bool, default False
+        Add eps before the bias correction of the second moment (Keras's and scikit-learn's
+        Adam) rather than after it (torch's).
     """
 
     _kind = "adam"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
-        self._beta1, self._beta2, self._eps = 0.9, 0.999, 1e-8
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False):
+        self._beta1, self._beta2, self._eps, self._eps_hat = 0.9, 0.999, 1e-8, False
         super().__init__(lr)
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
+        self.eps_hat = eps_hat
 
     @property
     def beta1(self):
@@ -186,9 +220,21 @@ class Adam(Optimizer):
         self._eps = check_real("eps", value, low=0)
         self._sync()
 
+    @property
+    def eps_hat(self):
+        """Whether eps is added before the bias correction (Keras, scikit-learn)."""
+        return self._eps_hat
+
+    @eps_hat.setter
+    def eps_hat(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"eps_hat must be True or False, got {value!r}")
+        self._eps_hat = value
+        self._sync()
+
     def _sync(self):
-        self._rule.set(self._lr, 0.0, False, self._beta1, self._beta2, self._eps)
+        self._rule.set(self._lr, 0.0, False, self._beta1, self._beta2, self._eps, self._eps_hat)
 
     def __repr__(self):
         return (f"Adam(lr={self._lr!r}, beta1={self._beta1!r}, beta2={self._beta2!r}, "
-                f"eps={self._eps!r})")
+                f"eps={self._eps!r}, eps_hat={self._eps_hat!r})")

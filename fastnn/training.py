@@ -15,7 +15,7 @@ from fastnn._engine import all_finite
 from fastnn._validation import check_int, check_real
 from fastnn.optimizers import Adam, Optimizer
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "fit", "run_epoch"]
 
 
 @dataclass
@@ -84,6 +84,77 @@ def _split(net, X, Y, sample_weight, validation_data, validation_split):
     return train, validation
 
 
+def _checked_layout(net, data):
+    """``data`` if its arrays have the layout the engine reads (their values were checked by
+    ``net._data``): a cheap guard, since the engine itself trusts every pointer."""
+    X, Y, s = data
+    n = X.shape[0] if isinstance(X, np.ndarray) else -1
+    expected = ((X, (n, net.sizes[0])), (Y, (n, net.sizes[-1])), (s, (n,)))
+    for array, shape in expected:
+        if array is None and shape == (n,):
+            continue
+        if not (isinstance(array, np.ndarray) and array.dtype == net.dtype and array.shape == shape
+                and array.flags.c_contiguous and n > 0):
+            raise ValueError("run_epoch takes data as MLP._data returns it")
+    return X, Y, s
+
+
+def _checked_order(order, n):
+    """``order`` as an intp permutation-like index of n rows, or None."""
+    if order is None:
+        return None
+    order = np.asarray(order)
+    if order.dtype.kind not in "iu" or order.shape != (n,) or order.min() < 0 or order.max() >= n:
+        raise ValueError(f"order must hold {n} integer row indices in 0..{n - 1}")
+    return np.ascontiguousarray(order, dtype=np.intp)
+
+
+def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
+    """One epoch of minibatch updates on data already checked, run in compiled code.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+    data : tuple (X, Y, sample_weight)
+        As ``net._data`` returns them (C-contiguous, the network's dtype, checked).
+    optimizer : fastnn.SGD or fastnn.Adam
+    batch_size : int
+        Rows per update (>= 1); the last batch may be smaller.
+    order : ndarray of intp, shape (N,), optional
+        The order in which to visit the rows (gathered into a reused buffer); as stored if None.
+    validation : tuple (X, Y, sample_weight), optional
+        Checked data on which to evaluate the objective after the epoch.
+
+    Returns
+    -------
+    loss : float
+        The mean over the samples (weighted) of J on their batch before its update.
+    val_loss : float or None
+        The objective on ``validation`` after the epoch.
+
+    Raises
+    ------
+    FloatingPointError
+        If a loss or a parameter becomes NaN or infinite; the network and the optimizer are then
+        restored to their state at the start of the epoch.
+    """
+    X, Y, s = _checked_layout(net, data)
+    order = _checked_order(order, X.shape[0])
+    batch_size = check_int("batch_size", batch_size, 1)
+    rule = check_optimizer(optimizer)._rule_for(net)
+    snapshot = (net.params.copy(), optimizer._state())
+    total, done = net._engine.epoch(X, Y, s, order, batch_size, rule)
+    val_loss = net._engine.loss(*validation) if validation is not None else None
+    if not (done == -(-X.shape[0] // batch_size) and all_finite(net.params)
+            and (val_loss is None or math.isfinite(val_loss))):
+        net.params[:] = snapshot[0]
+        optimizer._restore(snapshot[1])
+        raise FloatingPointError(
+            "the loss became NaN or infinite; the network and the optimizer were restored to "
+            "their state at the start of the epoch (lower the learning rate?)")
+    return total / (X.shape[0] if s is None else float(s.sum())), val_loss
+
+
 def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
         min_delta=0.0, verbose=0, sample_weight=None):
@@ -146,29 +217,16 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     if early_stopping and validation is None:
         raise ValueError("early_stopping watches the validation loss: give validation_data or "
                          "validation_split > 0")
-    rule = optimizer._rule_for(net)
     rng = np.random.default_rng(seed)
-    engine, n = net._engine, X.shape[0]
-    n_batches = -(-n // batch_size)
-    total_weight = n if s is None else float(s.sum())
     history = History()
     best, best_params, waited = math.inf, None, 0
     for epoch in range(epochs):
         started = time.perf_counter()
-        snapshot = (net.params.copy(), optimizer._state())
-        order = rng.permutation(n) if shuffle else None
-        total, done = engine.epoch(X, Y, s, order, batch_size, rule)
-        loss = total / total_weight
-        val_loss = engine.loss(*validation) if validation is not None else None
-        finite = done == n_batches and all_finite(net.params) and (
-            val_loss is None or math.isfinite(val_loss))
-        if not finite:
-            net.params[:] = snapshot[0]
-            optimizer._restore(snapshot[1])
-            raise FloatingPointError(
-                f"the loss became NaN or infinite in epoch {epoch + 1}; the network and the "
-                f"optimizer were restored to their state at the start of that epoch (lower the "
-                f"learning rate?)")
+        order = rng.permutation(X.shape[0]) if shuffle else None
+        try:
+            loss, val_loss = run_epoch(net, (X, Y, s), optimizer, batch_size, order, validation)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"epoch {epoch + 1}: {error}") from None
         history.loss.append(loss)
         watched = loss if val_loss is None else val_loss
         if val_loss is not None:

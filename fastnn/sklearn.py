@@ -1,0 +1,848 @@
+"""scikit-learn's `MLPClassifier` and `MLPRegressor`, trained by fastnn's compiled core.
+
+Change ``from sklearn.neural_network import MLPClassifier`` to
+``from fastnn.sklearn import MLPClassifier`` and keep the rest of the code: the constructor
+parameters, their defaults and meanings, the methods and the fitted attributes are scikit-learn
+1.9's.
+
+Design
+------
+- The objective is scikit-learn's: output deltas ``(yhat - y) s_i / S`` and the penalty
+  ``alpha/2 ||W||^2 / S`` (S the sum of the batch's sample weights), that is a fastnn `MLP` with
+  ``l2=alpha`` whose objective is scaled by ``_scale_objective(loss_scale, l2_per_sample=True)``,
+  ``loss_scale`` 1/2 for squared error (identity output) and 1 for the log-loss (softmax output for
+  multiclass, sigmoid for binary and multilabel targets).
+- The network is the storage: ``coefs_[l]`` and ``intercepts_[l]`` are views of ``W_l`` and ``b_l``
+  in its flat parameter vector, shaped ``(n_in, n_out)`` as scikit-learn's. Its dtype follows X's
+  (float32 X trains float32 weights, as in scikit-learn).
+- Initialization draws exactly scikit-learn's numbers (`_init_coef`: uniform in
+  ``+-sqrt(factor / (fan_in + fan_out))``, factor 2 for logistic and 6 otherwise, weights then
+  intercepts layer by layer, from ``check_random_state(random_state)``). The training rows are
+  shuffled with scikit-learn's own calls on the same random state, and the early-stopping split is
+  its `train_test_split` (stratified for binary targets, as scikit-learn does). So with the same
+  ``random_state`` both libraries start from the same weights and visit the same batches.
+- 'adam' is fastnn's `Adam` with ``eps_hat=True``: eps added before the bias correction, the form
+  of scikit-learn's (and Keras's) Adam, where torch adds it after.
+- 'sgd' and 'adam' run one compiled epoch per ``MLP.fit(..., epochs=1)`` call; between epochs,
+  Python applies scikit-learn's rules: ``tol`` and ``n_iter_no_change`` on the training loss or on
+  the validation score (accuracy / R^2) with ``early_stopping``, the 'invscaling' rate
+  ``learning_rate_init / (t_ + 1) ** power_t`` and the 'adaptive' division by 5.
+- 'lbfgs' hands the flat parameter vector and the compiled objective and gradient to
+  ``scipy.optimize.minimize(method="L-BFGS-B")`` with scikit-learn's options
+  (``maxiter=max_iter, maxfun=max_fun, gtol=tol``).
+
+Differences from scikit-learn that remain
+-----------------------------------------
+- SGD momentum: fastnn's is torch's (a buffer of gradients scaled by the current rate), which is
+  identical to scikit-learn's velocity for a constant rate. When 'invscaling' or 'adaptive' change
+  the rate between epochs, the buffer is rescaled by ``old_rate / new_rate``, which keeps the two
+  identical (to rounding) for every schedule.
+- Log-loss: fastnn computes it from the logits, scikit-learn from probabilities clipped to
+  ``[eps, 1 - eps]``. The gradients are the same; the reported loss differs only for saturated
+  outputs (probability within 1e-16 of 0 or 1), where fastnn's is the exact one.
+- Reported training loss with sample weights: ``loss_`` is the mean of the batch objectives weighted
+  by each batch's sample-weight sum, scikit-learn's weights them by the batch's row count. Equal
+  without sample weights.
+- Reported training loss of multi-output regression with ``alpha > 0`` and 'sgd'/'adam':
+  scikit-learn divides the squared-error term of each batch, not its penalty, by n_outputs. The
+  compiled epoch returns the sum of the batch objectives only, so the penalty part is estimated
+  with ``||W||^2`` interpolated linearly between the epoch's start and end. The reported loss is
+  then within 1e-4 relative of scikit-learn's even with ``alpha=1`` (1e-8 at the default), exact
+  for one output, one batch per epoch or ``alpha=0``; with 'lbfgs' it is exact. The weights are
+  not affected.
+- L-BFGS with several regression outputs: scikit-learn gives L-BFGS a loss divided by n_outputs but
+  a gradient that is not, so its line search works on an inconsistent pair; fastnn gives the
+  consistent pair (the objective whose gradient it is). The fits agree while L-BFGS takes full
+  steps and part once a line search shortens one (diabetes, 3 outputs: equal to 1e-13 after 20
+  iterations, predictions 0.1 apart after 50). Identical for one output and for classification.
+- ``loss="poisson"`` of `MLPRegressor` is rejected (fastnn has no exponential output and no
+  Poisson deviance); only ``"squared_error"`` is accepted.
+- Sparse X is accepted and converted to a dense array (the kernels are dense), which needs
+  ``n_samples * n_features`` floats of memory.
+- ``partial_fit`` of `MLPRegressor` with ``solver="lbfgs"`` raises AttributeError, as
+  `MLPClassifier`'s does (scikit-learn's regressor runs a full L-BFGS fit instead).
+- A batch whose sample weights are all zero makes no update (scikit-learn divides by zero).
+- A training loss that becomes NaN or infinite stops ``fit`` at once with scikit-learn's
+  "Solver produced non-finite parameter weights" ValueError (scikit-learn finishes ``max_iter``
+  epochs first).
+- ``verbose`` prints scikit-learn's lines for 'sgd' and 'adam'; 'lbfgs' prints nothing (as
+  scikit-learn with SciPy >= 1.15).
+- ``coefs_`` and ``intercepts_`` are views into the network: change them in place
+  (``coefs_[0][:] = ...``); rebinding a list element does not change the model.
+- The output dtype of predictions is the weights' dtype (scikit-learn's follows the product of
+  X and the weights).
+"""
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fastnn.network import MLP
+from fastnn.optimizers import SGD, Adam
+from fastnn.training import run_epoch
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's activation names and fastnn's.
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+               "softmax": "softmax"}
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+              "values and need to be preprocessed.")
+
+
+def _dense(X):
+    """X as a dense array: the compiled kernels have no sparse path."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
+
+
+class _BaseMLP(BaseEstimator):
+    """What `MLPClassifier` and `MLPRegressor` share: training, prediction and pickling."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ---- fitting -------------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to the data matrix X and the target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (sparse input is converted to a dense array).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def _fit(self, X, y, sample_weight, incremental):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X = _dense(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 ensure_non_negative=True)
+        layer_units = [X.shape[1], *hidden, Y.shape[1]]
+        # As scikit-learn: a new random state per call, drawn from in the same order.
+        random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_units, X.dtype, random_state)
+        elif list(self._net.sizes) != layer_units:
+            raise ValueError(f"warm_start and partial_fit continue a network of layer sizes "
+                             f"{list(self._net.sizes)}; this call needs {layer_units}")
+        else:
+            self._adopt_settings()
+        dtype = self._net.dtype
+        X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
+        if sample_weight is not None:
+            sample_weight = sample_weight.astype(dtype, copy=False)
+        if self.solver in STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, random_state, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sample_weight)
+        if not np.isfinite(self._net.params).all():
+            raise ValueError(NON_FINITE)
+        return self
+
+    def _initialize(self, layer_units, dtype, random_state):
+        """A new network with scikit-learn's initial weights, and the fitted attributes' start."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = layer_units[-1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._net = self._network(layer_units, dtype)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(self._net.weights, self._net.biases):
+            bound = np.sqrt(factor / sum(W.shape))
+            W[:] = random_state.uniform(-bound, bound, W.shape)
+            b[:] = random_state.uniform(-bound, bound, b.shape)
+        self._link()
+        self._optimizer = None
+        self._best_params = self._net.params.copy()
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _network(self, layer_units, dtype):
+        """A fastnn network with this estimator's activation, penalty and scikit-learn's objective."""
+        classifier = self.out_activation_ != "identity"
+        net = MLP(layer_units, activation=ACTIVATIONS[self.activation],
+                  output_activation=ACTIVATIONS[self.out_activation_],
+                  loss="cross_entropy" if classifier else "squared_error", l2=self.alpha,
+                  dtype=dtype, seed=0)
+        net._scale_objective(1.0 if classifier else 0.5, True)
+        return net
+
+    def _adopt_settings(self):
+        """Continue (warm_start, partial_fit) with the current activation and alpha.
+
+        scikit-learn reads them at every call; a fastnn network fixes them at construction, so a
+        changed setting moves the weights (and the optimizer's state) into a new network.
+        """
+        net = self._net
+        if net.activation == ACTIVATIONS[self.activation] and net.l2 == self.alpha:
+            return
+        self._net = self._network(list(net.sizes), net.dtype)
+        self._net.params[:] = net.params
+        self._link()
+        # a copy of an optimizer keeps its state for the first network of its size it updates
+        self._optimizer = copy.deepcopy(self._optimizer)
+
+    def _link(self):
+        """coefs_ and intercepts_ as views of the network's weights and biases."""
+        self.coefs_ = list(self._net.weights)
+        self.intercepts_ = list(self._net.biases)
+
+    def _new_optimizer(self):
+        if self.solver == "sgd":
+            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
+                       nesterov=self.nesterovs_momentum and self.momentum > 0)
+        return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
+                    eps=self.epsilon, eps_hat=True)
+
+    def _fit_stochastic(self, X, Y, sample_weight, random_state, incremental):
+        """scikit-learn's `_fit_stochastic`, with each epoch run by the compiled core."""
+        if not incremental or self._optimizer is None:
+            self._optimizer = self._new_optimizer()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if self.early_stopping:
+            # scikit-learn stratifies only single-column targets (binary classification).
+            stratify = Y if self._is_classifier() and self.n_outputs_ == 1 else None
+            arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+            parts = train_test_split(*arrays, random_state=random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X_train, X_val, Y_train, Y_val = parts[:4]
+            sw_train, sw_val = parts[4:] if sample_weight is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = self._decode(Y_val)
+        else:
+            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        n_batches = -(-n_samples // batch_size)
+        total_weight = n_samples if sw_train is None else float(sw_train.sum())
+        # scikit-learn reports the squared error as a mean over the outputs, though its gradient
+        # is that of the sum, and does not divide the penalty: convert for several outputs.
+        per_output = self.out_activation_ == "identity" and self.n_outputs_ > 1
+        penalized = per_output and self.alpha > 0
+        data = self._net._data(X_train, Y_train, sw_train)
+        sample_idx = np.arange(n_samples)
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    # The draw of scikit-learn's `shuffle(sample_idx, random_state)` (arange(n)
+                    # shuffled, then taken), without its input checks: the same batches.
+                    sample_idx = sample_idx[random_state.permutation(n_samples)]
+                squares_before = self._squared_weights() if penalized else 0.0
+                try:
+                    self.loss_, _ = run_epoch(self._net, data, self._optimizer, batch_size,
+                                              sample_idx if self.shuffle else None)
+                except FloatingPointError:
+                    raise ValueError(NON_FINITE) from None
+                self.n_iter_ += 1
+                if per_output:
+                    # The epoch's penalty part, sum over its batches of alpha/2 ||W||^2 / S with
+                    # W before each batch's update: ||W||^2 interpolated linearly between the
+                    # epoch's start and end (see the module docstring), exact for one batch.
+                    squares = (n_batches * squares_before + (n_batches - 1) / 2
+                               * (self._squared_weights() - squares_before)) if penalized else 0.0
+                    penalty = 0.5 * self.alpha * squares / total_weight
+                    self.loss_ = self._per_output_loss(self.loss_, penalty)
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(X_val, y_val, sw_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._set_learning_rate(
+                        float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self._trigger_stopping():
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  f"reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if self.early_stopping:
+            self._net.params[:] = self._best_params
+
+    def _squared_weights(self):
+        """sum_l ||W_l||^2, for the penalty part of the reported loss."""
+        return sum(float(np.dot(W.ravel(), W.ravel())) for W in self._net.weights)
+
+    def _per_output_loss(self, objective, penalty):
+        """scikit-learn's reported loss of several regression outputs: the squared-error part of
+        fastnn's objective divided by their number, the penalty part not."""
+        return (objective - penalty) / self.n_outputs_ + penalty
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+        """scikit-learn's bookkeeping of ``tol`` and ``n_iter_no_change`` after an epoch."""
+        if self.early_stopping:
+            score = self._score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._net.params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _trigger_stopping(self):
+        """Whether to stop after n_iter_no_change epochs without improvement ('adaptive' sgd
+        divides the learning rate by 5 instead, down to 1e-6)."""
+        watched = "Validation score did not improve" if self.early_stopping else (
+            "Training loss did not improve")
+        msg = (f"{watched} more than tol={self.tol:f} for {self.n_iter_no_change} "
+               f"consecutive epochs.")
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._optimizer.lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._set_learning_rate(self._optimizer.lr / 5.0)
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._optimizer.lr)
+        return False
+
+    def _set_learning_rate(self, lr):
+        """Change the SGD rate between epochs as scikit-learn's velocities see it.
+
+        scikit-learn's velocity holds rate-scaled steps; torch's momentum buffer holds raw
+        gradients and is scaled by the current rate. Rescaling the buffer by old/new rate keeps
+        the two updates identical.
+        """
+        optimizer = self._optimizer
+        if optimizer.momentum > 0 and optimizer.steps:
+            buffer, unused, steps = optimizer._state()
+            optimizer._restore((buffer * (optimizer.lr / lr), unused, steps))
+        optimizer.lr = lr
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        """Minimize the compiled objective with SciPy's L-BFGS-B, as scikit-learn does."""
+        net = self._net
+        engine = net._engine
+        X, Y, sample_weight = net._data(X, Y, sample_weight)
+
+        def objective_and_gradient(params):
+            engine.params[:] = params
+            return engine.gradients(X, Y, sample_weight), engine.grad.astype(np.float64)
+
+        result = scipy.optimize.minimize(
+            objective_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        net.params[:] = result.x
+        self.loss_ = float(result.fun)
+        if self.out_activation_ == "identity" and self.n_outputs_ > 1:
+            total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+            penalty = 0.5 * self.alpha * self._squared_weights() / total_weight
+            self.loss_ = self._per_output_loss(self.loss_, penalty)
+
+    # ---- prediction ----------------------------------------------------------------------
+
+    def _forward(self, X, check_input=True):
+        """The output layer's activations for X (validated unless check_input is False)."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return self._net.forward(_dense(X))
+
+    def _score(self, X, y, sample_weight):
+        """The validation score of early stopping (NaN for non-finite outputs)."""
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
+
+    # ---- pickling ------------------------------------------------------------------------
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # coefs_ and intercepts_ are views of the network, which pickles its own parameters.
+        state.pop("coefs_", None)
+        state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "_net"):
+            self._link()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's `MLPClassifier`, trained by fastnn.
+
+    It minimizes the log-loss (softmax output for multiclass targets, logistic outputs for binary
+    and multilabel ones) with L-BFGS, SGD or Adam. The parameters, their defaults and meanings
+    are scikit-learn 1.9's; see the module docstring for the differences that remain.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, which is divided by the batch's sample-weight sum.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size of the stochastic solvers; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule of 'sgd': constant, ``learning_rate_init / (t_ + 1) ** power_t``
+        after each epoch, or divided by 5 after n_iter_no_change epochs without improvement.
+    learning_rate_init : float, default=0.001
+        The initial learning rate of 'sgd' and 'adam'.
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    max_iter : int, default=200
+        Maximum number of epochs ('sgd', 'adam') or of iterations ('lbfgs').
+    shuffle : bool, default=True
+        Whether to shuffle the samples at each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization, the early-stopping split and the shuffling.
+    tol : float, default=1e-4
+        Tolerance: training stops when the loss (or validation score) does not improve by at
+        least tol for n_iter_no_change epochs; L-BFGS's gradient tolerance.
+    verbose : bool, default=False
+        Whether to print progress messages.
+    warm_start : bool, default=False
+        Continue from the previous solution on the next call to fit.
+    momentum : float, default=0.9
+        Momentum of 'sgd', in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Whether 'sgd' uses Nesterov's momentum.
+    early_stopping : bool, default=False
+        Hold out validation_fraction of the training data and stop when its accuracy does not
+        improve; the weights of the best epoch are kept.
+    validation_fraction : float, default=0.1
+        The held-out fraction for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's moment estimates, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by tol before stopping (or dividing the rate, 'adaptive').
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of 'lbfgs'.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels of each output.
+    loss_ : float
+        The loss at the end of training (training loss of the last epoch for 'sgd' and 'adam').
+    best_loss_ : float or None
+        The lowest training loss ('sgd', 'adam'; None with early stopping).
+    loss_curve_ : list of float
+        The training loss of each epoch ('sgd', 'adam').
+    validation_scores_ : list of float or None
+        The validation accuracy after each epoch with early stopping, else None.
+    best_validation_score_ : float or None
+        The best validation accuracy with early stopping, else None.
+    t_ : int
+        The number of training samples seen by the stochastic solvers.
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        ``coefs_[i]`` is the weight matrix of layer i (a view into the network).
+    intercepts_ : list of ndarray of shape (n_out,)
+        ``intercepts_[i]`` is the bias vector of layer i + 1 (a view into the network).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X had string column names.
+    n_iter_ : int
+        The number of epochs ('sgd', 'adam') or iterations ('lbfgs') run.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        The output activation: 'softmax' or 'logistic'.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastnn.sklearn import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(random_state=0).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.99
+    True
+    """
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _is_classifier(self):
+        return True
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        """Checked X, and the targets binarized as floats of X's dtype (classes_ as scikit-learn)."""
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        f"warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def _decode(self, Y):
+        """Class labels from binarized targets."""
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def predict(self, X):
+        """Predict the class labels of the samples in X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes (an indicator matrix for multilabel targets).
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over the given data ('sgd' and 'adam' only).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+        classes : array of shape (n_classes,), default=None
+            All the classes across the calls to partial_fit; required at the first call.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The probability of each class, in the order of `classes_`.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """The logarithm of the probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's `MLPRegressor`, trained by fastnn.
+
+    It minimizes half the squared error (identity output) with L-BFGS, SGD or Adam. The
+    parameters, their defaults and meanings are scikit-learn 1.9's; see the module docstring for
+    the differences that remain.
+
+    Parameters
+    ----------
+    loss : {'squared_error'}, default='squared_error'
+        The loss; scikit-learn's 'poisson' is not available.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
+        As in `MLPClassifier`; early stopping watches the validation R^2.
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, coefs_, \
+intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_
+        As in `MLPClassifier` (validation scores are R^2).
+    out_activation_ : str
+        The output activation, 'identity'.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import scale
+    >>> from fastnn.sklearn import MLPRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = MLPRegressor(solver="lbfgs", random_state=0).fit(scale(X), scale(y))
+    >>> reg.score(scale(X), scale(y)) > 0.5
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error"})],
+    }
+    _score_function = staticmethod(r2_score)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.loss = loss
+
+    def _is_classifier(self):
+        return False
+
+    def _output_activation(self):
+        return "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        """Checked X, and the targets as a 2-D float array of X's dtype."""
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y.reshape(y.shape[0], -1).astype(X.dtype)
+
+    def _decode(self, Y):
+        """Targets as the user gave them: 1-D for one output."""
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    def _predict(self, X, check_input=True):
+        return self._decode(self._forward(X, check_input))
+
+    def predict(self, X):
+        """Predict the targets of the samples in X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over the given data ('sgd' and 'adam' only).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

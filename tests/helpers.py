@@ -1,0 +1,36 @@
+"""Helpers shared by the test modules: per-dtype tolerances, the settings every sweep covers,
+targets that suit a loss, and the batches that `fit` visits."""
+import numpy as np
+
+DTYPES = (np.float32, np.float64)
+# float32 keeps ~7 significant digits: sums of a few dozen rounded products agree with a float64
+# reference to ~1e-5 relative; float64 results must agree to the last few bits.
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+# The names of the two specializations of each fused-type kernel in fastnn._kernels.
+CTYPE = {np.float32: "float", np.float64: "double"}
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
+OUTPUT_LOSS_PAIRS = (("identity", "squared_error"), ("sigmoid", "squared_error"),
+                     ("softmax", "squared_error"), ("sigmoid", "cross_entropy"),
+                     ("softmax", "cross_entropy"))
+
+
+def make_targets(rng, n, n_out, output_activation, loss):
+    """Random targets of shape (n, n_out) that suit the output activation and loss: any real
+    numbers for identity, values in [0, 1] for sigmoid, probability rows for softmax."""
+    if output_activation == "identity":
+        return rng.normal(size=(n, n_out))
+    if output_activation == "softmax":
+        return rng.dirichlet(np.ones(n_out), size=n)
+    return rng.uniform(size=(n, n_out))
+
+
+def batches(X, Y, batch_size):
+    """The consecutive (X, Y) batches of `fit` with shuffle=False; the last may be smaller."""
+    return [(X[start:start + batch_size], Y[start:start + batch_size])
+            for start in range(0, len(X), batch_size)]
+
+
+def flat_gradient(dW, db):
+    """The gradients of `MLP.gradients` as one vector laid out like `MLP.params`."""
+    return np.concatenate([g.ravel() for pair in zip(dW, db) for g in pair])

@@ -1,0 +1,338 @@
+"""Every compiled kernel, through its entry point in fastnn._kernels, in both its float32 and float64
+specializations (the losses with and without sample weights), against a plain NumPy reference
+computed in float64 (textbook formulas and explicit Jacobians, not the kernels' own shortcuts); and
+the numerics promised by the design: sigmoid, softmax and the log-losses stay finite and exact for
+huge inputs."""
+import numpy as np
+import pytest
+
+from fastnn import _kernels
+from fastnn._engine import ACTIVATIONS, LOSSES
+
+from helpers import CTYPE, DTYPES, TOL
+
+SE, CE = LOSSES["squared_error"], LOSSES["cross_entropy"]
+
+
+def kernel(name, dtype):
+    """The float or double specialization of a kernel, so a dtype mix-up fails loudly."""
+    return getattr(_kernels, name)[CTYPE[dtype]]
+
+
+def activation(Z, act):
+    """f(Z) in float64, by definition."""
+    Z = np.asarray(Z, dtype=np.float64)
+    if act == "identity":
+        return Z.copy()
+    if act == "sigmoid":
+        return 1 / (1 + np.exp(-Z))
+    if act == "relu":
+        return np.maximum(Z, 0)
+    if act == "tanh":
+        return np.tanh(Z)
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def chain(G, Z, act):
+    """dJ/dZ from G = dJ/dA, A = f(Z): f'(Z) computed from Z, the full Jacobian for softmax."""
+    Z = np.asarray(Z, dtype=np.float64)
+    if act == "identity":
+        return G.copy()
+    if act == "sigmoid":
+        return G * np.exp(-Z) / (1 + np.exp(-Z)) ** 2
+    if act == "relu":
+        return G * (Z > 0)
+    if act == "tanh":
+        return G / np.cosh(Z) ** 2
+    A = activation(Z, "softmax")
+    # J[n, i, j] = dA[n, j] / dZ[n, i] = A[n, j] (delta_ij - A[n, i])
+    J = A[:, None, :] * (np.eye(Z.shape[1])[None] - A[:, :, None])
+    return np.einsum("nij,nj->ni", J, G)
+
+
+def assert_sums_close(actual, expected, magnitude, dtype):
+    """actual == expected up to the rounding of sums whose terms have absolute sums `magnitude`:
+    cancellation can make a sum small, and its rounding error is bounded by its terms, not by it."""
+    tol = TOL[dtype]["rtol"] * magnitude + TOL[dtype]["atol"]
+    np.testing.assert_array_less(np.abs(actual.astype(np.float64) - expected), tol)
+
+
+# (m, n, k) with m n k <= 512 multiply-adds run in the plain loop, above it in BLAS.
+GEMM_SHAPES = [(3, 4, 5), (8, 8, 8), (1, 7, 3), (9, 11, 7), (33, 17, 29), (64, 1, 40)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m, n, k", GEMM_SHAPES)
+@pytest.mark.parametrize("reference", [False, True])
+def test_gemm_matches_numpy(dtype, trans_a, trans_b, m, n, k, reference):
+    rng = np.random.default_rng(m * 100 + n * 10 + k)
+    A = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+    B = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
+    C = rng.normal(size=(m, n)).astype(dtype)
+    opA = A.astype(np.float64).T if trans_a else A.astype(np.float64)
+    opB = B.astype(np.float64).T if trans_b else B.astype(np.float64)
+    expected = 0.75 * opA @ opB - 0.5 * C.astype(np.float64)
+    magnitude = 0.75 * np.abs(opA) @ np.abs(opB) + 0.5 * np.abs(C.astype(np.float64))
+    kernel("gemm", dtype)(trans_a, trans_b, 0.75, A, B, -0.5, C, reference)
+    assert_sums_close(C, expected, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, n, k", [(3, 4, 5), (33, 17, 29)])
+@pytest.mark.parametrize("reference", [False, True])
+def test_gemm_with_beta_zero_overwrites_nan(dtype, m, n, k, reference):
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    C = np.full((m, n), np.nan, dtype=dtype)
+    kernel("gemm", dtype)(False, False, 1.0, A, B, 0.0, C, reference)
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    assert_sums_close(C, A64 @ B64, np.abs(A64) @ np.abs(B64), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("in_place", [False, True])
+def test_activation_forward_matches_definition(dtype, act, in_place):
+    Z = np.random.default_rng(1).normal(scale=3, size=(7, 5)).astype(dtype)
+    expected = activation(Z, act)
+    A = Z if in_place else np.full_like(Z, np.nan)
+    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS[act])
+    np.testing.assert_allclose(A, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_activation_backward_matches_derivative_from_z(dtype, act):
+    rng = np.random.default_rng(2)
+    Z = rng.normal(scale=2, size=(6, 4))
+    G = rng.normal(size=(6, 4))
+    A = activation(Z, act).astype(dtype)
+    D = G.astype(dtype)
+    kernel("activation_backward", dtype)(D, A, ACTIVATIONS[act])
+    np.testing.assert_allclose(D, chain(G, Z, act), **TOL[dtype])
+
+
+# (N, K, M): a tiny layer (plain loops) and one large enough for BLAS in every product.
+DENSE_SHAPES = [(3, 4, 2), (40, 30, 20)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
+def test_dense_forward_matches_numpy(dtype, N, K, M):
+    rng = np.random.default_rng(3)
+    A, W, b = (rng.normal(size=s).astype(dtype) for s in ((N, K), (K, M), (M,)))
+    Z = np.full((N, M), np.nan, dtype=dtype)
+    kernel("dense_forward", dtype)(Z, A, W, b)
+    A64, W64, b64 = (x.astype(np.float64) for x in (A, W, b))
+    assert_sums_close(Z, A64 @ W64 + b64, np.abs(A64) @ np.abs(W64) + np.abs(b64), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
+@pytest.mark.parametrize("with_dA", [True, False])
+def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA):
+    rng = np.random.default_rng(4)
+    D, A, W = (rng.normal(size=s).astype(dtype) for s in ((N, M), (N, K), (K, M)))
+    dW = np.full((K, M), np.nan, dtype=dtype)
+    db = np.full(M, np.nan, dtype=dtype)
+    dA = np.full((N, K), np.nan, dtype=dtype) if with_dA else None
+    kernel("dense_backward", dtype)(dA, dW, db, D, A, W)
+    D64, A64, W64 = (x.astype(np.float64) for x in (D, A, W))
+    assert_sums_close(dW, A64.T @ D64, np.abs(A64.T) @ np.abs(D64), dtype)
+    assert_sums_close(db, D64.sum(axis=0), np.abs(D64).sum(axis=0), dtype)
+    if with_dA:
+        assert_sums_close(dA, D64 @ W64.T, np.abs(D64) @ np.abs(W64.T), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
+@pytest.mark.parametrize("with_dA", [True, False])
+def test_dense_backward_descend_matches_a_gradient_step(dtype, N, K, M, with_dA):
+    rng = np.random.default_rng(5)
+    D, A, W, b = (rng.normal(size=s).astype(dtype) for s in ((N, M), (N, K), (K, M), (M,)))
+    lr, decay = 0.3, 0.05
+    W0, b0 = W.astype(np.float64), b.astype(np.float64)
+    dA = np.full((N, K), np.nan, dtype=dtype) if with_dA else None
+    kernel("dense_backward_descend", dtype)(dA, W, b, D, A, dtype(lr), dtype(decay))
+    D64, A64 = D.astype(np.float64), A.astype(np.float64)
+    assert_sums_close(W, (1 - lr * decay) * W0 - lr * A64.T @ D64,
+                      np.abs(W0) + lr * np.abs(A64.T) @ np.abs(D64), dtype)
+    assert_sums_close(b, b0 - lr * D64.sum(axis=0), np.abs(b0) + lr * np.abs(D64).sum(axis=0),
+                      dtype)
+    if with_dA:
+        # D W^T with W before the step
+        assert_sums_close(dA, D64 @ W0.T, np.abs(D64) @ np.abs(W0.T), dtype)
+
+
+def loss_targets(rng, kind, shape):
+    """Targets for each case of the loss tests."""
+    if kind == "real":
+        return rng.normal(size=shape)
+    if kind == "onehot":
+        return np.eye(shape[1])[rng.integers(shape[1], size=shape[0])]
+    # probabilities in [0, 1]; as rows of a softmax target their sums are not 1
+    return rng.uniform(size=shape)
+
+
+# (output activation, loss, targets)
+LOSS_CASES = [("identity", "squared_error", "real"), ("sigmoid", "squared_error", "unit"),
+              ("softmax", "squared_error", "unit"), ("softmax", "cross_entropy", "onehot"),
+              ("softmax", "cross_entropy", "unit"), ("sigmoid", "cross_entropy", "unit")]
+
+
+def per_sample_losses(A, Y, out_act, loss):
+    """L_i by the textbook definitions (cross-entropy from the probabilities)."""
+    if loss == "squared_error":
+        return np.sum((A - Y) ** 2, axis=1)
+    if out_act == "softmax":
+        return -np.sum(Y * np.log(A), axis=1)
+    return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=1)
+
+
+def sample_weights(rng, weighted, n, dtype):
+    """Sample weights s in [0, 2] with one zero, or None (the kernels then weigh rows by 1)."""
+    if not weighted:
+        return None
+    s = rng.uniform(0, 2, size=n)
+    s[1] = 0
+    return s.astype(dtype)
+
+
+def loss_gradient_wrt_output(A, Y, out_act, loss):
+    """dL/dA of the textbook per-sample loss."""
+    if loss == "squared_error":
+        return 2 * (A - Y)
+    if out_act == "softmax":
+        return -Y / A
+    return -(Y / A - (1 - Y) / (1 - A))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_act, loss, targets", LOSS_CASES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loss_forward_matches_definition(dtype, out_act, loss, targets, weighted):
+    rng = np.random.default_rng(5)
+    Z = rng.normal(scale=2, size=(9, 4)).astype(dtype)
+    A = activation(Z, out_act).astype(dtype)
+    Y = loss_targets(rng, targets, Z.shape).astype(dtype)
+    s = sample_weights(rng, weighted, 9, dtype)
+    # squared error reads the stored outputs A; cross-entropy reads the logits Z
+    seen = A.astype(np.float64) if loss == "squared_error" else activation(Z, out_act)
+    losses = per_sample_losses(seen, Y.astype(np.float64), out_act, loss)
+    expected = np.sum(losses if s is None else s.astype(np.float64) * losses)
+    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s)
+    assert got == pytest.approx(expected, rel=TOL[dtype]["rtol"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_act, loss, targets", LOSS_CASES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loss_backward_matches_chain_rule(dtype, out_act, loss, targets, weighted):
+    rng = np.random.default_rng(6)
+    Z = rng.normal(scale=2, size=(9, 4))
+    A = activation(Z, out_act)
+    Y = loss_targets(rng, targets, Z.shape).astype(dtype).astype(np.float64)
+    s = sample_weights(rng, weighted, 9, dtype)
+    scale = 1 / 9
+    G = loss_gradient_wrt_output(A, Y, out_act, loss)
+    if s is not None:
+        G = s.astype(np.float64)[:, None] * G
+    expected = scale * chain(G, Z, out_act)
+    D = np.full(Z.shape, np.nan, dtype=dtype)
+    kernel("loss_backward", dtype)(D, A.astype(dtype), Y.astype(dtype), ACTIVATIONS[out_act],
+                                   LOSSES[loss], scale, s)
+    np.testing.assert_allclose(D, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.8, True)])
+def test_sgd_update_follows_torch_rule_over_steps(dtype, momentum, nesterov):
+    rng = np.random.default_rng(7)
+    n, lr = 11, 0.05
+    P = rng.normal(size=n).astype(dtype)
+    buf = np.zeros(n, dtype=dtype)
+    p_ref, buf_ref = P.astype(np.float64), np.zeros(n)
+    for step in range(5):
+        G = rng.normal(size=n).astype(dtype)
+        g = G.astype(np.float64)
+        kernel("sgd_update", dtype)(P, G, buf, lr, momentum, nesterov)
+        if momentum == 0:
+            p_ref = p_ref - lr * g
+        else:
+            buf_ref = g if step == 0 else momentum * buf_ref + g
+            p_ref = p_ref - lr * (g + momentum * buf_ref if nesterov else buf_ref)
+            np.testing.assert_allclose(buf, buf_ref, **TOL[dtype])
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta1, beta2, eps", [(0.9, 0.999, 1e-8), (0.3, 0.5, 1e-3),
+                                               (0.0, 0.0, 0.0)])
+@pytest.mark.parametrize("eps_hat", [False, True])
+def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps, eps_hat):
+    rng = np.random.default_rng(8)
+    n, lr = 13, 0.01
+    P = rng.normal(size=n).astype(dtype)
+    m, v = np.zeros(n, dtype=dtype), np.zeros(n, dtype=dtype)
+    p_ref, m_ref, v_ref = P.astype(np.float64), np.zeros(n), np.zeros(n)
+    for t in range(1, 7):
+        G = rng.normal(size=n).astype(dtype)
+        g = G.astype(np.float64)
+        kernel("adam_update", dtype)(P, G, m, v, lr, beta1, beta2, eps, t, eps_hat)
+        m_ref = beta1 * m_ref + (1 - beta1) * g
+        v_ref = beta2 * v_ref + (1 - beta2) * g * g
+        m_hat, v_hat = m_ref / (1 - beta1 ** t), v_ref / (1 - beta2 ** t)
+        if eps_hat:  # eps added before the bias correction: Kingma and Ba's epsilon-hat
+            p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - beta2 ** t))
+        else:
+            p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(m, m_ref, **TOL[dtype])
+        np.testing.assert_allclose(v, v_ref, **TOL[dtype])
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_of_huge_inputs_is_exactly_zero_or_one(dtype):
+    Z = np.array([[-1000.0, 1000.0, -1e30, 1e30]], dtype=dtype)
+    A = np.empty_like(Z)
+    with np.errstate(all="raise"):
+        kernel("activation_forward", dtype)(A, Z, ACTIVATIONS["sigmoid"])
+    np.testing.assert_array_equal(A, [[0.0, 1.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_of_huge_rows_is_finite_and_correct(dtype):
+    Z = np.array([[1e4, 1e4 - 1, -1e4], [-1e4, -1e4, -1e4], [2e4, 0.0, 2e4]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS["softmax"])
+    e = np.exp(-1.0)
+    expected = [[1 / (1 + e), e / (1 + e), 0.0], [1 / 3] * 3, [0.5, 0.0, 0.5]]
+    assert np.all(np.isfinite(A))
+    np.testing.assert_allclose(A, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_of_huge_logits_is_finite_and_correct(dtype):
+    loss_forward, loss_backward = kernel("loss_forward", dtype), kernel("loss_backward", dtype)
+    softmax, sigmoid = ACTIVATIONS["softmax"], ACTIVATIONS["sigmoid"]
+    Z = np.array([[1e4, 0.0, -1e4], [1e4, 0.0, -1e4]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, softmax)
+    # the right class at 1e4 costs nothing; the class at 0 costs 1e4 nats
+    Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    assert loss_forward(Z, A, Y, softmax, CE) == 1e4
+    D = np.empty_like(Z)
+    loss_backward(D, A, Y, softmax, CE, 1.0)
+    np.testing.assert_array_equal(D, [[0.0, 0.0, 0.0], [1.0, -1.0, 0.0]])
+
+    Z = np.array([[1e4, -1e4, 1e4, -1e4]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, sigmoid)
+    Y = np.array([[1.0, 0.0, 0.0, 1.0]], dtype=dtype)
+    assert loss_forward(Z, A, Y, sigmoid, CE) == 2e4
+    D = np.empty_like(Z)
+    loss_backward(D, A, Y, sigmoid, CE, 1.0)
+    np.testing.assert_array_equal(D, [[0.0, 0.0, 1.0, -1.0]])

@@ -1,0 +1,222 @@
+"""fastnn equals PyTorch: on deep float64 networks of mixed widths, the forward pass, the objective
+(torch's losses rescaled to fastnn's definitions, plus the L2 penalty) and every gradient agree with
+autograd to ~1e-12 for every hidden activation and output/loss pair; and training trajectories of
+SGD (plain, momentum, Nesterov) and Adam, by `train_step` and by `fit` with shuffle=False, follow
+`torch.optim` step for step over the same batches. The sample-weighted objective
+sum_i s_i L_i / sum_i s_i and one float32 network (to ~1e-5) agree too."""
+import numpy as np
+import pytest
+import torch
+
+import fastnn
+
+from helpers import HIDDEN_ACTIVATIONS, OUTPUT_LOSS_PAIRS, batches, make_targets
+
+TORCH_ACTIVATIONS = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
+                     "identity": torch.nn.Identity}
+# Four hidden layers of mixed widths; with 25 rows the 40-wide layer takes the BLAS path and the
+# narrow ones the plain loop.
+DEEP_SIZES = [6, 40, 3, 17, 8, 4]
+FLOAT64_TOL = 1e-12
+
+
+def assert_matches(actual, expected, tol):
+    """Equal to `tol` relative to the largest magnitude in `expected`."""
+    expected = np.asarray(expected, dtype=np.float64)
+    np.testing.assert_allclose(actual, expected, rtol=tol,
+                               atol=tol * max(1.0, np.abs(expected).max()))
+
+
+def torch_twin(net):
+    """The network as torch.nn.Linear layers in float64 holding fastnn's parameters (weight = W.T)."""
+    layers = []
+    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+        linear = torch.nn.Linear(*W.shape, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W.T.astype(np.float64)))
+            linear.bias.copy_(torch.from_numpy(b.astype(np.float64)))
+        layers.append(linear)
+        if l < len(net.weights) - 1:
+            layers.append(TORCH_ACTIVATIONS[net.activation]())
+    return torch.nn.Sequential(*layers)
+
+
+def linears(model):
+    return [m for m in model if isinstance(m, torch.nn.Linear)]
+
+
+def torch_flat(model, grad=False):
+    """Parameters (or their gradients) of the twin, laid out like `MLP.params`."""
+    parts = []
+    for linear in linears(model):
+        weight, bias = (linear.weight.grad, linear.bias.grad) if grad else (linear.weight, linear.bias)
+        parts += [weight.detach().T.reshape(-1), bias.detach()]
+    return torch.cat(parts).numpy()
+
+
+def torch_output(logits, output_activation):
+    if output_activation == "sigmoid":
+        return torch.sigmoid(logits)
+    if output_activation == "softmax":
+        return torch.softmax(logits, dim=1)
+    return logits
+
+
+def torch_objective(net, model, X, Y):
+    """fastnn's J in torch: MSELoss * n_out, CrossEntropyLoss on logits, BCEWithLogitsLoss * n_out,
+    plus (l2/2) sum ||W||^2."""
+    logits = model(X)
+    n_out = net.sizes[-1]
+    if net.loss_name == "squared_error":
+        data = torch.nn.MSELoss()(torch_output(logits, net.output_activation), Y) * n_out
+    elif net.output_activation == "softmax":
+        data = torch.nn.CrossEntropyLoss()(logits, Y)
+    else:
+        data = torch.nn.BCEWithLogitsLoss()(logits, Y) * n_out
+    penalty = sum((linear.weight ** 2).sum() for linear in linears(model))
+    return data + net.l2 / 2 * penalty
+
+
+def deep_network(activation, output_activation, loss, seed, dtype="float64"):
+    net = fastnn.MLP(DEEP_SIZES, activation=activation, output_activation=output_activation,
+                     loss=loss, l2=0.05, dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    for b in net.biases:
+        b[:] = rng.normal(scale=0.3, size=b.shape)
+    X = rng.normal(size=(25, DEEP_SIZES[0]))
+    Y = make_targets(rng, 25, DEEP_SIZES[-1], output_activation, loss)
+    return net, X, Y
+
+
+def check_against_torch(net, X, Y, Y_torch, tol):
+    model = torch_twin(net)
+    X_torch = torch.from_numpy(np.asarray(X, dtype=np.float64))
+    J_torch = torch_objective(net, model, X_torch, Y_torch)
+    J_torch.backward()
+    expected_output = torch_output(model(X_torch), net.output_activation).detach().numpy()
+    assert_matches(net.forward(X), expected_output, tol)
+    assert net.loss(X, Y) == pytest.approx(J_torch.item(), rel=tol)
+    J, dW, db = net.gradients(X, Y)
+    assert J == pytest.approx(J_torch.item(), rel=tol)
+    for l, linear in enumerate(linears(model)):
+        assert_matches(dW[l], linear.weight.grad.numpy().T, tol)
+        assert_matches(db[l], linear.bias.grad.numpy(), tol)
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_forward_loss_and_gradients_match_autograd(activation, output_activation, loss):
+    net, X, Y = deep_network(activation, output_activation, loss, seed=21)
+    check_against_torch(net, X, Y, torch.from_numpy(Y), FLOAT64_TOL)
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_softmax_cross_entropy_with_integer_labels_matches_autograd(activation):
+    net, X, _ = deep_network(activation, "softmax", "cross_entropy", seed=22)
+    labels = np.random.default_rng(22).integers(DEEP_SIZES[-1], size=len(X))
+    check_against_torch(net, X, labels, torch.from_numpy(labels), FLOAT64_TOL)
+
+
+def test_softmax_cross_entropy_with_unnormalized_probability_rows_matches_autograd():
+    net, X, _ = deep_network("tanh", "softmax", "cross_entropy", seed=23)
+    Y = np.random.default_rng(23).uniform(size=(len(X), DEEP_SIZES[-1]))
+    check_against_torch(net, X, Y, torch.from_numpy(Y), FLOAT64_TOL)
+
+
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_float32_network_matches_autograd_to_float32_precision(output_activation, loss):
+    net, X, Y = deep_network("tanh", output_activation, loss, seed=24, dtype="float32")
+    assert net.params.dtype == np.float32
+    # torch in float64 from the float32 parameters and the float32-rounded data fastnn sees
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    check_against_torch(net, X, Y, torch.from_numpy(Y.astype(np.float64)), 1e-5)
+
+
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_sample_weighted_objective_matches_autograd(output_activation, loss):
+    net, X, Y = deep_network("sigmoid", output_activation, loss, seed=25)
+    weights = np.random.default_rng(25).uniform(0, 3, size=len(X))
+    weights[[0, 7]] = 0
+    model = torch_twin(net)
+    logits = model(torch.from_numpy(X))
+    Y_torch, s = torch.from_numpy(Y), torch.from_numpy(weights)
+    if loss == "squared_error":
+        losses = ((torch_output(logits, output_activation) - Y_torch) ** 2).sum(dim=1)
+    elif output_activation == "softmax":
+        losses = torch.nn.CrossEntropyLoss(reduction="none")(logits, Y_torch)
+    else:
+        losses = torch.nn.BCEWithLogitsLoss(reduction="none")(logits, Y_torch).sum(dim=1)
+    penalty = sum((linear.weight ** 2).sum() for linear in linears(model))
+    J_torch = (s * losses).sum() / s.sum() + net.l2 / 2 * penalty
+    J_torch.backward()
+    J, dW, db = net.gradients(X, Y, weights)
+    assert J == pytest.approx(J_torch.item(), rel=FLOAT64_TOL)
+    assert net.loss(X, Y, weights) == pytest.approx(J_torch.item(), rel=FLOAT64_TOL)
+    for l, linear in enumerate(linears(model)):
+        assert_matches(dW[l], linear.weight.grad.numpy().T, FLOAT64_TOL)
+        assert_matches(db[l], linear.bias.grad.numpy(), FLOAT64_TOL)
+
+
+OPTIMIZERS = {
+    "sgd": (lambda: fastnn.SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    "momentum": (lambda: fastnn.SGD(lr=0.05, momentum=0.9),
+                 lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    "nesterov": (lambda: fastnn.SGD(lr=0.05, momentum=0.8, nesterov=True),
+                 lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True)),
+    "adam": (lambda: fastnn.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
+    "adam_custom": (lambda: fastnn.Adam(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4),
+                    lambda p: torch.optim.Adam(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4)),
+}
+# (hidden activation, output activation, loss) of the networks the trajectories train
+TRAJECTORY_NETWORKS = [("tanh", "softmax", "cross_entropy"), ("relu", "identity", "squared_error")]
+
+
+def trajectory_setup(kind, setting, seed):
+    """A network, data of 23 rows (batches of 5 leave a last batch of 3), the two optimizers and
+    the torch twin."""
+    activation, output_activation, loss = setting
+    rng = np.random.default_rng(seed)
+    net = fastnn.MLP([4, 12, 7, 3], activation=activation, output_activation=output_activation,
+                     loss=loss, l2=1e-3, seed=seed)
+    X = rng.normal(size=(23, 4))
+    Y = make_targets(rng, 23, 3, output_activation, loss)
+    model = torch_twin(net)
+    make_fastnn, make_torch = OPTIMIZERS[kind]
+    return net, X, Y, make_fastnn(), model, make_torch(model.parameters())
+
+
+def torch_step(net, model, optimizer, X, Y):
+    optimizer.zero_grad()
+    J = torch_objective(net, model, torch.from_numpy(X), torch.from_numpy(Y))
+    J.backward()
+    optimizer.step()
+    return J.item()
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+@pytest.mark.parametrize("setting", TRAJECTORY_NETWORKS, ids="-".join)
+def test_train_step_trajectory_matches_torch_optim(kind, setting):
+    net, X, Y, optimizer, model, torch_optimizer = trajectory_setup(kind, setting, seed=31)
+    sequence = batches(X, Y, 5)
+    for step in range(50):
+        Xb, Yb = sequence[step % len(sequence)]
+        J = net.train_step(Xb, Yb, optimizer)
+        assert J == pytest.approx(torch_step(net, model, torch_optimizer, Xb, Yb),
+                                  rel=FLOAT64_TOL), f"step {step}"
+    assert optimizer.steps == 50
+    assert_matches(net.params, torch_flat(model), FLOAT64_TOL)
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+@pytest.mark.parametrize("setting", TRAJECTORY_NETWORKS, ids="-".join)
+def test_fit_without_shuffle_matches_torch_optim(kind, setting):
+    net, X, Y, optimizer, model, torch_optimizer = trajectory_setup(kind, setting, seed=32)
+    history = net.fit(X, Y, optimizer=optimizer, epochs=6, batch_size=5, shuffle=False)
+    torch_epoch_losses = []
+    for _ in range(6):
+        total = sum(torch_step(net, model, torch_optimizer, Xb, Yb) * len(Xb)
+                    for Xb, Yb in batches(X, Y, 5))
+        torch_epoch_losses.append(total / len(X))
+    np.testing.assert_allclose(history.loss, torch_epoch_losses, rtol=FLOAT64_TOL)
+    assert optimizer.steps == 6 * 5
+    assert_matches(net.params, torch_flat(model), FLOAT64_TOL)
