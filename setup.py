@@ -12,7 +12,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTNN_DEBUG") == "1"
-COMPILE_ARGS = ["-O3"]
+COMPILE_ARGS = ["-O3", "-fno-math-errno"]
 if os.environ.get("FASTNN_MARCH_NATIVE") == "1":
     COMPILE_ARGS.append("-march=native")
 
