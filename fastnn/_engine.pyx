@@ -10,7 +10,7 @@ from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
                                PyThread_type_lock)
 from cython cimport floating
-from libc.math cimport isfinite
+from libc.math cimport NAN, isfinite
 
 from fastnn._activations cimport (IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, activation_forward,
                                   activation_backward)
@@ -414,13 +414,20 @@ cdef class Engine:
         self.reserve(block)
         return block
 
-    def forward(self, cnp.ndarray X, cnp.ndarray out):
-        """out = the network's output on X (N, n_in); out is (N, n_out)."""
+    def forward(self, cnp.ndarray X):
+        """The network's output (N, n_out), a new array, on X (N, n_in)."""
+        cdef cnp.npy_intp shape[2]
+        shape[0] = X.shape[0]
+        shape[1] = self.arch.sizes[self.arch.n_layers]
+        cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, shape, cnp.PyArray_TYPE(self.params), 0)
+        if shape[0] == 0:
+            return out
         self.acquire()
         try:
             self._forward_blocks(X, out)
         finally:
             PyThread_release_lock(self.lock)
+        return out
 
     cdef void _forward_blocks(self, cnp.ndarray X, cnp.ndarray out):
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
@@ -458,6 +465,8 @@ cdef class Engine:
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.arch.sizes[0], n_out = self.arch.sizes[self.arch.n_layers]
         cdef double total = 0
+        if N == 0:
+            return NAN
         for k in range((N + block - 1) // block):
             start = k * block
             rows = min(block, N - start)
@@ -581,6 +590,27 @@ cdef class Engine:
             done = run_epoch(&self.arch, &rule.rule, P, G, S1, S2, work, X, Y, s, N, order, batch,
                              total)
         return done
+
+
+def ready(object candidate, Py_ssize_t n_columns, cnp.dtype dtype, Py_ssize_t n_rows=-1):
+    """True when ``candidate`` is an ndarray the engine can read as it is: exactly of ``dtype``,
+    C-contiguous, of shape (n_rows, n_columns) (any rows when n_rows is -1), and finite.
+
+    The fast path of the input checks in fastnn/_validation.py; False sends data through the
+    general checks, which convert it or say what is wrong. Reading the shape here creates no
+    Python integers, so a training step allocates nothing.
+    """
+    cdef cnp.ndarray array
+    if not cnp.PyArray_CheckExact(candidate):
+        return False
+    array = <cnp.ndarray>candidate
+    if (<void*>cnp.PyArray_DESCR(array) != <void*>dtype or cnp.PyArray_NDIM(array) != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(array) or cnp.PyArray_DIM(array, 1) != n_columns
+            or (n_rows >= 0 and cnp.PyArray_DIM(array, 0) != n_rows)):
+        return False
+    if dtype.type_num == cnp.NPY_DOUBLE:
+        return _all_finite[double](<double*>data(array), cnp.PyArray_SIZE(array))
+    return _all_finite[float](<float*>data(array), cnp.PyArray_SIZE(array))
 
 
 def all_finite(cnp.ndarray X):

@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from fastnn._engine import all_finite
+from fastnn._engine import all_finite, ready
 
 
 def check_int(name, value, minimum):
@@ -63,22 +63,10 @@ def as_numeric_array(name, data):
     return array
 
 
-def _ready(data, n_columns, dtype):
-    """True when ``data`` already is a C-contiguous (N, n_columns) ndarray of exactly ``dtype``.
-
-    Such an array needs no conversion, only the finiteness check; testing for it first saves
-    the general path's calls (about half a microsecond), which is most of a tiny network's step.
-    Contiguity is asked of ascontiguousarray (which returns a C-contiguous array itself) rather
-    than of ``data.flags``, which allocates a new flags object on every access.
-    """
-    return (type(data) is np.ndarray and data.dtype is dtype and data.ndim == 2
-            and data.shape[1] == n_columns and np.ascontiguousarray(data) is data)
-
-
 def as_matrix(name, data, n_columns, dtype):
     """``data`` as a finite C-contiguous (N, n_columns) array of dtype (a copy only if needed)."""
-    if _ready(data, n_columns, dtype):
-        return finite(name, data)
+    if ready(data, n_columns, dtype):
+        return data
     array = as_numeric_array(name, data)
     if array.ndim != 2:
         raise ValueError(
@@ -110,10 +98,8 @@ def as_targets(data, n_samples, n_outputs, dtype, labels):
     With ``labels`` (softmax cross-entropy), a 1-D array of integer class labels in
     0..n_outputs-1 is accepted too and turned into one-hot rows.
     """
-    if _ready(data, n_outputs, dtype):
-        if data.shape[0] != n_samples:
-            raise ValueError(f"X has {n_samples} rows but Y has {data.shape[0]}")
-        return finite("Y", data)
+    if ready(data, n_outputs, dtype, n_samples):
+        return data
     array = as_numeric_array("Y", data)
     if array.ndim == 1 and labels:
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from fastnn import io, training
-from fastnn._engine import ACTIVATIONS, LOSSES, Engine
+from fastnn._engine import ACTIVATIONS, LOSSES, Engine, ready
 from fastnn._validation import (as_matrix, as_sample_weight, as_targets, check_choice,
                                 check_int, check_real)
 
@@ -172,11 +172,9 @@ class MLP:
         -------
         ndarray of shape (N, n_out)
         """
-        X = self._inputs(X)
-        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        if X.shape[0]:
-            self._engine.forward(X, out)
-        return out
+        if not ready(X, self.sizes[0], self.dtype):
+            X = self._inputs(X)
+        return self._engine.forward(X)
 
     predict = forward
 
