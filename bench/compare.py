@@ -217,7 +217,8 @@ repeats of the median of 7 timed blocks after a warm-up. Ratios are fastnn / pee
 Squared error (fastnn's: sum over outputs, mean over samples), SGD, identity output, same dtype in
 every peer. `fastnn-step` is one `MLP.train_step` call; `fastnn-fit` is the per-step cost inside one
 `fit(epochs=1, shuffle=False)` over many batches; `gemm` is NumPy's matmul into preallocated
-outputs for exactly the products of one step (the GEMM bound).
+outputs for exactly the products of one step (the GEMM bound); `gemm-scipy` is the same products
+through SciPy's BLAS, the OpenBLAS build fastnn's kernels call (NumPy bundles another).
 
 {times}
 

@@ -6,6 +6,7 @@ built, so a process that times one peer loads nothing of the others (NumPy's and
 pools, and torch's, fight when they share a process; see DESIGN.md "Performance rules").
 """
 import numpy as np
+import scipy.linalg.blas
 
 from cases import batches
 
@@ -131,8 +132,8 @@ def sklearn_step(case):
     return run, 1
 
 
-def gemm_step(case):
-    """The GEMM bound: NumPy's matmul into preallocated outputs, only the products of a step:
+def step_products(case):
+    """The operands of the products of one step, as (a, b, out) for ``out = a @ b``:
     ``A_{l-1} @ W_l`` and ``A_{l-1}^T @ D_l`` for every layer, ``D_l @ W_l^T`` for all but the first.
     """
     rng = np.random.default_rng(0)
@@ -145,15 +146,40 @@ def gemm_step(case):
     D = [matrix(N, n) for n in sizes]           # D[l] = dJ/dZ_l
     W = [matrix(sizes[l], sizes[l + 1]) for l in range(L)]
     dW = [np.empty_like(w) for w in W]
-    # the transposed views are made once, so the loop times matmul alone
+    # the transposed views are made once, so the loop times the products alone
     products = [(A[l], W[l], A[l + 1]) for l in range(L)]
     products += [(A[l].T, D[l + 1], dW[l]) for l in range(L)]
     products += [(D[l + 1], W[l].T, D[l]) for l in range(1, L)]
-    matmul = np.matmul
+    return products
+
+
+def gemm_step(case):
+    """The GEMM bound: NumPy's matmul into preallocated outputs, only the products of a step."""
+    products, matmul = step_products(case), np.matmul
 
     def run():
         for a, b, out in products:
             matmul(a, b, out=out)
+
+    return run, 1
+
+
+def scipy_gemm_step(case):
+    """The same products through SciPy's BLAS, the library fastnn's kernels call (NumPy bundles
+    another OpenBLAS build). Each row-major ``out = a @ b`` is the column-major
+    ``out^T = b^T a^T``: the transposed views are Fortran-ordered, so nothing is copied and
+    ``overwrite_c`` writes into ``out``."""
+    gemm = scipy.linalg.blas.sgemm if case.dtype == "float32" else scipy.linalg.blas.dgemm
+    calls = []
+    for a, b, out in step_products(case):
+        # a Fortran-ordered operand goes as it is; a C-ordered one as its transpose, flagged
+        b_t, trans_a = (b.T, 0) if b.T.flags.f_contiguous else (b, 1)
+        a_t, trans_b = (a.T, 0) if a.T.flags.f_contiguous else (a, 1)
+        calls.append((b_t, a_t, out.T, trans_a, trans_b))
+
+    def run():
+        for x, y, c, trans_x, trans_y in calls:
+            gemm(1.0, x, y, 0.0, c, trans_x, trans_y, 1)
 
     return run, 1
 
@@ -165,5 +191,6 @@ STEP_PEERS = {
     "torch": torch_step,
     "sklearn": sklearn_step,
     "gemm": gemm_step,
+    "gemm-scipy": scipy_gemm_step,
 }
 GROWTH_PEERS = ("fastnn-fit", "torch", "gemm")

@@ -30,6 +30,16 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
     return e / (1 + e)
 
 
+cdef inline floating row_max(floating* z, Py_ssize_t M) noexcept nogil:
+    """max_j z[j] over the M values of one row (softmax shifts by it, so exp never overflows)."""
+    cdef Py_ssize_t j
+    cdef floating zmax = z[0]
+    for j in range(1, M):
+        if z[j] > zmax:
+            zmax = z[j]
+    return zmax
+
+
 cdef inline void softmax_rows(floating* A, floating* Z, Py_ssize_t N, Py_ssize_t M) noexcept nogil:
     """A[i] = exp(Z[i] - max Z[i]) / sum_j exp(Z[i, j] - max Z[i]); A may be Z."""
     cdef Py_ssize_t i, j
@@ -39,10 +49,7 @@ cdef inline void softmax_rows(floating* A, floating* Z, Py_ssize_t N, Py_ssize_t
     for i in range(N):
         z = Z + i * M
         a = A + i * M
-        zmax = z[0]
-        for j in range(1, M):
-            if z[j] > zmax:
-                zmax = z[j]
+        zmax = row_max(z, M)
         total = 0
         for j in range(M):
             a[j] = fexp(z[j] - zmax)

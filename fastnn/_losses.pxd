@@ -4,7 +4,7 @@
 # output activation with activation_backward.
 from cython cimport floating
 from libc.math cimport log, log1p, fabs
-from fastnn._activations cimport SIGMOID, SOFTMAX, activation_backward, fexp
+from fastnn._activations cimport SOFTMAX, activation_backward, fexp, row_max
 
 cdef enum Loss:
     SQUARED_ERROR = 0
@@ -29,10 +29,7 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                 row += diff * diff
         elif out_act == SOFTMAX:
             # L = sum_k y_k (logsumexp(z) - z_k)
-            zmax = zi[0]
-            for j in range(1, M):
-                if zi[j] > zmax:
-                    zmax = zi[j]
+            zmax = row_max(zi, M)
             lse = 0
             for j in range(M):
                 lse += fexp(<double>zi[j] - zmax)
