@@ -592,9 +592,10 @@ cdef class Engine:
         return done
 
 
-def ready(object candidate, Py_ssize_t n_columns, cnp.dtype dtype, Py_ssize_t n_rows=-1):
+def ready(object candidate, Py_ssize_t n_columns, cnp.dtype dtype, cnp.ndarray like=None):
     """True when ``candidate`` is an ndarray the engine can read as it is: exactly of ``dtype``,
-    C-contiguous, of shape (n_rows, n_columns) (any rows when n_rows is -1), and finite.
+    C-contiguous, of shape (N, n_columns) with N >= 1 rows (as many as ``like`` has, if given),
+    and finite.
 
     The fast path of the input checks in fastnn/_validation.py; False sends data through the
     general checks, which convert it or say what is wrong. Reading the shape here creates no
@@ -606,7 +607,8 @@ def ready(object candidate, Py_ssize_t n_columns, cnp.dtype dtype, Py_ssize_t n_
     array = <cnp.ndarray>candidate
     if (<void*>cnp.PyArray_DESCR(array) != <void*>dtype or cnp.PyArray_NDIM(array) != 2
             or not cnp.PyArray_IS_C_CONTIGUOUS(array) or cnp.PyArray_DIM(array, 1) != n_columns
-            or (n_rows >= 0 and cnp.PyArray_DIM(array, 0) != n_rows)):
+            or cnp.PyArray_DIM(array, 0) == 0
+            or (like is not None and cnp.PyArray_DIM(array, 0) != cnp.PyArray_DIM(like, 0))):
         return False
     if dtype.type_num == cnp.NPY_DOUBLE:
         return _all_finite[double](<double*>data(array), cnp.PyArray_SIZE(array))

@@ -92,14 +92,15 @@ def finite(name, array):
     return array
 
 
-def as_targets(data, n_samples, n_outputs, dtype, labels):
-    """Targets as a finite C-contiguous (n_samples, n_outputs) array of dtype.
+def as_targets(data, like, n_outputs, dtype, labels):
+    """Targets for the rows of ``like`` (checked X) as a finite C-contiguous (N, n_outputs) array.
 
     With ``labels`` (softmax cross-entropy), a 1-D array of integer class labels in
     0..n_outputs-1 is accepted too and turned into one-hot rows.
     """
-    if ready(data, n_outputs, dtype, n_samples):
+    if ready(data, n_outputs, dtype, like):
         return data
+    n_samples = like.shape[0]
     array = as_numeric_array("Y", data)
     if array.ndim == 1 and labels:
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):

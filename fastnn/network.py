@@ -152,13 +152,17 @@ class MLP:
 
     def _data(self, X, Y, sample_weight=None):
         """Checked, converted (X, Y, sample_weight) for the engine."""
-        X = self._inputs(X)
-        if X.shape[0] == 0:
-            raise ValueError("X and Y are empty: at least one sample is needed")
+        # the common case, a ready array, is checked without creating a Python object
+        if not ready(X, self.sizes[0], self.dtype):
+            X = self._inputs(X)
+            if X.shape[0] == 0:
+                raise ValueError("X and Y are empty: at least one sample is needed")
         labels = self.loss_name == "cross_entropy" and self.output_activation == "softmax"
-        Y = as_targets(Y, X.shape[0], self.sizes[-1], self.dtype, labels)
+        Y = as_targets(Y, X, self.sizes[-1], self.dtype, labels)
         if self.loss_name == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
             raise ValueError("cross_entropy targets must be probabilities in [0, 1]")
+        if sample_weight is None:
+            return X, Y, None
         return X, Y, as_sample_weight(sample_weight, X.shape[0], self.dtype)
 
     def forward(self, X):
