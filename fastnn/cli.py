@@ -30,7 +30,8 @@ def hidden_sizes(text):
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden sizes are integers separated by commas, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"hidden sizes are integers separated by commas, not {text!r}") from None
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"hidden sizes must be positive, got {text!r}")
     return sizes

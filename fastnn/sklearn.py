@@ -323,7 +323,7 @@ class _BaseMLP(BaseEstimator):
         else:
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped")
+                              "going to be clipped", stacklevel=3)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)
         total_weight = n_samples if sw_train is None else float(sw_train.sum())
@@ -372,9 +372,9 @@ class _BaseMLP(BaseEstimator):
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                                   f"reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+                                  ConvergenceWarning, stacklevel=3)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+            warnings.warn("Training interrupted by user.", stacklevel=3)
         if self.early_stopping:
             self._net.params[:] = self._best_params
 

@@ -344,7 +344,7 @@ def test_diverging_fit_raises_and_restores_the_start_of_the_failing_epoch(lr, in
     with pytest.raises(FloatingPointError, match="epoch"):
         net.fit(X, Y, optimizer=optimizer, epochs=100, batch_size=4, shuffle=False)
     # the same epochs one fit at a time, keeping the parameters each epoch started from
-    for epoch in range(100):
+    for epoch in range(100):  # noqa: B007 (the epoch that failed is asserted on below)
         start, steps = stepwise.params.copy(), stepwise_optimizer.steps
         try:
             stepwise.fit(X, Y, optimizer=stepwise_optimizer, epochs=1, batch_size=4,
