@@ -3,6 +3,8 @@ initialization at the documented scales, every array-like input giving the same 
 float64 array and never being modified, dtypes kept, `fit` deterministic and equal to a loop of
 `train_step`, its History and early stopping, sample weights, recovery from divergence, and
 optimizer state."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -392,3 +394,26 @@ def test_an_optimizer_belongs_to_one_network():
     optimizer.reset()
     other.train_step(X, Y, optimizer)
     assert optimizer.steps == 1
+
+
+def test_threads_sharing_a_network_get_the_numbers_of_one_thread():
+    """The passes run without the GIL on one workspace per network: the engine's lock keeps two
+    threads from overwriting (or reallocating) it under each other."""
+    rng = np.random.default_rng(7)
+    net = fastnn.MLP([20, 64, 3], seed=0)
+    inputs = [rng.normal(size=(n, 20)) for n in (1, 50, 700, 2000)]
+    expected = [net.forward(X) for X in inputs]
+    failures = []
+
+    def evaluate(k):
+        for i in range(40):
+            j = (i + k) % len(inputs)
+            if not np.array_equal(net.forward(inputs[j]), expected[j]):
+                failures.append(j)
+
+    threads = [threading.Thread(target=evaluate, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
