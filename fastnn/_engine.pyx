@@ -3,7 +3,7 @@
 # sized for the largest batch seen, all allocated once and reused. The passes are fused-type
 # functions that run with the GIL released; the Engine methods only pick the float or double one.
 # Inputs arrive validated and converted (C-contiguous, the engine's dtype, matching shapes) from the
-# Python layer in fastnn/network.py; nothing here checks them again.
+# Python layer (fastnn/_validation.py, whose fast path is `ready` below); the passes trust them.
 cimport numpy as cnp
 import numpy as np
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
