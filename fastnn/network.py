@@ -254,7 +254,7 @@ class MLP:
         J = self._engine.step(X, Y, s, rule)
         if not math.isfinite(J):
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
-                                     f"updated (lower the learning rate?)")
+                                     f"updated (a learning rate too high, or inputs or targets too large?)")
         return J
 
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,

@@ -151,7 +151,8 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
         optimizer._restore(snapshot[1])
         raise FloatingPointError(
             "the loss became NaN or infinite; the network and the optimizer were restored to "
-            "their state at the start of the epoch (lower the learning rate?)")
+            "their state at the start of the epoch (a learning rate too high, or inputs or "
+            "targets too large?)")
     return total / (X.shape[0] if s is None else float(s.sum())), val_loss
 
 

@@ -417,3 +417,12 @@ def test_threads_sharing_a_network_get_the_numbers_of_one_thread():
     for thread in threads:
         thread.join()
     assert not failures
+
+
+def test_targets_too_large_to_square_stop_fit_with_the_network_intact():
+    X, Y = regression_data()
+    net = regression_net()
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match="inputs or targets too large"):
+        net.fit(X, np.full_like(Y, 1e300), epochs=1, batch_size=4)
+    np.testing.assert_array_equal(net.params, before)

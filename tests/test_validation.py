@@ -311,6 +311,8 @@ def test_random_garbage_works_or_raises_value_or_type_error(X, Y, net_kind):
                  lambda: net.fit(X, Y, epochs=1, batch_size=2)):
         try:
             call()
-        except (ValueError, TypeError):
+        # FloatingPointError is fit's documented error for a loss that is not finite (finite
+        # targets near the float64 limit square to infinity), raised after restoring the network
+        except (ValueError, TypeError, FloatingPointError):
             pass
     assert np.all(np.isfinite(net.params))
