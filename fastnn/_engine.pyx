@@ -376,8 +376,10 @@ cdef class Engine:
         self.rows = 0
         self.reserve(1)
 
-    def set_objective(self, double loss_scale, bint l2_per_sample):
-        """Change the factor on the data term and whether the penalty is divided by S too."""
+    def set_objective(self, double l2, double loss_scale, bint l2_per_sample):
+        """Change the penalty, the factor on the data term and whether the penalty is divided by
+        S too."""
+        self.arch.l2 = l2
         self.arch.loss_scale = loss_scale
         self.arch.l2_per_sample = l2_per_sample
 

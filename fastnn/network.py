@@ -54,20 +54,21 @@ class MLP:
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {list(sizes)}")
-        self.sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
-        self.activation = check_choice("activation", activation, HIDDEN_ACTIVATIONS)
-        self.output_activation = check_choice("output_activation", output_activation,
-                                              OUTPUT_ACTIVATIONS)
-        self.loss_name = check_choice("loss", loss, tuple(LOSSES))
-        if self.loss_name == "cross_entropy" and self.output_activation == "identity":
+        # the architecture is fixed (read-only properties below): the engine is built from it
+        self._sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
+        self._activation = check_choice("activation", activation, HIDDEN_ACTIVATIONS)
+        self._output_activation = check_choice("output_activation", output_activation,
+                                               OUTPUT_ACTIVATIONS)
+        self._loss_name = check_choice("loss", loss, tuple(LOSSES))
+        if self._loss_name == "cross_entropy" and self._output_activation == "identity":
             raise ValueError('loss="cross_entropy" needs output_activation "softmax" or "sigmoid", '
                              'not "identity"')
-        self.l2 = check_real("l2", l2, low=0)
-        self.dtype = np.dtype(check_choice("dtype", str(np.dtype(dtype)) if not isinstance(dtype, str)
-                                           else dtype, DTYPES))
-        self._engine = Engine(self.sizes, ACTIVATIONS[self.activation],
-                              ACTIVATIONS[self.output_activation], LOSSES[self.loss_name],
-                              self.l2, self.dtype)
+        self._l2 = check_real("l2", l2, low=0)
+        self._dtype = np.dtype(check_choice(
+            "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
+        self._engine = Engine(self._sizes, ACTIVATIONS[self._activation],
+                              ACTIVATIONS[self._output_activation], LOSSES[self._loss_name],
+                              self._l2, self._dtype)
         self._loss_scale, self._l2_per_sample = 1.0, False
         self.weights, self.biases = [], []
         offset = 0
@@ -77,6 +78,41 @@ class MLP:
             self.biases.append(self.params[offset:offset + n_out])
             offset += n_out
         self.initialize(seed)
+
+    @property
+    def sizes(self):
+        """Layer widths, the input first (a tuple)."""
+        return self._sizes
+
+    @property
+    def activation(self):
+        """Activation of the hidden layers."""
+        return self._activation
+
+    @property
+    def output_activation(self):
+        """Activation of the output layer."""
+        return self._output_activation
+
+    @property
+    def loss_name(self):
+        """The per-sample loss: "squared_error" or "cross_entropy"."""
+        return self._loss_name
+
+    @property
+    def dtype(self):
+        """The precision of the parameters and of every computation (a numpy.dtype)."""
+        return self._dtype
+
+    @property
+    def l2(self):
+        """The L2 penalty on the weights; it may be changed between calls (finite, >= 0)."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value):
+        self._l2 = check_real("l2", value, low=0)
+        self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
 
     @property
     def params(self):
@@ -114,7 +150,7 @@ class MLP:
         """
         self._loss_scale = check_real("loss_scale", loss_scale, low=0)
         self._l2_per_sample = bool(l2_per_sample)
-        self._engine.set_objective(self._loss_scale, self._l2_per_sample)
+        self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
 
     def __getstate__(self):
         return {"config": self.config(), "params": self.params.copy()}

@@ -271,11 +271,13 @@ class _BaseMLP(BaseEstimator):
     def _adopt_settings(self):
         """Continue (warm_start, partial_fit) with the current activation and alpha.
 
-        scikit-learn reads them at every call; a fastnn network fixes them at construction, so a
-        changed setting moves the weights (and the optimizer's state) into a new network.
+        scikit-learn reads them at every call. A fastnn network's penalty can change in place; its
+        activation is fixed at construction, so a changed activation moves the weights (and the
+        optimizer's state) into a new network.
         """
         net = self._net
-        if net.activation == ACTIVATIONS[self.activation] and net.l2 == self.alpha:
+        if net.activation == ACTIVATIONS[self.activation]:
+            net.l2 = self.alpha
             return
         self._net = self._network(list(net.sizes), net.dtype)
         self._net.params[:] = net.params

@@ -426,3 +426,20 @@ def test_targets_too_large_to_square_stop_fit_with_the_network_intact():
     with pytest.raises(FloatingPointError, match="inputs or targets too large"):
         net.fit(X, np.full_like(Y, 1e300), epochs=1, batch_size=4)
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_the_penalty_can_change_and_the_architecture_cannot():
+    X, Y = regression_data()
+    net = regression_net()
+    J, dW, _ = net.gradients(X, Y)
+    net.l2 = 0.5
+    J2, dW2, _ = net.gradients(X, Y)
+    penalty = sum(float((W ** 2).sum()) for W in net.weights)
+    assert J2 == pytest.approx(J + (0.5 - 1e-3) / 2 * penalty, rel=1e-12)
+    np.testing.assert_allclose(dW2[0], dW[0] + (0.5 - 1e-3) * net.weights[0], rtol=1e-12)
+    assert fastnn.MLP.from_config(net.config()).l2 == 0.5
+    with pytest.raises(ValueError, match="l2 must be >= 0"):
+        net.l2 = -1.0
+    for name in ("sizes", "activation", "output_activation", "loss_name", "dtype"):
+        with pytest.raises(AttributeError):
+            setattr(net, name, getattr(net, name))
