@@ -29,7 +29,7 @@ extensions = [
     Extension(
         f"fastnn.{name}",
         [f"fastnn/{name}.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "fastnn"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
     )

@@ -2,14 +2,16 @@
 # step by step (torch.optim.SGD without dampening or weight decay, torch.optim.Adam with bias
 # correction) so that trajectories can be compared to ~1e-12 in float64.
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport sqrt
 
-
-cdef inline floating fsqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
+cdef extern from "_adam_loop.h" nogil:
+    # the elementwise loop of adam_update, in C for per-processor clones (see the header)
+    void fastnn_adam_loop_double(double* P, const double* G, double* m, double* v, Py_ssize_t n,
+                                 double w, double b2, double eps, double step_size,
+                                 double inv_bias2_sqrt)
+    void fastnn_adam_loop_float(float* P, const float* G, float* m, float* v, Py_ssize_t n,
+                                float w, float b2, float eps, float step_size,
+                                float inv_bias2_sqrt)
 
 
 cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
@@ -40,26 +42,16 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
     With eps_hat, eps is Kingma and Ba's epsilon-hat, added before the bias correction as Keras
     and scikit-learn do: P -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps).
     """
-    cdef Py_ssize_t i
     cdef double bias1 = 1 - beta1 ** t
     cdef floating step_size = <floating>(lr / bias1)
     # torch divides sqrt(v) by sqrt(1 - beta2^t); one multiplication by its inverse is the same to
     # an ulp and leaves a single division per parameter, the bottleneck of this loop
     cdef floating inv_bias2_sqrt = <floating>(1 / sqrt(1 - beta2 ** t))
     cdef floating w = <floating>(1 - beta1), b2 = <floating>beta2, e = <floating>eps
-    cdef floating denom
     if eps_hat:
         step_size = <floating>(lr * sqrt(1 - beta2 ** t) / bias1)
         inv_bias2_sqrt = 1
-    # The operations in the order torch.optim.Adam does them (lerp, addcmul, addcdiv), so float64
-    # trajectories agree to ~1e-15; lerp's two forms in two loops, so both vectorize.
-    if w < 0.5:
-        for i in range(n):
-            m[i] = m[i] + w * (G[i] - m[i])
+    if floating is float:
+        fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)
     else:
-        for i in range(n):
-            m[i] = G[i] - (G[i] - m[i]) * (1 - w)
-    for i in range(n):
-        v[i] = v[i] * b2 + (1 - b2) * G[i] * G[i]
-        denom = fsqrt(v[i]) * inv_bias2_sqrt + e
-        P[i] = P[i] - step_size * m[i] / denom
+        fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)

@@ -1,0 +1,38 @@
+/* Adam's elementwise loop, compiled for three instruction sets: the wheel targets baseline x86-64,
+ * whose SSE2 divides and takes square roots of two doubles at a time, and this loop is bound by
+ * exactly those. On GCC for x86-64 ELF the loader picks the AVX-512, AVX2 or baseline clone for
+ * the processor it runs on; elsewhere only the baseline is compiled. Contraction into fused
+ * multiply-adds is off, so every clone rounds exactly as the baseline does: results do not depend
+ * on the processor. See _updates.pxd for the math (torch.optim.Adam's order of operations).
+ */
+#ifndef FASTNN_ADAM_LOOP_H
+#define FASTNN_ADAM_LOOP_H
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), \
+                                     optimize("fp-contract=off")))
+#else
+#define FASTNN_CLONES
+#endif
+
+#define FASTNN_ADAM_LOOP(NAME, T, SQRT)                                                        \
+static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T b2, T eps,   \
+                               T step_size, T inv_bias2_sqrt) {                              \
+    ptrdiff_t i;                                                                             \
+    if (w < 0.5) {                                                                           \
+        for (i = 0; i < n; i++) m[i] = m[i] + w * (G[i] - m[i]);                             \
+    } else {                                                                                 \
+        for (i = 0; i < n; i++) m[i] = G[i] - (G[i] - m[i]) * (1 - w);                       \
+    }                                                                                        \
+    for (i = 0; i < n; i++) {                                                                \
+        v[i] = v[i] * b2 + (1 - b2) * G[i] * G[i];                                           \
+        P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);                \
+    }                                                                                        \
+}
+
+FASTNN_ADAM_LOOP(fastnn_adam_loop_double, double, sqrt)
+FASTNN_ADAM_LOOP(fastnn_adam_loop_float, float, sqrtf)
+
+#endif
