@@ -64,9 +64,11 @@ def as_numeric_array(name, data):
 
 
 def as_matrix(name, data, n_columns, dtype):
-    """``data`` as a finite C-contiguous (N, n_columns) array of dtype (a copy only if needed)."""
-    if ready(data, n_columns, dtype):
-        return data
+    """``data`` as a finite C-contiguous (N, n_columns) array of dtype (a copy only if needed).
+
+    The general path: callers try `ready` first, the compiled check of an array that needs no
+    conversion, and come here when it says no.
+    """
     array = as_numeric_array(name, data)
     if array.ndim != 2:
         raise ValueError(
