@@ -33,7 +33,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
     )
-    for name in ("_engine", "_kernels")
+    for name in ("_checks", "_engine", "_kernels", "_rules")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

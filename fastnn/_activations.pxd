@@ -1,7 +1,10 @@
 # Design: activations as point functions, then a forward/backward pair of loops over an (N, M)
-# row-major matrix. Backward takes the derivative from the stored output A, never from Z, so the
-# forward pass keeps one buffer per layer. The loops index with Py_ssize_t: Python builds with
-# -fwrapv, which stops gcc from vectorizing loops over a plain int.
+# row-major matrix. Every activation here takes its derivative from the stored output A, never
+# from Z, so the engine runs it in place over Z and keeps one buffer per layer; `alpha` is the one
+# parameter an activation may have (unused by those without one). An activation is added in four
+# places: its code below, its forward and backward branches, and its entry in fastnn/registry.py.
+# The loops index with Py_ssize_t: Python builds with -fwrapv, which stops gcc from vectorizing
+# loops over a plain int.
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 
@@ -60,8 +63,9 @@ cdef inline void softmax_rows(floating* A, floating* Z, Py_ssize_t N, Py_ssize_t
 
 cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
                                     floating* Z,        # IN  (N, M)
-                                    Py_ssize_t N, Py_ssize_t M, int act) noexcept nogil:
-    """A = f(Z) elementwise (softmax: along each row)."""
+                                    Py_ssize_t N, Py_ssize_t M, int act,
+                                    floating alpha) noexcept nogil:
+    """A = f(Z) elementwise (softmax: along each row); alpha is the activation's parameter."""
     cdef Py_ssize_t i, size = N * M
     if act == SOFTMAX:
         softmax_rows(A, Z, N, M)
@@ -84,7 +88,8 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
 
 cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in, dJ/dZ out
                                      floating* A,       # IN    (N, M): f(Z) from the forward pass
-                                     Py_ssize_t N, Py_ssize_t M, int act) noexcept nogil:
+                                     Py_ssize_t N, Py_ssize_t M, int act,
+                                     floating alpha) noexcept nogil:
     """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0]; softmax's Jacobian."""
     cdef Py_ssize_t i, j, size = N * M
     cdef floating dot

@@ -2,11 +2,18 @@
 # of its float32/float64 specializations against a NumPy reference. Not part of the public API and
 # not used by the network (which runs the kernels from fastnn._engine without the GIL). Arguments
 # are C-contiguous typed memoryviews; the sizes are taken from them.
+import numpy as np
 from cython cimport floating
 
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
 from fastnn._activations cimport (activation_forward as _activation_forward,
                                   activation_backward as _activation_backward)
+from fastnn._batchnorm cimport (batchnorm_forward as _batchnorm_forward,
+                                batchnorm_inference as _batchnorm_inference,
+                                batchnorm_running as _batchnorm_running,
+                                batchnorm_backward as _batchnorm_backward)
+from fastnn._dropout cimport (dropout_forward as _dropout_forward,
+                              dropout_backward as _dropout_backward, uniform as _uniform)
 from fastnn._dense cimport (dense_forward as _dense_forward, dense_backward as _dense_backward,
                             dense_backward_descend as _dense_backward_descend)
 from fastnn._losses cimport loss_forward as _loss_forward, loss_backward as _loss_backward
@@ -26,14 +33,74 @@ def gemm(bint trans_a, bint trans_b, floating alpha, floating[:, ::1] A, floatin
               beta, &C[0, 0], n)
 
 
-def activation_forward(floating[:, ::1] A, floating[:, ::1] Z, int act):
-    """A = f(Z) (A may be Z)."""
-    _activation_forward(&A[0, 0], &Z[0, 0], Z.shape[0], Z.shape[1], act)
+def activation_forward(floating[:, ::1] A, floating[:, ::1] Z, int act, floating alpha=0):
+    """A = f(Z) (A may be Z); alpha is the activation's parameter."""
+    _activation_forward(&A[0, 0], &Z[0, 0], Z.shape[0], Z.shape[1], act, alpha)
 
 
-def activation_backward(floating[:, ::1] D, floating[:, ::1] A, int act):
+def activation_backward(floating[:, ::1] D, floating[:, ::1] A, int act, floating alpha=0):
     """D = D * f'(Z), from the stored output A = f(Z)."""
-    _activation_backward(&D[0, 0], &A[0, 0], A.shape[0], A.shape[1], act)
+    _activation_backward(&D[0, 0], &A[0, 0], A.shape[0], A.shape[1], act, alpha)
+
+
+def uniform(unsigned long long key, unsigned long long counter, Py_ssize_t n):
+    """The dropout generator's numbers counter, ..., counter + n - 1 of the stream key."""
+    cdef Py_ssize_t i
+    out = np.empty(n)
+    cdef double[::1] u = out
+    for i in range(n):
+        u[i] = _uniform(key, counter + <unsigned long long>i)
+    return out
+
+
+def dropout_forward(floating[:, ::1] A, floating[:, ::1] mask, floating[:, ::1] X, double rate,
+                    unsigned long long key, unsigned long long counter):
+    """A = X * mask, mask 0 or 1 / (1 - rate) by the generator's numbers from counter on."""
+    _dropout_forward(&A[0, 0], &mask[0, 0], &X[0, 0], X.shape[0] * X.shape[1], rate, key, counter)
+
+
+def dropout_backward(floating[:, ::1] D, floating[:, ::1] mask):
+    """D = D * mask."""
+    _dropout_backward(&D[0, 0], &mask[0, 0], D.shape[0] * D.shape[1])
+
+
+def batchnorm_forward(floating[:, ::1] Y, floating[:, ::1] xhat, floating[::1] mean,
+                      floating[::1] var, floating[::1] invstd, floating[:, ::1] X,
+                      floating[::1] gamma, floating[::1] beta, double eps):
+    """Training: batch mean and variance of X's columns, xhat, Y = gamma xhat + beta (gamma and
+    beta None: not affine)."""
+    _batchnorm_forward(&Y[0, 0], &xhat[0, 0], &mean[0], &var[0], &invstd[0], &X[0, 0],
+                       &gamma[0] if gamma is not None else NULL,
+                       &beta[0] if beta is not None else NULL, X.shape[0], X.shape[1], eps)
+
+
+def batchnorm_running(floating[::1] running_mean, floating[::1] running_var, floating[::1] mean,
+                      floating[::1] var, Py_ssize_t N, double momentum):
+    """Move the running statistics towards a batch's of N rows."""
+    _batchnorm_running(&running_mean[0], &running_var[0], &mean[0], &var[0], N, mean.shape[0],
+                       momentum)
+
+
+def batchnorm_inference(floating[:, ::1] Y, floating[:, ::1] X, floating[::1] gamma,
+                        floating[::1] beta, floating[::1] running_mean,
+                        floating[::1] running_var, double eps):
+    """Evaluation: Y = gamma (X - running_mean) / sqrt(running_var + eps) + beta."""
+    _batchnorm_inference(&Y[0, 0], &X[0, 0], &gamma[0] if gamma is not None else NULL,
+                         &beta[0] if beta is not None else NULL, &running_mean[0],
+                         &running_var[0], X.shape[0], X.shape[1], eps)
+
+
+def batchnorm_backward(floating[:, ::1] D, floating[::1] dgamma, floating[::1] dbeta,
+                       floating[:, ::1] xhat, floating[::1] invstd, floating[::1] gamma,
+                       bint input_gradient=True):
+    """dgamma, dbeta (if not None) and, with input_gradient, D = dJ/dX from D = dJ/dY."""
+    cdef Py_ssize_t M = D.shape[1]
+    sums = np.empty(2 * M, dtype=np.float64 if floating is double else np.float32)
+    cdef floating[::1] scratch = sums
+    _batchnorm_backward(&D[0, 0], &dgamma[0] if dgamma is not None else NULL,
+                        &dbeta[0] if dbeta is not None else NULL, &scratch[0], &xhat[0, 0],
+                        &invstd[0], &gamma[0] if gamma is not None else NULL, D.shape[0], M,
+                        input_gradient)
 
 
 def dense_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] W, floating[::1] b):

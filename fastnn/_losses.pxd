@@ -70,4 +70,4 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
             for j in range(M):
                 D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
     if loss == SQUARED_ERROR:
-        activation_backward(D, A, N, M, out_act)
+        activation_backward(D, A, N, M, out_act, <floating>0)

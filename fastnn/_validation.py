@@ -1,15 +1,29 @@
 """Checks and conversions of user input, done once before anything reaches the compiled kernels.
 
 The kernels run without bounds checks, so every array that reaches them is C-contiguous, of the
-network's dtype, finite, and of the shape they expect: that is established here.
+network's dtype, finite, and of the shape they expect: that is established here, and its result
+is a `CheckedData`. The contract: a CheckedData for a network holds X of shape (N, n_in) with
+N >= 1, Y of shape (N, n_out) and sample weights of shape (N,) or None, all C-contiguous, of the
+network's dtype and finite; the weights are >= 0 with a positive sum, and Y suits the network's
+loss. Only `fastnn.MLP.check_data` makes one, and every method that trains or evaluates accepts one
+in place of (X, Y) without checking it again.
 """
 import math
 import numbers
 import operator
+from typing import NamedTuple
 
 import numpy as np
 
-from fastnn._engine import all_finite, ready
+from fastnn._checks import all_finite, ready
+
+
+class CheckedData(NamedTuple):
+    """Data checked for one network (see this module's contract): made by `MLP.check_data`."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray = None
 
 
 def check_int(name, value, minimum):

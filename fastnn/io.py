@@ -1,7 +1,8 @@
 """Saving and loading networks.
 
 A model file is a NumPy ``.npz`` archive (no pickles) holding a format tag, the architecture as
-JSON, and the flat parameter vector in the network's dtype, so a round trip is exact.
+JSON, the flat parameter and buffer vectors in the network's dtype and the dropout generator's
+state, so a round trip is exact. Files of fastnn 0.1 (format version 1: no buffers) still load.
 """
 import json
 import os
@@ -15,7 +16,7 @@ from fastnn import network
 __all__ = ["save", "load", "ModelFileError"]
 
 FORMAT = "fastnn.MLP"
-VERSION = 1
+VERSION = 2
 
 
 class ModelFileError(ValueError):
@@ -46,7 +47,9 @@ def save(net, path):
     try:
         with os.fdopen(handle, "wb") as f:
             np.savez(f, format=np.array(FORMAT), version=np.array(VERSION),
-                     config=np.array(json.dumps(net.config())), params=net.params)
+                     config=np.array(json.dumps(net.config())), params=net.params,
+                     buffers=net.buffers,
+                     random_state=np.array(net.random_state, dtype=np.uint64))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -86,6 +89,9 @@ def load(path):
                                      f"{int(archive['version'])}); upgrade fastnn to read it")
             config = json.loads(str(archive["config"]))
             params = archive["params"]
+            version = int(archive["version"])
+            buffers = archive["buffers"] if version >= 2 else None
+            random_state = archive["random_state"] if version >= 2 else None
     except ModelFileError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError) as error:
@@ -99,4 +105,12 @@ def load(path):
         raise ModelFileError(f"{path!r} holds {params.shape} parameters of {params.dtype}; its "
                              f"architecture needs {net.params.shape} of {net.dtype}")
     net.params[:] = params
+    if buffers is not None:
+        if buffers.dtype != net.dtype or buffers.shape != net.buffers.shape:
+            raise ModelFileError(f"{path!r} holds {buffers.shape} buffers of {buffers.dtype}; its "
+                                 f"architecture needs {net.buffers.shape} of {net.dtype}")
+        if random_state.dtype != np.uint64 or random_state.shape != (2,):
+            raise ModelFileError(f"{path!r} holds a damaged random state")
+        net.buffers[:] = buffers
+        net.random_state = tuple(int(v) for v in random_state)
     return net

@@ -1,102 +1,212 @@
-"""The multilayer perceptron: its parameters, forward pass, loss, gradients and training step."""
+"""The multilayer perceptron: its layers, parameters, forward pass, loss, gradients and training."""
 import math
 
 import numpy as np
 
-from fastnn import io, training
-from fastnn._engine import ACTIVATIONS, LOSSES, Engine, ready
-from fastnn._validation import (as_matrix, as_sample_weight, as_targets, check_choice,
-                                check_int, check_real)
+from fastnn import io, registry, training
+from fastnn._checks import all_finite, ready
+from fastnn._engine import Engine
+from fastnn._validation import (CheckedData, as_matrix, as_sample_weight, as_targets,
+                                check_choice, check_int, check_real)
+from fastnn.layers import Activation, BatchNorm, Dense, Dropout, Layer, stream_key
+from fastnn.layers import from_config as layer_from_config
 
 __all__ = ["MLP"]
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
-OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax")
 DTYPES = ("float32", "float64")
 
 
+def _views(vector, slices):
+    """{name: view of vector} for slices {name: (start, shape)}."""
+    return {name: vector[start:start + math.prod(shape)].reshape(shape)
+            for name, (start, shape) in slices.items()}
+
+
 class MLP:
-    """A dense feed-forward network: ``Z_l = A_{l-1} @ W_l + b_l``, ``A_l = f(Z_l)``.
+    """A feed-forward network of dense layers: ``Z_l = A_{l-1} @ W_l + b_l``, ``A_l = f(Z_l)``,
+    with optional batch normalization and dropout between them.
 
     Parameters
     ----------
     sizes : sequence of int
         Layer widths ``[n_in, h1, ..., n_out]``, at least two, each a positive integer.
-    activation : {"relu", "sigmoid", "tanh", "identity"}, default "relu"
-        Activation of the hidden layers.
+    activation : str, default "relu"
+        Activation of the hidden layers: one of `fastnn.registry.hidden_activations()`
+        ("sigmoid", "relu", "tanh", "identity", ...).
     output_activation : {"identity", "sigmoid", "softmax"}, default "identity"
         Activation of the output layer.
     loss : {"squared_error", "cross_entropy"}, default "squared_error"
         Per-sample loss L, summed over the outputs: ``sum_k (yhat_k - y_k)^2``, or the
         cross-entropy of a softmax or sigmoid output, computed from the logits.
     l2 : float, default 0.0
-        The objective is ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` (biases not penalized).
+        The objective is ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` (dense weights only).
     dtype : {"float64", "float32"}, default "float64"
         Precision of the parameters and of every computation.
     seed : int or None, default None
-        Seed of the initialization: Glorot-uniform weights before sigmoid, tanh, identity and
-        softmax, He-normal before relu; zero biases.
+        Seed of the initialization (Glorot-uniform weights, He-normal before relu; zero biases)
+        and of the dropout generator.
+    dropout : float, default 0.0
+        With a rate > 0, a `fastnn.layers.Dropout` after each hidden activation.
+    batch_norm : bool, default False
+        A `fastnn.layers.BatchNorm` between each hidden dense layer and its activation.
 
     Attributes
     ----------
     params : ndarray of shape (n_params,)
-        The flat vector that holds every parameter: W_1, b_1, W_2, b_2, ...
+        The flat vector that holds every parameter, layer after layer (W_1, b_1, W_2, b_2, ...,
+        with batch normalization's gamma and beta after its dense layer's).
     weights : list of ndarray
         ``weights[l]`` of shape (sizes[l], sizes[l+1]) is a writable view into ``params``;
         ``weights[l][i, j]`` connects input unit i to output unit j.
     biases : list of ndarray
         ``biases[l]`` of shape (sizes[l+1],), a writable view into ``params``.
+    buffers : ndarray of shape (n_buffers,)
+        Non-trainable state: batch normalization's running means and variances.
+
+    Notes
+    -----
+    `forward`, `predict` and `loss` evaluate: dropout is the identity and batch normalization
+    uses its running statistics. `gradients`, `train_step` and `fit` train: dropout draws masks
+    and batch normalization uses the batch's statistics. `gradients` changes nothing in the
+    network; `train_step` and `fit` also move the running statistics and the dropout generator.
+    Every method that takes (X, Y, sample_weight) also takes a `CheckedData` from `check_data`
+    as X, which is then not checked again.
     """
 
     def __init__(self, sizes, activation="relu", output_activation="identity",
-                 loss="squared_error", l2=0.0, dtype="float64", seed=None):
+                 loss="squared_error", l2=0.0, dtype="float64", seed=None, *, dropout=0.0,
+                 batch_norm=False):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {list(sizes)}")
-        # the architecture is fixed (read-only properties below): the engine is built from it
-        self._sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
-        self._activation = check_choice("activation", activation, HIDDEN_ACTIVATIONS)
-        self._output_activation = check_choice("output_activation", output_activation,
-                                               OUTPUT_ACTIVATIONS)
-        self._loss_name = check_choice("loss", loss, tuple(LOSSES))
-        if self._loss_name == "cross_entropy" and self._output_activation == "identity":
-            raise ValueError('loss="cross_entropy" needs output_activation "softmax" or "sigmoid", '
-                             'not "identity"')
+        sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
+        activation = check_choice("activation", activation, registry.hidden_activations())
+        rate = check_real("dropout", dropout, low=0, high=1, high_open=True)
+        if not isinstance(batch_norm, (bool, np.bool_)):
+            raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+        layers = []
+        for width in sizes[1:-1]:
+            layers += [Dense(width), *([BatchNorm()] if batch_norm else []), Activation(activation),
+                       *([Dropout(rate)] if rate > 0 else [])]
+        layers += [Dense(sizes[-1]), Activation(check_choice(
+            "output_activation", output_activation, registry.output_activations()))]
+        self._build(sizes[0], layers, loss, l2, dtype, seed, activation)
+        self._options = {"dropout": rate} if rate > 0 else {}
+        if batch_norm:
+            self._options["batch_norm"] = True
+
+    @classmethod
+    def from_layers(cls, n_in, layers, loss="squared_error", l2=0.0, dtype="float64", seed=None):
+        """A network from an explicit list of layers.
+
+        Parameters
+        ----------
+        n_in : int
+            The input width.
+        layers : sequence of fastnn.layers.Layer
+            Dense, Activation, Dropout and BatchNorm layers in order. The first layer with
+            parameters is a Dense one, and the list ends with a Dense layer and the output
+            Activation (e.g. ``[Dense(64), BatchNorm(), Activation("relu"), Dropout(0.2),
+            Dense(10), Activation("softmax")]``).
+        loss, l2, dtype, seed
+            As for `MLP`.
+
+        Returns
+        -------
+        MLP
+        """
+        net = cls.__new__(cls)
+        net._build(check_int("n_in", n_in, 1), layers, loss, l2, dtype, seed, None)
+        net._options = None
+        return net
+
+    def _build(self, n_in, layers, loss, l2, dtype, seed, activation):
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"layers must be a sequence of fastnn.layers.Layer, got {layers!r}")
+        layers = tuple(layers)
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers must be fastnn.layers.Layer objects, got {layer!r}")
+        if len(layers) < 2 or layers[-2].kind != "dense" or layers[-1].kind != "activation":
+            raise ValueError("layers must end with a Dense layer and the output Activation")
+        output = layers[-1].name
+        if not registry.ACTIVATIONS[output].output:
+            raise ValueError(f"unknown output_activation {output!r}; expected one of "
+                             f"{sorted(registry.output_activations())}")
+        for layer in layers[:-1]:
+            if layer.kind == "activation" and not registry.ACTIVATIONS[layer.name].hidden:
+                raise ValueError(f"{layer.name!r} is an output activation, not a hidden one")
+        with_params = [layer for layer in layers if layer.kind in ("dense", "batch_norm")]
+        if with_params[0].kind != "dense":
+            raise ValueError("the first layer with parameters must be Dense")
+        self._layers = layers
+        self._n_in = n_in
+        self._sizes = (n_in, *(layer.units for layer in layers if layer.kind == "dense"))
+        hidden = {layer.name for layer in layers[:-1] if layer.kind == "activation"}
+        self._activation = activation if activation is not None else (
+            hidden.pop() if len(hidden) == 1 else None)
+        self._loss_name = check_choice("loss", loss, tuple(registry.LOSSES))
+        if output not in registry.LOSSES[self._loss_name].outputs:
+            outputs = " or ".join(f'"{name}"' for name in registry.LOSSES[self._loss_name].outputs)
+            raise ValueError(f'loss="{self._loss_name}" needs output_activation {outputs}, '
+                             f'not "{output}"')
         self._l2 = check_real("l2", l2, low=0)
         self._dtype = np.dtype(check_choice(
             "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
-        self._engine = Engine(self._sizes, ACTIVATIONS[self._activation],
-                              ACTIVATIONS[self._output_activation], LOSSES[self._loss_name],
-                              self._l2, self._dtype)
+        specs, width = [], n_in
+        for layer in layers:
+            specs.append(layer.spec(width))
+            width = specs[-1][2]
+        self._engine = Engine(n_in, specs, registry.LOSSES[self._loss_name].code, self._l2,
+                              self._dtype)
         self._loss_scale, self._l2_per_sample = 1.0, False
-        self.weights, self.biases = [], []
-        offset = 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            self.weights.append(self.params[offset:offset + n_in * n_out].reshape(n_in, n_out))
-            offset += n_in * n_out
-            self.biases.append(self.params[offset:offset + n_out])
-            offset += n_out
+        self._batch_norm = any(layer.kind == "batch_norm" for layer in layers)
+        # the parameter layout is the engine's: name each layer's slices of its vectors
+        self._param_slices, buffer_slices = {}, {}
+        for k, (layer, ((p_off, n_p), (b_off, n_b))) in enumerate(zip(layers,
+                                                                      self._engine.layout())):
+            if layer.kind == "dense":
+                n_w = n_p - layer.units
+                self._param_slices[f"{k}.W"] = (p_off, (n_w // layer.units, layer.units))
+                self._param_slices[f"{k}.b"] = (p_off + n_w, (layer.units,))
+            elif n_p:
+                self._param_slices[f"{k}.gamma"] = (p_off, (n_p // 2,))
+                self._param_slices[f"{k}.beta"] = (p_off + n_p // 2, (n_p // 2,))
+            if n_b:
+                buffer_slices[f"{k}.running_mean"] = (b_off, (n_b // 2,))
+                buffer_slices[f"{k}.running_var"] = (b_off + n_b // 2, (n_b // 2,))
+        self._named_params = _views(self.params, self._param_slices)
+        self._named_buffers = _views(self.buffers, buffer_slices)
+        self.weights = [v for k, v in self._named_params.items() if k.endswith(".W")]
+        self.biases = [v for k, v in self._named_params.items() if k.endswith(".b")]
         self.initialize(seed)
+
+    # ---- the architecture (read-only) ----------------------------------------------------
+
+    @property
+    def layers(self):
+        """The layers, in order (a tuple of fastnn.layers.Layer)."""
+        return self._layers
 
     @property
     def sizes(self):
-        """Layer widths, the input first (a tuple)."""
+        """The input width and the dense layers' widths (a tuple)."""
         return self._sizes
 
     @property
     def activation(self):
-        """Activation of the hidden layers."""
+        """Activation of the hidden layers (None if they differ)."""
         return self._activation
 
     @property
     def output_activation(self):
         """Activation of the output layer."""
-        return self._output_activation
+        return self._layers[-1].name
 
     @property
     def loss_name(self):
-        """The per-sample loss: "squared_error" or "cross_entropy"."""
+        """The per-sample loss, by its name in `fastnn.registry.LOSSES`."""
         return self._loss_name
 
     @property
@@ -125,84 +235,186 @@ class MLP:
                            self.dtype)
         self.params[:] = values[0]
 
-    def config(self):
-        """The constructor's arguments (but the seed) and the objective's scaling, as a dict."""
-        return {"sizes": list(self.sizes), "activation": self.activation,
-                "output_activation": self.output_activation, "loss": self.loss_name,
-                "l2": self.l2, "dtype": self.dtype.name, "loss_scale": self._loss_scale,
-                "l2_per_sample": self._l2_per_sample}
-
-    @classmethod
-    def from_config(cls, config):
-        """A network with zero parameters built from `config` (as `MLP.config` returns it)."""
-        net = cls(config["sizes"], activation=config["activation"],
-                  output_activation=config["output_activation"], loss=config["loss"],
-                  l2=config["l2"], dtype=config["dtype"], seed=0)
-        net._scale_objective(config.get("loss_scale", 1.0), config.get("l2_per_sample", False))
-        net.params[:] = 0
-        return net
-
-    def _scale_objective(self, loss_scale, l2_per_sample):
-        """Use ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum ||W||^2 [/ S if l2_per_sample]``.
-
-        fastnn.sklearn sets scikit-learn's objective this way (loss_scale 1/2 for squared error,
-        the penalty per sample).
-        """
-        self._loss_scale = check_real("loss_scale", loss_scale, low=0)
-        self._l2_per_sample = bool(l2_per_sample)
-        self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
-
-    def __getstate__(self):
-        return {"config": self.config(), "params": self.params.copy()}
-
-    def __setstate__(self, state):
-        self.__dict__.update(MLP.from_config(state["config"]).__dict__)
-        self.params[:] = state["params"]
+    @property
+    def buffers(self):
+        """The flat vector of non-trainable state (batch normalization's running statistics)."""
+        return self._engine.buffers
 
     @property
     def n_params(self):
         """The number of parameters."""
         return self.params.size
 
+    def named_parameters(self):
+        """The parameters by name, ``"{layer}.{W, b, gamma, beta}"``: writable views (a dict)."""
+        return dict(self._named_params)
+
+    def named_buffers(self):
+        """The buffers by name, ``"{layer}.{running_mean, running_var}"``: writable views."""
+        return dict(self._named_buffers)
+
+    @property
+    def random_state(self):
+        """The dropout generator's state ``(key, counter)``; assign one to replay masks."""
+        return self._engine.random_state
+
+    @random_state.setter
+    def random_state(self, value):
+        key, counter = (check_int(name, v, 0) for name, v in zip(("key", "counter"), value))
+        if key >= 2 ** 64 or counter >= 2 ** 64:
+            raise ValueError("the generator's key and counter are 64-bit unsigned integers")
+        self._engine.random_state = (key, counter)
+
+    # ---- configuration and copies --------------------------------------------------------
+
+    def config(self):
+        """The architecture and objective (not the seed) as a JSON-ready dict."""
+        return {"n_in": self._n_in, "layers": [layer.config() for layer in self._layers],
+                "loss": self.loss_name, "l2": self.l2, "dtype": self.dtype.name,
+                "activation": self.activation, "loss_scale": self._loss_scale,
+                "l2_per_sample": self._l2_per_sample, "options": self._options}
+
+    @classmethod
+    def from_config(cls, config):
+        """A network with zero parameters built from `config` (as `MLP.config` returns it, or
+        fastnn 0.1's form with ``sizes``)."""
+        if "layers" in config:
+            net = cls.__new__(cls)
+            net._build(check_int("n_in", config["n_in"], 1),
+                       [layer_from_config(c) for c in config["layers"]], config["loss"],
+                       config["l2"], config["dtype"], 0, config.get("activation"))
+            net._options = config.get("options")
+        else:
+            net = cls(config["sizes"], activation=config["activation"],
+                      output_activation=config["output_activation"], loss=config["loss"],
+                      l2=config["l2"], dtype=config["dtype"], seed=0)
+        net.scale_objective(config.get("loss_scale", 1.0), config.get("l2_per_sample", False))
+        net.params[:] = 0
+        return net
+
+    def scale_objective(self, loss_scale, l2_per_sample):
+        """Use ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum ||W||^2 [/ S if l2_per_sample]``.
+
+        fastnn.sklearn sets scikit-learn's objective this way (loss_scale 1/2 for squared error,
+        the penalty per sample).
+        """
+        self._loss_scale = check_real("loss_scale", loss_scale, low=0)
+        if not isinstance(l2_per_sample, (bool, np.bool_)):
+            raise TypeError(f"l2_per_sample must be True or False, got {l2_per_sample!r}")
+        self._l2_per_sample = bool(l2_per_sample)
+        self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
+
+    def __getstate__(self):
+        return {"config": self.config(), "params": self.params.copy(),
+                "buffers": self.buffers.copy(), "random_state": self.random_state}
+
+    def __setstate__(self, state):
+        self.__dict__.update(MLP.from_config(state["config"]).__dict__)
+        self.params[:] = state["params"]
+        if "buffers" in state:
+            self.buffers[:] = state["buffers"]
+            self.random_state = state["random_state"]
+
     def initialize(self, seed=None):
-        """Draw new weights (Glorot-uniform, He-normal before relu) and zero the biases.
+        """Draw new weights and reset every layer's state.
+
+        Each dense layer's weights are drawn by the rule of the activation that follows it
+        (`fastnn.registry.ActivationInfo.init`): He-normal before relu, Glorot-uniform otherwise;
+        biases and batch normalization's beta are zero, its gamma one, its running statistics
+        zero means and unit variances. The dropout generator starts a new stream.
 
         Parameters
         ----------
         seed : int or None
-            Seed of ``numpy.random.default_rng``; the same seed gives the same weights.
+            Seed of ``numpy.random.default_rng``; the same seed gives the same network.
         """
         rng = np.random.default_rng(seed)
-        for l, W in enumerate(self.weights):
-            n_in, n_out = W.shape
-            is_hidden = l < len(self.weights) - 1
-            if is_hidden and self.activation == "relu":
-                W[:] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
-            else:
-                limit = np.sqrt(6.0 / (n_in + n_out))
-                W[:] = rng.uniform(-limit, limit, size=W.shape)
-            self.biases[l][:] = 0
+        for k, layer in enumerate(self._layers):
+            if layer.kind == "dense":
+                after = next(later for later in self._layers[k + 1:] if later.kind == "activation")
+                info = registry.ACTIVATIONS[after.name]
+                W = self._named_params[f"{k}.W"]
+                n_in, n_out = W.shape
+                if info.init == "he":
+                    gain2 = 2.0 / (1.0 + after.alpha ** 2)
+                    W[:] = rng.normal(0.0, np.sqrt(gain2 / n_in), size=W.shape)
+                else:
+                    limit = np.sqrt(6.0 / (n_in + n_out))
+                    W[:] = rng.uniform(-limit, limit, size=W.shape)
+                self._named_params[f"{k}.b"][:] = 0
+            elif layer.kind == "batch_norm":
+                if layer.affine:
+                    self._named_params[f"{k}.gamma"][:] = 1
+                    self._named_params[f"{k}.beta"][:] = 0
+                self._named_buffers[f"{k}.running_mean"][:] = 0
+                self._named_buffers[f"{k}.running_var"][:] = 1
+        self._engine.random_state = (stream_key(seed), 0)
 
-    def _inputs(self, X):
-        return as_matrix("X", X, self.sizes[0], self.dtype)
+    def release(self):
+        """Free the workspace sized for the largest batch seen (it grows again when needed)."""
+        self._engine.release()
 
-    def _data(self, X, Y, sample_weight=None):
-        """Checked, converted (X, Y, sample_weight) for the engine."""
+    # ---- data ----------------------------------------------------------------------------
+
+    def check_data(self, X, Y, sample_weight=None):
+        """(X, Y, sample_weight) checked and converted for this network, once.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, n_in)
+        Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
+        sample_weight : array-like of shape (N,), optional
+
+        Returns
+        -------
+        CheckedData
+            To pass in place of X to `loss`, `gradients`, `train_step` and `fit`, or to
+            `fastnn.training.run_epoch`: no further checks are made.
+        """
+        if isinstance(X, CheckedData):
+            return self._checked_layout(X)
         # the common case, a ready array, is checked without creating a Python object
         if not ready(X, self.sizes[0], self.dtype):
-            X = self._inputs(X)
+            X = as_matrix("X", X, self.sizes[0], self.dtype)
             if X.shape[0] == 0:
                 raise ValueError("X and Y are empty: at least one sample is needed")
-        labels = self.loss_name == "cross_entropy" and self.output_activation == "softmax"
-        Y = as_targets(Y, X, self.sizes[-1], self.dtype, labels)
-        if self.loss_name == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
-            raise ValueError("cross_entropy targets must be probabilities in [0, 1]")
+        loss = registry.LOSSES[self.loss_name]
+        Y = as_targets(Y, X, self.sizes[-1], self.dtype, self.output_activation in loss.labels)
+        if loss.unit_targets and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError(f"{self.loss_name} targets must be probabilities in [0, 1]")
         if sample_weight is None:
-            return X, Y, None
-        return X, Y, as_sample_weight(sample_weight, X.shape[0], self.dtype)
+            return CheckedData(X, Y, None)
+        return CheckedData(X, Y, as_sample_weight(sample_weight, X.shape[0], self.dtype))
+
+    def _checked_layout(self, data):
+        """``data`` if its arrays have the layout the engine reads (a CheckedData's values were
+        checked when it was made): a cheap guard, since the engine itself trusts every pointer."""
+        X, Y, s = data
+        n = X.shape[0] if isinstance(X, np.ndarray) else -1
+        expected = ((X, (n, self.sizes[0])), (Y, (n, self.sizes[-1])), (s, (n,)))
+        for array, shape in expected:
+            if array is None and shape == (n,):
+                continue
+            if not (isinstance(array, np.ndarray) and array.dtype == self.dtype
+                    and array.shape == shape and array.flags.c_contiguous and n > 0):
+                raise ValueError("data for this network must come from its check_data")
+        return data
+
+    def _training_rows(self, rows):
+        if self._batch_norm and rows < 2:
+            raise ValueError("batch normalization in training needs batches of at least 2 rows")
+
+    def _data(self, X, Y, sample_weight):
+        if isinstance(X, CheckedData):
+            if Y is not None or sample_weight is not None:
+                raise TypeError("with CheckedData as X, give no Y or sample_weight")
+            return self._checked_layout(X)
+        return self.check_data(X, Y, sample_weight)
+
+    # ---- evaluation ----------------------------------------------------------------------
 
     def forward(self, X):
-        """The output activations for the rows of X.
+        """The output activations for the rows of X, in evaluation mode.
 
         Parameters
         ----------
@@ -213,17 +425,18 @@ class MLP:
         ndarray of shape (N, n_out)
         """
         if not ready(X, self.sizes[0], self.dtype):
-            X = self._inputs(X)
+            X = as_matrix("X", X, self.sizes[0], self.dtype)
         return self._engine.forward(X)
 
     predict = forward
 
-    def loss(self, X, Y, sample_weight=None):
-        """The objective ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` on (X, Y).
+    def loss(self, X, Y=None, sample_weight=None):
+        """The objective ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` on (X, Y), in
+        evaluation mode.
 
         Parameters
         ----------
-        X : array-like of shape (N, n_in)
+        X : array-like of shape (N, n_in), or CheckedData
         Y : array-like of shape (N, n_out)
             Targets; for softmax cross-entropy also integer labels of shape (N,).
         sample_weight : array-like of shape (N,), optional
@@ -236,42 +449,46 @@ class MLP:
         """
         return self._engine.loss(*self._data(X, Y, sample_weight))
 
-    def gradients(self, X, Y, sample_weight=None):
-        """The objective on (X, Y) and its gradient.
+    # ---- training ------------------------------------------------------------------------
+
+    def gradients(self, X, Y=None, sample_weight=None, flat=False):
+        """The objective on (X, Y) and its gradient, in training mode (nothing changes).
 
         Parameters
         ----------
-        X : array-like of shape (N, n_in)
+        X : array-like of shape (N, n_in), or CheckedData
         Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
         sample_weight : array-like of shape (N,), optional
             Non-negative weights of the samples (see `loss`).
+        flat : bool, default False
+            Return the gradient as one vector laid out like `params`.
 
         Returns
         -------
         J : float
         dW : list of ndarray
-            ``dJ/dW_l``, new arrays shaped like ``weights``.
+            ``dJ/dW_l``, new arrays shaped like ``weights`` (with flat: the whole gradient).
         db : list of ndarray
-            ``dJ/db_l``, new arrays shaped like ``biases``.
+            ``dJ/db_l``, new arrays shaped like ``biases`` (not returned with flat).
         """
-        J = self._engine.gradients(*self._data(X, Y, sample_weight))
+        data = self._data(X, Y, sample_weight)
+        self._training_rows(data.X.shape[0])
+        J = self._engine.gradients(*data)
         grad = self._engine.grad.copy()
-        dW, db, offset = [], [], 0
-        for W, b in zip(self.weights, self.biases):
-            dW.append(grad[offset:offset + W.size].reshape(W.shape))
-            offset += W.size
-            db.append(grad[offset:offset + b.size])
-            offset += b.size
-        return J, dW, db
+        if flat:
+            return J, grad
+        parts = _views(grad, self._param_slices)
+        return (J, [v for k, v in parts.items() if k.endswith(".W")],
+                [v for k, v in parts.items() if k.endswith(".b")])
 
-    def train_step(self, X, Y, optimizer, sample_weight=None):
-        """One update of the parameters by ``optimizer`` on the batch (X, Y).
+    def train_step(self, X, Y=None, optimizer=None, sample_weight=None):
+        """One update of the parameters by ``optimizer`` on the batch (X, Y), in training mode.
 
         Parameters
         ----------
-        X : array-like of shape (N, n_in)
+        X : array-like of shape (N, n_in), or CheckedData
         Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
-        optimizer : fastnn.SGD or fastnn.Adam
+        optimizer : fastnn.Optimizer
         sample_weight : array-like of shape (N,), optional
             Non-negative weights of the samples (see `loss`).
 
@@ -283,15 +500,73 @@ class MLP:
         Raises
         ------
         FloatingPointError
-            If J is not finite; the parameters are then left as they were.
+            If J is not finite; the parameters and buffers are then left as they were.
         """
-        rule = training.check_optimizer(optimizer)._rule_for(self)
+        rule = training.check_optimizer(optimizer).bind(self)
         X, Y, s = self._data(X, Y, sample_weight)
+        if self._batch_norm:
+            self._training_rows(X.shape[0])
         J = self._engine.step(X, Y, s, rule)
         if not math.isfinite(J):
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets too large?)")
         return J
+
+    def train_epoch(self, data, optimizer, batch_size, order=None):
+        """One epoch of minibatch updates on checked data, run in compiled code.
+
+        Parameters
+        ----------
+        data : CheckedData
+            From `check_data`.
+        optimizer : fastnn.Optimizer
+        batch_size : int
+            Rows per update (>= 1); the last batch may be smaller.
+        order : array of int of shape (N,), optional
+            The order in which to visit the rows; as stored if None.
+
+        Returns
+        -------
+        float
+            The mean over the samples (weighted) of J on their batch before its update.
+
+        Raises
+        ------
+        FloatingPointError
+            If a loss or a parameter becomes NaN or infinite; the network (parameters, buffers,
+            dropout generator) and the optimizer are then restored to their state at the start
+            of the epoch.
+        """
+        if not isinstance(data, CheckedData):
+            raise TypeError("train_epoch takes the CheckedData that check_data returns")
+        X, Y, s = self._checked_layout(data)
+        n = X.shape[0]
+        if order is not None:
+            order = np.asarray(order)
+            if (order.dtype.kind not in "iu" or order.shape != (n,) or order.min() < 0
+                    or order.max() >= n):
+                raise ValueError(f"order must hold {n} integer row indices in 0..{n - 1}")
+            order = np.ascontiguousarray(order, dtype=np.intp)
+        batch_size = check_int("batch_size", batch_size, 1)
+        if self._batch_norm:
+            self._training_rows(min(batch_size, n))
+            if n % batch_size == 1:
+                raise ValueError(f"batch normalization in training needs batches of at least 2 "
+                                 f"rows: {n} rows in batches of {batch_size} leave a last batch "
+                                 f"of 1 (choose another batch_size)")
+        rule = training.check_optimizer(optimizer).bind(self)
+        snapshot = (self.params.copy(), self.buffers.copy(), self.random_state,
+                    optimizer.state_dict())
+        total, done = self._engine.epoch(X, Y, s, order, batch_size, rule)
+        if not (done == -(-n // batch_size) and all_finite(self.params)):
+            self.params[:], self.buffers[:] = snapshot[0], snapshot[1]
+            self._engine.random_state = snapshot[2]
+            optimizer.load_state_dict(snapshot[3])
+            raise FloatingPointError(
+                "the loss became NaN or infinite; the network and the optimizer were restored to "
+                "their state at the start of the epoch (a learning rate too high, or inputs or "
+                "targets too large?)")
+        return total / (n if s is None else float(s.sum()))
 
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
@@ -309,10 +584,14 @@ class MLP:
                             min_delta=min_delta, verbose=verbose, sample_weight=sample_weight)
 
     def save(self, path):
-        """Write the architecture, dtype and parameters to ``path`` (see `fastnn.load`)."""
+        """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`)."""
         io.save(self, path)
 
     def __repr__(self):
-        return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
-                f"output_activation={self.output_activation!r}, loss={self.loss_name!r}, "
+        if self._options is not None:
+            options = "".join(f", {k}={v!r}" for k, v in self._options.items())
+            return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
+                    f"output_activation={self.output_activation!r}, loss={self.loss_name!r}, "
+                    f"l2={self.l2!r}, dtype={self.dtype.name!r}{options})")
+        return (f"MLP.from_layers({self._n_in}, {list(self._layers)}, loss={self.loss_name!r}, "
                 f"l2={self.l2!r}, dtype={self.dtype.name!r})")

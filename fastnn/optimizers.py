@@ -7,8 +7,11 @@ unpickled one continues with the first network of the same size it updates.
 """
 import weakref
 
-from fastnn._engine import UPDATES, UpdateRule
-from fastnn._validation import check_real
+import numpy as np
+
+from fastnn import registry
+from fastnn._rules import UpdateRule
+from fastnn._validation import check_int, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -16,14 +19,20 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 class Optimizer:
     """Base class of the optimizers; use `SGD` or `Adam`.
 
+    A subclass names its rule in `fastnn.registry.OPTIMIZERS` as ``_kind`` and implements only
+    ``_sync``, which hands its hyperparameters to the compiled rule; the state vectors are those
+    the registry declares.
+
     Parameters
     ----------
     lr : float
         The learning rate, finite and >= 0.
     """
 
+    _kind = None
+
     def __init__(self, lr):
-        self._rule = UpdateRule(UPDATES[self._kind], 0.0)
+        self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
         self._adoptable = False
         self.lr = lr
@@ -51,49 +60,69 @@ class Optimizer:
     def _sync(self):
         raise NotImplementedError
 
-    def _rule_for(self, network):
-        """The compiled rule, with state allocated for ``network`` at its first use."""
+    def bind(self, network):
+        """The compiled rule for updating ``network``, with state allocated at its first use.
+
+        Used by `fastnn.MLP`'s training methods: an optimizer holds the state of one network.
+        """
         owner = self._network() if self._network is not None else None
         if owner is not network:
             if owner is not None:
                 raise ValueError(
                     "this optimizer holds the state of another network; create one optimizer per "
                     "network, or call reset() first")
-            state = self._rule.state1
-            if not (self._adoptable and state.size == network.params.size
-                    and state.dtype == network.params.dtype):
+            states = self._rule.states
+            if not (self._adoptable and states[0].size == network.params.size
+                    and states[0].dtype == network.params.dtype):
                 self._rule.allocate(network.params.size, network.params.dtype)
             self._network = weakref.ref(network)
             self._adoptable = False
         return self._rule
 
-    def _state(self):
-        """Copies of the state vectors and the step count (for restoring after a failed epoch)."""
-        return (self._rule.state1.copy(), self._rule.state2.copy(), self._rule.t)
+    def state_dict(self):
+        """Copies of the state: ``{"step": updates done, name: vector, ...}`` with the names of
+        ``torch.optim`` (empty before the first update)."""
+        if self._rule.states is None:
+            return {}
+        names = registry.OPTIMIZERS[self._kind].state
+        return {"step": self._rule.t,
+                **{name: state.copy() for name, state in zip(names, self._rule.states)}}
 
-    def _restore(self, state):
-        self._rule.state1[:], self._rule.state2[:], self._rule.t = state
+    def load_state_dict(self, state):
+        """Set the state from a `state_dict` of an optimizer of the same kind and size."""
+        names = registry.OPTIMIZERS[self._kind].state
+        if not state:
+            self.reset()
+            return
+        if set(state) != {"step", *names}:
+            raise ValueError(f"a {type(self).__name__} state has 'step' and {list(names)}")
+        vectors = [np.asarray(state[name]) for name in names]
+        if self._rule.states is None or self._rule.states[0].shape != vectors[0].shape:
+            self._rule.allocate(vectors[0].size, vectors[0].dtype)
+            self._network = None
+            self._adoptable = True
+        for target, vector in zip(self._rule.states, vectors):
+            if vector.shape != target.shape:
+                raise ValueError(f"state vectors of shape {target.shape} expected, got "
+                                 f"{vector.shape}")
+            target[:] = vector
+        self._rule.t = check_int("step", state["step"], 0)
 
     def __getstate__(self):
         # the compiled rule and the weak reference to the network do not pickle: keep the
         # settings (the Python attributes) and copies of the state
         settings = {k: v for k, v in self.__dict__.items() if k not in ("_rule", "_network")}
-        state = self._state() if self._rule.state1 is not None else None
-        return settings, state
+        return settings, self.state_dict()
 
     def __setstate__(self, pickled):
         settings, state = pickled
         self.__dict__.update(settings)
-        self._rule = UpdateRule(UPDATES[self._kind], 0.0)
+        self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
+        self._adoptable = False
         self._sync()
-        if state is not None:
-            # adopted by the first network of this size the optimizer updates
-            self._rule.allocate(state[0].size, state[0].dtype)
-            self._restore(state)
-            self._adoptable = True
-        else:
-            self._adoptable = False
+        # adopted by the first network of this size the optimizer updates
+        self.load_state_dict(state)
 
 
 class SGD(Optimizer):

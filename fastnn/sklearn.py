@@ -265,7 +265,7 @@ class _BaseMLP(BaseEstimator):
                   output_activation=ACTIVATIONS[self.out_activation_],
                   loss="cross_entropy" if classifier else "squared_error", l2=self.alpha,
                   dtype=dtype, seed=0)
-        net._scale_objective(1.0 if classifier else 0.5, True)
+        net.scale_objective(1.0 if classifier else 0.5, True)
         return net
 
     def _adopt_settings(self):
@@ -333,7 +333,7 @@ class _BaseMLP(BaseEstimator):
         # is that of the sum, and does not divide the penalty: convert for several outputs.
         per_output = self.out_activation_ == "identity" and self.n_outputs_ > 1
         penalized = per_output and self.alpha > 0
-        data = self._net._data(X_train, Y_train, sw_train)
+        data = self._net.check_data(X_train, Y_train, sw_train)
         sample_idx = np.arange(n_samples)
         try:
             self.n_iter_ = 0
@@ -440,19 +440,20 @@ class _BaseMLP(BaseEstimator):
         """
         optimizer = self._optimizer
         if optimizer.momentum > 0 and optimizer.steps:
-            buffer, unused, steps = optimizer._state()
-            optimizer._restore((buffer * (optimizer.lr / lr), unused, steps))
+            state = optimizer.state_dict()
+            state["momentum_buffer"] *= optimizer.lr / lr
+            optimizer.load_state_dict(state)
         optimizer.lr = lr
 
     def _fit_lbfgs(self, X, Y, sample_weight):
         """Minimize the compiled objective with SciPy's L-BFGS-B, as scikit-learn does."""
         net = self._net
-        engine = net._engine
-        X, Y, sample_weight = net._data(X, Y, sample_weight)
+        data = net.check_data(X, Y, sample_weight)
 
         def objective_and_gradient(params):
-            engine.params[:] = params
-            return engine.gradients(X, Y, sample_weight), engine.grad.astype(np.float64)
+            net.params[:] = params
+            J, gradient = net.gradients(data, flat=True)
+            return J, gradient.astype(np.float64, copy=False)
 
         result = scipy.optimize.minimize(
             objective_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
@@ -461,7 +462,7 @@ class _BaseMLP(BaseEstimator):
         net.params[:] = result.x
         self.loss_ = float(result.fun)
         if self.out_activation_ == "identity" and self.n_outputs_ > 1:
-            total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+            total_weight = X.shape[0] if sample_weight is None else float(data.sample_weight.sum())
             penalty = 0.5 * self.alpha * self._squared_weights() / total_weight
             self.loss_ = self._per_output_loss(self.loss_, penalty)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastnn._engine import all_finite
-from fastnn._validation import check_int, check_real
+from fastnn._validation import CheckedData, check_int, check_real
+from fastnn.layers import stream_key
 from fastnn.optimizers import Adam, Optimizer
 
 __all__ = ["History", "fit", "run_epoch"]
@@ -57,8 +57,8 @@ def check_optimizer(optimizer):
 
 
 def _split(net, X, Y, sample_weight, validation_data, validation_split):
-    """The checked training data (X, Y, s) and validation data (None without validation)."""
-    train = net._data(X, Y, sample_weight)
+    """The checked training data and validation data (None without validation)."""
+    train = net.check_data(X, Y, sample_weight)
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_data or validation_split, not both")
@@ -66,63 +66,41 @@ def _split(net, X, Y, sample_weight, validation_data, validation_split):
             raise ValueError("validation_data must be a pair (X_val, Y_val) or a triple "
                              "(X_val, Y_val, sample_weight_val)")
         try:
-            return train, net._data(*validation_data)
+            return train, net.check_data(*validation_data)
         except (ValueError, TypeError) as error:
             raise type(error)(f"validation_data: {error}") from None
     if not validation_split:
         return train, None
     # As Keras does: the last fraction of the rows, taken before any shuffling.
-    n = train[0].shape[0]
+    n = train.X.shape[0]
     n_train = int(n * (1 - validation_split))
     if n_train == 0 or n_train == n:
         raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
                          f"{'no training' if n_train == 0 else 'no validation'} samples")
     parts = [(a[:n_train], a[n_train:]) if a is not None else (None, None) for a in train]
-    train, validation = tuple(p[0] for p in parts), tuple(p[1] for p in parts)
-    if train[2] is not None and (train[2].sum() <= 0 or validation[2].sum() <= 0):
+    train = CheckedData(*(p[0] for p in parts))
+    validation = CheckedData(*(p[1] for p in parts))
+    if train.sample_weight is not None and (train.sample_weight.sum() <= 0
+                                            or validation.sample_weight.sum() <= 0):
         raise ValueError("validation_split leaves a part whose sample weights are all zero")
     return train, validation
 
 
-def _checked_layout(net, data):
-    """``data`` if its arrays have the layout the engine reads (their values were checked by
-    ``net._data``): a cheap guard, since the engine itself trusts every pointer."""
-    X, Y, s = data
-    n = X.shape[0] if isinstance(X, np.ndarray) else -1
-    expected = ((X, (n, net.sizes[0])), (Y, (n, net.sizes[-1])), (s, (n,)))
-    for array, shape in expected:
-        if array is None and shape == (n,):
-            continue
-        if not (isinstance(array, np.ndarray) and array.dtype == net.dtype and array.shape == shape
-                and array.flags.c_contiguous and n > 0):
-            raise ValueError("run_epoch takes data as MLP._data returns it")
-    return X, Y, s
-
-
-def _checked_order(order, n):
-    """``order`` as an intp permutation-like index of n rows, or None."""
-    if order is None:
-        return None
-    order = np.asarray(order)
-    if order.dtype.kind not in "iu" or order.shape != (n,) or order.min() < 0 or order.max() >= n:
-        raise ValueError(f"order must hold {n} integer row indices in 0..{n - 1}")
-    return np.ascontiguousarray(order, dtype=np.intp)
-
-
 def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
-    """One epoch of minibatch updates on data already checked, run in compiled code.
+    """One epoch of minibatch updates on checked data, run in compiled code, and the
+    validation objective after it.
 
     Parameters
     ----------
     net : fastnn.MLP
-    data : tuple (X, Y, sample_weight)
-        As ``net._data`` returns them (C-contiguous, the network's dtype, checked).
-    optimizer : fastnn.SGD or fastnn.Adam
+    data : CheckedData
+        From ``net.check_data``.
+    optimizer : fastnn.Optimizer
     batch_size : int
         Rows per update (>= 1); the last batch may be smaller.
-    order : ndarray of intp, shape (N,), optional
+    order : ndarray of int, shape (N,), optional
         The order in which to visit the rows (gathered into a reused buffer); as stored if None.
-    validation : tuple (X, Y, sample_weight), optional
+    validation : CheckedData, optional
         Checked data on which to evaluate the objective after the epoch.
 
     Returns
@@ -135,25 +113,25 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
     Raises
     ------
     FloatingPointError
-        If a loss or a parameter becomes NaN or infinite; the network and the optimizer are then
-        restored to their state at the start of the epoch.
+        If a loss, a parameter or the validation loss becomes NaN or infinite; the network and
+        the optimizer are then restored to their state at the start of the epoch.
     """
-    X, Y, s = _checked_layout(net, data)
-    order = _checked_order(order, X.shape[0])
-    batch_size = check_int("batch_size", batch_size, 1)
-    rule = check_optimizer(optimizer)._rule_for(net)
-    snapshot = (net.params.copy(), optimizer._state())
-    total, done = net._engine.epoch(X, Y, s, order, batch_size, rule)
-    val_loss = net._engine.loss(*validation) if validation is not None else None
-    if not (done == -(-X.shape[0] // batch_size) and all_finite(net.params)
-            and (val_loss is None or math.isfinite(val_loss))):
-        net.params[:] = snapshot[0]
-        optimizer._restore(snapshot[1])
+    if validation is not None and not isinstance(validation, CheckedData):
+        raise TypeError("validation must be the CheckedData that net.check_data returns")
+    if validation is None:
+        return net.train_epoch(data, optimizer, batch_size, order), None
+    snapshot = (net.params.copy(), net.buffers.copy(), net.random_state,
+                check_optimizer(optimizer).state_dict())
+    loss = net.train_epoch(data, optimizer, batch_size, order)
+    val_loss = net.loss(validation)
+    if not math.isfinite(val_loss):
+        net.params[:], net.buffers[:] = snapshot[0], snapshot[1]
+        net.random_state = snapshot[2]
+        optimizer.load_state_dict(snapshot[3])
         raise FloatingPointError(
-            "the loss became NaN or infinite; the network and the optimizer were restored to "
-            "their state at the start of the epoch (a learning rate too high, or inputs or "
-            "targets too large?)")
-    return total / (X.shape[0] if s is None else float(s.sum())), val_loss
+            "the validation loss became NaN or infinite; the network and the optimizer were "
+            "restored to their state at the start of the epoch")
+    return loss, val_loss
 
 
 def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
@@ -175,11 +153,14 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     shuffle : bool, default True
         Visit the rows in a new random order each epoch; in their order when False.
     seed : int or None
-        Seed of the shuffling.
+        Seed of the shuffling and of the dropout masks: the same seed gives the same fit. With
+        None, the rows are shuffled afresh and the dropout generator goes on from where it is.
     validation_data : pair (X_val, Y_val) or triple (X_val, Y_val, sample_weight_val), optional
         Data on which the objective is measured after each epoch.
     validation_split : float in [0, 1), default 0.0
         Instead of validation_data, hold out this last fraction of the rows (before shuffling).
+        The validation objective is measured in evaluation mode (no dropout, batch
+        normalization by its running statistics).
     early_stopping : bool, default False
         Stop when the validation loss has not improved by more than ``min_delta`` for
         ``patience`` epochs, and end with the weights of the best epoch. Needs validation.
@@ -214,18 +195,20 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     patience = check_int("patience", patience, 1)
     min_delta = check_real("min_delta", min_delta, low=0)
     verbose = check_int("verbose", verbose, 0)
-    (X, Y, s), validation = _split(net, X, Y, sample_weight, validation_data, validation_split)
+    data, validation = _split(net, X, Y, sample_weight, validation_data, validation_split)
     if early_stopping and validation is None:
         raise ValueError("early_stopping watches the validation loss: give validation_data or "
                          "validation_split > 0")
     rng = np.random.default_rng(seed)
+    if seed is not None:
+        net.random_state = (stream_key(seed), 0)
     history = History()
     best, best_params, waited = math.inf, None, 0
     for epoch in range(epochs):
         started = time.perf_counter()
-        order = rng.permutation(X.shape[0]) if shuffle else None
+        order = rng.permutation(data.X.shape[0]) if shuffle else None
         try:
-            loss, val_loss = run_epoch(net, (X, Y, s), optimizer, batch_size, order, validation)
+            loss, val_loss = run_epoch(net, data, optimizer, batch_size, order, validation)
         except FloatingPointError as error:
             raise FloatingPointError(f"epoch {epoch + 1}: {error}") from None
         history.loss.append(loss)
@@ -235,7 +218,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         if watched < best - min_delta or history.best_epoch is None:
             best, history.best_epoch, waited = watched, epoch, 0
             if early_stopping:
-                best_params = net.params.copy()
+                best_params = (net.params.copy(), net.buffers.copy())
         else:
             waited += 1
         if verbose:
@@ -247,5 +230,5 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
             history.stopped_early = True
             break
     if early_stopping and best_params is not None:
-        net.params[:] = best_params
+        net.params[:], net.buffers[:] = best_params
     return history

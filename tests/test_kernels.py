@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastnn import _kernels
-from fastnn._engine import ACTIVATIONS, LOSSES
+from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
 
 from helpers import CTYPE, DTYPES, TOL
 

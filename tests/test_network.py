@@ -243,8 +243,8 @@ def test_run_epoch_visits_the_rows_in_the_given_order():
     X, Y = regression_data()
     net, twin = regression_net(), regression_net()
     order = np.random.default_rng(1).permutation(len(X))
-    loss, val_loss = fastnn.training.run_epoch(net, net._data(X, Y), fastnn.SGD(lr=0.05), 5,
-                                               order, validation=net._data(X[:4], Y[:4]))
+    loss, val_loss = fastnn.training.run_epoch(net, net.check_data(X, Y), fastnn.SGD(lr=0.05), 5,
+                                               order, validation=net.check_data(X[:4], Y[:4]))
     history = twin.fit(X[order], Y[order], optimizer=fastnn.SGD(lr=0.05), epochs=1,
                        batch_size=5, shuffle=False)
     np.testing.assert_array_equal(net.params, twin.params)
@@ -259,7 +259,7 @@ def test_run_epoch_refuses_an_order_that_is_not_row_indices(order):
     X, Y = regression_data()
     net = regression_net()
     with pytest.raises(ValueError, match="order must hold 23 integer row indices"):
-        fastnn.training.run_epoch(net, net._data(X, Y), fastnn.SGD(), 5, order)
+        fastnn.training.run_epoch(net, net.check_data(X, Y), fastnn.SGD(), 5, order)
 
 
 @pytest.mark.parametrize("spoil", [lambda X, Y: (X[:, :2].copy(), Y),
@@ -270,8 +270,15 @@ def test_run_epoch_refuses_an_order_that_is_not_row_indices(order):
 def test_run_epoch_refuses_data_it_would_misread(spoil):
     X, Y = regression_data()
     net = regression_net()
-    with pytest.raises(ValueError, match="run_epoch takes data as MLP._data returns it"):
-        fastnn.training.run_epoch(net, (*spoil(X, Y), None), fastnn.SGD(), 5)
+    with pytest.raises(ValueError, match="data for this network must come from its check_data"):
+        fastnn.training.run_epoch(net, fastnn.CheckedData(*spoil(X, Y), None), fastnn.SGD(), 5)
+
+
+def test_run_epoch_takes_only_checked_data():
+    X, Y = regression_data()
+    net = regression_net()
+    with pytest.raises(TypeError, match="CheckedData"):
+        fastnn.training.run_epoch(net, (X, Y, None), fastnn.SGD(), 5)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

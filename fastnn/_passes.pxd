@@ -1,0 +1,275 @@
+# Design: the passes of a network over its Plan (fastnn/_plan.pxd): forward, loss, backward, an
+# optimizer update, a training step, and an epoch of minibatches. They are fused-type functions
+# that run without the GIL over raw pointers: P the flat parameters, B the flat buffers (running
+# statistics), G the flat gradient, `work` the workspace laid out for the plan. Each loop over the
+# plan dispatches on the layer's kind to its kernel pair; an unknown kind cannot be built (the
+# Engine refuses it), and an unknown update rule is refused before a pass starts.
+from cython cimport floating
+from libc.math cimport isfinite
+from libc.stdint cimport uint64_t
+
+from fastnn._plan cimport ACTIVATION, ADAM, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan, Rule
+from fastnn._activations cimport activation_forward, activation_backward
+from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
+                                batchnorm_backward)
+from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
+from fastnn._dropout cimport dropout_forward, dropout_backward
+from fastnn._losses cimport loss_forward, loss_backward
+from fastnn._updates cimport sgd_update, adam_update
+
+
+cdef inline floating* layer_input(Plan* p, floating* work, floating* X, Py_ssize_t k) noexcept nogil:
+    """Where layer k reads its input: X for the first layer, the previous layer's output after."""
+    return X if k == 0 else work + p.layers[k - 1].out
+
+
+cdef inline floating* head_output(Plan* p, floating* work) noexcept nogil:
+    """The network's output (rows, n_out) after a forward pass."""
+    return work + p.layers[p.n_layers - 1].out
+
+
+cdef inline void forward_pass(Plan* p, floating* P, floating* B, floating* work,
+                              floating* X,             # IN (N, n_in)
+                              Py_ssize_t N, bint training, uint64_t counter) noexcept nogil:
+    """Run the plan on X into the workspace; in training, with batch statistics and dropout
+    masks drawn from the generator's numbers counter, counter + 1, ..."""
+    cdef Py_ssize_t k, i, n
+    cdef Layer* L
+    cdef floating* A
+    cdef floating* out
+    cdef floating* gamma
+    for k in range(p.n_layers):
+        L = &p.layers[k]
+        A = layer_input(p, work, X, k)
+        out = work + L.out
+        n = L.n_out
+        if L.kind == DENSE:
+            dense_forward(out, A, P + L.p_off, P + L.p_off + L.n_in * n, N, L.n_in, n)
+        elif L.kind == ACTIVATION:
+            activation_forward(out, A, N, n, L.act, <floating>L.alpha)
+        elif L.kind == DROPOUT:
+            if training and L.alpha > 0:
+                dropout_forward(out, work + L.saved, A, N * n, L.alpha, p.key, counter)
+                counter += <uint64_t>(N * n)
+            elif out != A:
+                for i in range(N * n):
+                    out[i] = A[i]
+        elif L.kind == BATCH_NORM:
+            gamma = P + L.p_off if L.affine else NULL
+            if training:
+                # saved: mean (n), variance (n), 1/std (n), xhat (rows, n)
+                batchnorm_forward(out, work + L.saved + 3 * n, work + L.saved, work + L.saved + n,
+                                  work + L.saved + 2 * n, A, gamma, gamma + n if L.affine else NULL,
+                                  N, n, L.eps)
+            else:
+                batchnorm_inference(out, A, gamma, gamma + n if L.affine else NULL,
+                                    B + L.buf_off, B + L.buf_off + n, N, n, L.eps)
+
+
+cdef inline void commit_statistics(Plan* p, floating* B, floating* work,
+                                   Py_ssize_t N) noexcept nogil:
+    """Move every batch normalization's running statistics by the last training forward pass."""
+    cdef Py_ssize_t k
+    cdef Layer* L
+    for k in range(p.n_layers):
+        L = &p.layers[k]
+        if L.kind == BATCH_NORM:
+            batchnorm_running(B + L.buf_off, B + L.buf_off + L.n_out, work + L.saved,
+                              work + L.saved + L.n_out, N, L.n_out, L.alpha)
+
+
+cdef inline double penalty(Plan* p, floating* P) noexcept nogil:
+    """(l2 / 2) sum ||W||^2 over the dense layers' weights."""
+    cdef Py_ssize_t k, i, size
+    cdef double total = 0
+    cdef floating* W
+    if p.l2 == 0:
+        return 0
+    for k in range(p.n_layers):
+        if p.layers[k].kind == DENSE:
+            W = P + p.layers[k].p_off
+            size = p.layers[k].n_in * p.layers[k].n_out
+            for i in range(size):
+                total += <double>W[i] * W[i]
+    return 0.5 * p.l2 * total
+
+
+cdef inline double forward_loss(Plan* p, floating* P, floating* B, floating* work, floating* X,
+                                floating* Y, floating* s, Py_ssize_t N, bint training,
+                                uint64_t counter) noexcept nogil:
+    """sum_i s_i L_i over the N rows of X (N, n_in), Y (N, n_out) and s (N,) or NULL.
+
+    Leaves the forward pass in work.
+    """
+    cdef Layer* head = &p.layers[p.n_layers - 1]
+    forward_pass(p, P, B, work, X, N, training, counter)
+    return loss_forward(layer_input(p, work, X, p.n_layers - 1), work + head.out, Y, s, N,
+                        p.n_out, head.act, p.loss)
+
+
+cdef inline double weight_sum(floating* s, Py_ssize_t N) noexcept nogil:
+    """S = sum_i s_i, or N when s is NULL."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if s == NULL:
+        return N
+    for i in range(N):
+        total += s[i]
+    return total
+
+
+cdef inline double objective(Plan* p, floating* P, double weighted_loss, double S) noexcept nogil:
+    """J from sum_i s_i L_i and S = sum_i s_i."""
+    return p.loss_scale * weighted_loss / S + penalty(p, P) / (S if p.l2_per_sample else 1)
+
+
+cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work,
+                               floating* X,            # IN (N, n_in)
+                               floating* Y,            # IN (N, n_out)
+                               floating* s,            # IN (N,) sample weights, or NULL
+                               Py_ssize_t N, double S, double descend) noexcept nogil:
+    """G = dJ/dP (see Plan for J; S = sum_i s_i), after a training forward_pass on X.
+
+    With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
+    layer as the gradient is found (G is then scratch).
+    """
+    cdef Py_ssize_t k, i, n
+    cdef Layer* L
+    cdef Layer* head = &p.layers[p.n_layers - 1]
+    cdef floating* D = work + p.d_off[0]
+    cdef floating* D_prev = work + p.d_off[1]
+    cdef floating* swap
+    cdef floating* gamma
+    cdef bint input_gradient
+    cdef floating decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
+    loss_backward(D, work + head.out, Y, s, N, p.n_out, head.act, p.loss,
+                  <floating>(p.loss_scale / S))
+    for k in range(p.n_layers - 2, p.first_param - 1, -1):
+        L = &p.layers[k]
+        n = L.n_out
+        input_gradient = k > p.first_param
+        if L.kind == DENSE:
+            if descend > 0:
+                dense_backward_descend(D_prev if input_gradient else NULL, P + L.p_off,
+                                       P + L.p_off + L.n_in * n, D, layer_input(p, work, X, k),
+                                       N, L.n_in, n, <floating>descend, decay)
+            else:
+                dense_backward(D_prev if input_gradient else NULL, G + L.p_off,
+                               G + L.p_off + L.n_in * n, D, layer_input(p, work, X, k),
+                               P + L.p_off, N, L.n_in, n)
+            swap = D
+            D = D_prev
+            D_prev = swap
+        elif L.kind == ACTIVATION:
+            activation_backward(D, work + L.out, N, n, L.act, <floating>L.alpha)
+        elif L.kind == DROPOUT:
+            if L.alpha > 0:
+                dropout_backward(D, work + L.saved, N * n)
+        elif L.kind == BATCH_NORM:
+            gamma = P + L.p_off if L.affine else NULL
+            batchnorm_backward(D, G + L.p_off if L.affine else NULL,
+                               G + L.p_off + n if L.affine else NULL, work + p.scratch,
+                               work + L.saved + 3 * n, work + L.saved + 2 * n, gamma, N, n,
+                               input_gradient)
+            if descend > 0 and L.affine:
+                for i in range(L.p_off, L.p_off + 2 * n):
+                    P[i] = P[i] - <floating>descend * G[i]
+    if decay != 0 and descend <= 0:
+        for k in range(p.n_layers):
+            L = &p.layers[k]
+            if L.kind == DENSE:
+                for i in range(L.p_off, L.p_off + L.n_in * L.n_out):
+                    G[i] = G[i] + decay * P[i]
+
+
+cdef inline bint known_rule(int kind) noexcept nogil:
+    """Whether `update` has a branch for this kind of rule."""
+    return kind == SGD or kind == ADAM
+
+
+cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
+                        floating** state) noexcept nogil:
+    """One optimizer update of P from the gradient G; state holds the rule's state vectors.
+
+    The rule's kind is known (Engine checks known_rule before any pass).
+    """
+    r.t += 1
+    if r.kind == SGD:
+        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov)
+    elif r.kind == ADAM:
+        adam_update(P, G, state[0], state[1], p.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t,
+                    r.eps_hat)
+
+
+cdef inline double train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
+                              floating** state, floating* work, floating* X, floating* Y,
+                              floating* s, Py_ssize_t N) noexcept nogil:
+    """J on the batch (X, Y, s) of N rows, then one update; no update when J is not finite.
+
+    A batch whose sample weights are all zero carries no information: it returns 0, no update.
+    The dropout masks' numbers are used up either way; the running statistics move only with an
+    update.
+    """
+    cdef double S = weight_sum(s, N)
+    cdef double J
+    if S == 0:
+        return 0
+    J = objective(p, P, forward_loss(p, P, B, work, X, Y, s, N, True, p.counter), S)
+    p.counter += <uint64_t>(N * p.n_random)
+    if not isfinite(J):
+        return J
+    commit_statistics(p, B, work, N)
+    if r.kind == SGD and r.momentum == 0 and r.lr > 0:
+        # plain gradient descent needs no stored gradient: step inside the backward pass
+        r.t += 1
+        backward_pass(p, P, G, work, X, Y, s, N, S, r.lr)
+        return J
+    backward_pass(p, P, G, work, X, Y, s, N, S, 0)
+    update(p, r, P, G, state)
+    return J
+
+
+cdef inline Py_ssize_t run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* G,
+                                 floating** state, floating* work,
+                                 floating* X,          # IN (N, n_in)
+                                 floating* Y,          # IN (N, n_out)
+                                 floating* s,          # IN (N,) sample weights, or NULL
+                                 Py_ssize_t N,
+                                 Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
+                                 Py_ssize_t batch, double* total) noexcept nogil:
+    """Train on consecutive batches of `batch` rows (the last may be smaller).
+
+    Adds J times the rows (or, with sample weights, the weight) of each batch to total and
+    returns the number of batches done, which is short of all of them only when a loss was not
+    finite (that batch made no update).
+    """
+    cdef Py_ssize_t k, start, rows, i, j, done = 0
+    cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
+    cdef floating* xb
+    cdef floating* yb
+    cdef floating* sb
+    cdef double J
+    for k in range((N + batch - 1) // batch):
+        start = k * batch
+        rows = min(batch, N - start)
+        if order == NULL:
+            xb = X + start * n_in
+            yb = Y + start * n_out
+            sb = s + start if s != NULL else NULL
+        else:
+            xb = work + p.xb_off
+            yb = work + p.yb_off
+            sb = work + p.sb_off if s != NULL else NULL
+            for i in range(rows):
+                for j in range(n_in):
+                    xb[i * n_in + j] = X[order[start + i] * n_in + j]
+                for j in range(n_out):
+                    yb[i * n_out + j] = Y[order[start + i] * n_out + j]
+                if s != NULL:
+                    sb[i] = s[order[start + i]]
+        J = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows)
+        if not isfinite(J):
+            return done
+        total[0] += J * weight_sum(sb, rows)
+        done += 1
+    return done

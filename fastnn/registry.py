@@ -1,0 +1,193 @@
+"""The one registry of what fastnn's engine knows: layer kinds, activations, losses and update
+rules, by the names the API uses, with their kernel codes and the rules that go with them.
+
+Everything that names a kind reads it from here: the network (`fastnn.MLP`, `fastnn.layers`), the
+optimizers, `fastnn.sklearn`, the command line and the tests, whose sweeps run over these tables
+(and whose consistency test fails when an entry has no NumPy reference or no PyTorch twin). Adding
+an activation is its kernel branch in ``fastnn/_activations.pxd`` plus one entry below; see
+CONTRIBUTING.md for the checklist of each kind.
+"""
+from dataclasses import dataclass
+
+from fastnn._engine import ACTIVATION_CODES, LAYER_CODES, LOSS_CODES
+from fastnn._rules import STATE_VECTORS, UPDATE_CODES
+
+__all__ = ["ActivationInfo", "LossInfo", "LayerInfo", "OptimizerInfo", "ACTIVATIONS", "LOSSES",
+           "LAYERS", "OPTIMIZERS", "hidden_activations", "output_activations"]
+
+
+@dataclass(frozen=True)
+class ActivationInfo:
+    """An activation function.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        Its code in ``fastnn/_activations.pxd``.
+    hidden, output : bool
+        Whether it may follow a hidden layer, and whether it may be the output activation.
+    init : {"he", "glorot"}
+        How the weights of the dense layer before it are drawn: He-normal (``N(0, gain^2 /
+        n_in)`` with ``gain^2 = 2 / (1 + alpha^2)``, alpha its parameter) or Glorot-uniform.
+    parameter : str or None
+        The name of its one parameter (the kernels' ``alpha``), if it has one.
+    default : float
+        The parameter's default.
+    torch : str
+        The PyTorch function it equals (the parity tests hold it to that).
+    """
+
+    name: str
+    code: int
+    hidden: bool
+    output: bool
+    init: str
+    torch: str
+    parameter: str = None
+    default: float = 0.0
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """A per-sample loss.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        Its code in ``fastnn/_losses.pxd``.
+    outputs : tuple of str
+        The output activations it goes with.
+    unit_targets : bool
+        Whether targets must lie in [0, 1] (probabilities).
+    labels : tuple of str
+        Output activations with which 1-D integer class labels are accepted as targets.
+    torch : str
+        The PyTorch loss it equals, up to the factor in README's conventions.
+    """
+
+    name: str
+    code: int
+    outputs: tuple
+    unit_targets: bool
+    labels: tuple
+    torch: str
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A kind of layer: a kernel pair in ``fastnn/_*.pxd``.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        Its code in ``fastnn/_plan.pxd``.
+    parameters : tuple of str
+        Its trainable parameters, in their order in the flat parameter vector.
+    buffers : tuple of str
+        Its non-trainable state, in its order in the flat buffer vector.
+    random : bool
+        Whether its training pass draws random numbers.
+    modes : bool
+        Whether it computes differently in training and in evaluation.
+    torch : str
+        The PyTorch module it equals.
+    """
+
+    name: str
+    code: int
+    parameters: tuple
+    buffers: tuple
+    random: bool
+    modes: bool
+    torch: str
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """An update rule.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        Its code in ``fastnn/_plan.pxd`` (UpdateKind).
+    state : tuple of str
+        Its state vectors, each as long as the parameters, by ``torch.optim``'s names.
+    torch : str
+        The ``torch.optim`` class whose steps it follows.
+    """
+
+    name: str
+    code: int
+    state: tuple
+    torch: str
+
+
+ACTIVATIONS = {a.name: a for a in (
+    ActivationInfo("identity", ACTIVATION_CODES["identity"], hidden=True, output=True,
+                   init="glorot", torch="torch.nn.Identity"),
+    ActivationInfo("sigmoid", ACTIVATION_CODES["sigmoid"], hidden=True, output=True,
+                   init="glorot", torch="torch.sigmoid"),
+    ActivationInfo("relu", ACTIVATION_CODES["relu"], hidden=True, output=False, init="he",
+                   torch="torch.relu"),
+    ActivationInfo("tanh", ACTIVATION_CODES["tanh"], hidden=True, output=False, init="glorot",
+                   torch="torch.tanh"),
+    ActivationInfo("softmax", ACTIVATION_CODES["softmax"], hidden=False, output=True,
+                   init="glorot", torch="torch.softmax"),
+)}
+
+LOSSES = {loss.name: loss for loss in (
+    LossInfo("squared_error", LOSS_CODES["squared_error"],
+             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             torch="torch.nn.MSELoss"),
+    LossInfo("cross_entropy", LOSS_CODES["cross_entropy"], outputs=("softmax", "sigmoid"),
+             unit_targets=True, labels=("softmax",),
+             torch="torch.nn.CrossEntropyLoss / torch.nn.BCEWithLogitsLoss"),
+)}
+
+LAYERS = {layer.name: layer for layer in (
+    LayerInfo("dense", LAYER_CODES["dense"], parameters=("W", "b"), buffers=(), random=False,
+              modes=False, torch="torch.nn.Linear"),
+    LayerInfo("activation", LAYER_CODES["activation"], parameters=(), buffers=(), random=False,
+              modes=False, torch="(see ACTIVATIONS)"),
+    LayerInfo("dropout", LAYER_CODES["dropout"], parameters=(), buffers=(), random=True,
+              modes=True, torch="torch.nn.Dropout"),
+    LayerInfo("batch_norm", LAYER_CODES["batch_norm"], parameters=("gamma", "beta"),
+              buffers=("running_mean", "running_var"), random=False, modes=True,
+              torch="torch.nn.BatchNorm1d"),
+)}
+
+OPTIMIZERS = {o.name: o for o in (
+    OptimizerInfo("sgd", UPDATE_CODES["sgd"], state=("momentum_buffer",), torch="torch.optim.SGD"),
+    OptimizerInfo("adam", UPDATE_CODES["adam"], state=("exp_avg", "exp_avg_sq"),
+                  torch="torch.optim.Adam"),
+)}
+
+
+def hidden_activations():
+    """The names of the activations a hidden layer may have."""
+    return tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
+
+
+def output_activations():
+    """The names of the activations the output layer may have."""
+    return tuple(name for name, a in ACTIVATIONS.items() if a.output)
+
+
+def _check_against_kernels():
+    """Every compiled code has exactly one entry, with the state the kernel declares."""
+    for table, codes in ((ACTIVATIONS, ACTIVATION_CODES), (LOSSES, LOSS_CODES),
+                         (LAYERS, LAYER_CODES), (OPTIMIZERS, UPDATE_CODES)):
+        if {name: info.code for name, info in table.items()} != codes:
+            raise ImportError(f"fastnn's registry and its compiled kernels disagree: "
+                              f"{sorted(table)} against {sorted(codes)}; rebuild fastnn")
+    for info in OPTIMIZERS.values():
+        if len(info.state) != STATE_VECTORS[info.code]:
+            raise ImportError(f"the update rule {info.name!r} keeps {STATE_VECTORS[info.code]} "
+                              f"state vectors, the registry names {len(info.state)}")
+
+
+_check_against_kernels()
