@@ -8,10 +8,13 @@ from fastnn._blas cimport gemm
 cdef inline void dense_forward(floating* Z,        # OUT (N, M)
                                floating* A,        # IN  (N, K) the layer's input
                                floating* W,        # IN  (K, M)
-                               floating* b,        # IN  (M,)
+                               floating* b,        # IN  (M,), or NULL for no bias
                                Py_ssize_t N, Py_ssize_t K, Py_ssize_t M) noexcept nogil:
     """Z = A @ W + b."""
     cdef Py_ssize_t i, j
+    if b == NULL:
+        gemm(False, False, N, M, K, <floating>1, A, K, W, M, <floating>0, Z, M)
+        return
     for i in range(N):
         for j in range(M):
             Z[i * M + j] = b[j]
@@ -20,7 +23,7 @@ cdef inline void dense_forward(floating* Z,        # OUT (N, M)
 
 cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL to skip it
                                 floating* dW,      # OUT (K, M) dJ/dW
-                                floating* db,      # OUT (M,)   dJ/db
+                                floating* db,      # OUT (M,)   dJ/db, or NULL for no bias
                                 floating* D,       # IN  (N, M) dJ/dZ
                                 floating* A,       # IN  (N, K) the layer's input
                                 floating* W,       # IN  (K, M)
@@ -28,18 +31,19 @@ cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL t
     """dW = A^T @ D, db = sum of the rows of D, dA = D @ W^T."""
     cdef Py_ssize_t i, j
     gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>0, dW, M)
-    for j in range(M):
-        db[j] = 0
-    for i in range(N):
+    if db != NULL:
         for j in range(M):
-            db[j] = db[j] + D[i * M + j]
+            db[j] = 0
+        for i in range(N):
+            for j in range(M):
+                db[j] = db[j] + D[i * M + j]
     if dA != NULL:
         gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)
 
 
 cdef inline void dense_backward_descend(floating* dA,    # OUT   (N, K) dJ/dA, or NULL to skip it
                                         floating* W,     # INOUT (K, M)
-                                        floating* b,     # INOUT (M,)
+                                        floating* b,     # INOUT (M,), or NULL for no bias
                                         floating* D,     # IN    (N, M) dJ/dZ
                                         floating* A,     # IN    (N, K) the layer's input
                                         Py_ssize_t N, Py_ssize_t K, Py_ssize_t M,
@@ -53,6 +57,8 @@ cdef inline void dense_backward_descend(floating* dA,    # OUT   (N, K) dJ/dA, o
     if dA != NULL:
         gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)
     gemm(True, False, K, M, N, -lr, A, K, D, M, 1 - lr * decay, W, M)
+    if b == NULL:
+        return
     for i in range(N):
         for j in range(M):
             b[j] = b[j] - lr * D[i * M + j]

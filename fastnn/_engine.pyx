@@ -63,8 +63,8 @@ cdef class Engine:
         Width of the input.
     layers : sequence of tuples (kind, act, n_out, alpha, eps, affine)
         The plan, by the codes of LAYER_CODES and ACTIVATION_CODES: ``act`` is an ACTIVATION's
-        code, ``alpha`` its parameter, DROPOUT's rate or BATCH_NORM's momentum, ``eps`` and
-        ``affine`` BATCH_NORM's. At least one DENSE layer first among those with parameters; the
+        code, ``alpha`` its parameter, DROPOUT's rate or BATCH_NORM's momentum, ``eps``
+        BATCH_NORM's, ``affine`` whether a DENSE layer has a bias or a BATCH_NORM gamma and beta. At least one DENSE layer first among those with parameters; the
         last layer is the output activation.
     loss : int
         The loss' code (LOSS_CODES).
@@ -139,7 +139,7 @@ cdef class Engine:
             L.n_in = width
             L.p_off, L.n_p, L.buf_off = n_params, 0, n_buffers
             if L.kind == DENSE:
-                L.n_p = width * L.n_out + L.n_out
+                L.n_p = width * L.n_out + (L.n_out if L.affine else 0)
             elif L.kind == BATCH_NORM:
                 L.n_p = 2 * L.n_out if L.affine else 0
                 n_buffers += 2 * L.n_out

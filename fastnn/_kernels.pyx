@@ -105,20 +105,23 @@ def batchnorm_backward(floating[:, ::1] D, floating[::1] dgamma, floating[::1] d
 
 def dense_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] W, floating[::1] b):
     """Z = A @ W + b."""
-    _dense_forward(&Z[0, 0], &A[0, 0], &W[0, 0], &b[0], A.shape[0], A.shape[1], W.shape[1])
+    _dense_forward(&Z[0, 0], &A[0, 0], &W[0, 0], &b[0] if b is not None else NULL, A.shape[0],
+                   A.shape[1], W.shape[1])
 
 
 def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
                    floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] W):
     """dW = A^T @ D, db = the column sums of D, dA = D @ W^T (skipped when dA is None)."""
-    _dense_backward(&dA[0, 0] if dA is not None else NULL, &dW[0, 0], &db[0], &D[0, 0],
+    _dense_backward(&dA[0, 0] if dA is not None else NULL, &dW[0, 0],
+                    &db[0] if db is not None else NULL, &D[0, 0],
                     &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
 
 
 def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1] b,
                            floating[:, ::1] D, floating[:, ::1] A, floating lr, floating decay):
     """dA = D @ W^T, then W = (1 - lr decay) W - lr A^T @ D, b -= lr (column sums of D)."""
-    _dense_backward_descend(&dA[0, 0] if dA is not None else NULL, &W[0, 0], &b[0], &D[0, 0],
+    _dense_backward_descend(&dA[0, 0] if dA is not None else NULL, &W[0, 0],
+                            &b[0] if b is not None else NULL, &D[0, 0],
                             &A[0, 0], A.shape[0], A.shape[1], W.shape[1], lr, decay)
 
 

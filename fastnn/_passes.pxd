@@ -44,7 +44,8 @@ cdef inline void forward_pass(Plan* p, floating* P, floating* B, floating* work,
         out = work + L.out
         n = L.n_out
         if L.kind == DENSE:
-            dense_forward(out, A, P + L.p_off, P + L.p_off + L.n_in * n, N, L.n_in, n)
+            dense_forward(out, A, P + L.p_off, P + L.p_off + L.n_in * n if L.affine else NULL, N,
+                          L.n_in, n)
         elif L.kind == ACTIVATION:
             activation_forward(out, A, N, n, L.act, <floating>L.alpha)
         elif L.kind == DROPOUT:
@@ -151,12 +152,13 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
         if L.kind == DENSE:
             if descend > 0:
                 dense_backward_descend(D_prev if input_gradient else NULL, P + L.p_off,
-                                       P + L.p_off + L.n_in * n, D, layer_input(p, work, X, k),
-                                       N, L.n_in, n, <floating>descend, decay)
+                                       P + L.p_off + L.n_in * n if L.affine else NULL, D,
+                                       layer_input(p, work, X, k), N, L.n_in, n,
+                                       <floating>descend, decay)
             else:
                 dense_backward(D_prev if input_gradient else NULL, G + L.p_off,
-                               G + L.p_off + L.n_in * n, D, layer_input(p, work, X, k),
-                               P + L.p_off, N, L.n_in, n)
+                               G + L.p_off + L.n_in * n if L.affine else NULL, D,
+                               layer_input(p, work, X, k), P + L.p_off, N, L.n_in, n)
             swap = D
             D = D_prev
             D_prev = swap

@@ -9,7 +9,7 @@
 from libc.stdint cimport uint64_t
 
 cdef enum LayerKind:
-    DENSE = 0           # Z = A W + b; parameters W (n_in, n_out), b (n_out,)
+    DENSE = 0           # Z = A W + b; parameters W (n_in, n_out), b (n_out,) if affine
     ACTIVATION = 1      # A = f(Z), f by its code in _activations.pxd, derivative from A
     DROPOUT = 2         # A = X mask, mask drawn in training; the identity in evaluation
     BATCH_NORM = 3      # PyTorch's BatchNorm1d; parameters gamma, beta (if affine); buffers
@@ -21,7 +21,7 @@ cdef struct Layer:
     Py_ssize_t n_in, n_out  # widths of the input and output (equal but for DENSE)
     double alpha            # the activation's parameter; DROPOUT's rate; BATCH_NORM's momentum
     double eps              # BATCH_NORM's eps
-    bint affine             # BATCH_NORM: with gamma and beta
+    bint affine             # DENSE: with a bias; BATCH_NORM: with gamma and beta
     bint in_place           # the output overwrites the input (set by the memory plan)
     Py_ssize_t p_off        # start in the parameters (DENSE: W then b; BATCH_NORM: gamma, beta)
     Py_ssize_t n_p          # parameters owned

@@ -52,18 +52,24 @@ class Dense(Layer):
     ----------
     units : int
         The output width (>= 1).
+    bias : bool, default True
+        With the bias b; without, as ``torch.nn.Linear(bias=False)``, the usual choice before a
+        `BatchNorm`, which subtracts any bias again.
     """
 
     kind = "dense"
 
-    def __init__(self, units):
+    def __init__(self, units, bias=True):
         self.units = check_int("units", units, 1)
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bias
 
     def spec(self, width):
-        return (registry.LAYERS["dense"].code, 0, self.units, 0.0, 0.0, False)
+        return (registry.LAYERS["dense"].code, 0, self.units, 0.0, 0.0, self.bias)
 
     def _settings(self):
-        return {"units": self.units}
+        return {"units": self.units, **({} if self.bias else {"bias": False})}
 
 
 class Activation(Layer):

@@ -59,7 +59,8 @@ class MLP:
         ``weights[l]`` of shape (sizes[l], sizes[l+1]) is a writable view into ``params``;
         ``weights[l][i, j]`` connects input unit i to output unit j.
     biases : list of ndarray
-        ``biases[l]`` of shape (sizes[l+1],), a writable view into ``params``.
+        ``biases[l]`` of shape (sizes[l+1],), a writable view into ``params`` (dense layers
+        built without a bias have none here).
     buffers : ndarray of shape (n_buffers,)
         Non-trainable state: batch normalization's running means and variances.
 
@@ -122,7 +123,7 @@ class MLP:
         return net
 
     def _build(self, n_in, layers, loss, l2, dtype, seed, activation):
-        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+        if isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers must be a sequence of fastnn.layers.Layer, got {layers!r}")
         layers = tuple(layers)
         for layer in layers:
@@ -167,9 +168,10 @@ class MLP:
         for k, (layer, ((p_off, n_p), (b_off, n_b))) in enumerate(zip(layers,
                                                                       self._engine.layout())):
             if layer.kind == "dense":
-                n_w = n_p - layer.units
+                n_w = n_p - (layer.units if layer.bias else 0)
                 self._param_slices[f"{k}.W"] = (p_off, (n_w // layer.units, layer.units))
-                self._param_slices[f"{k}.b"] = (p_off + n_w, (layer.units,))
+                if layer.bias:
+                    self._param_slices[f"{k}.b"] = (p_off + n_w, (layer.units,))
             elif n_p:
                 self._param_slices[f"{k}.gamma"] = (p_off, (n_p // 2,))
                 self._param_slices[f"{k}.beta"] = (p_off + n_p // 2, (n_p // 2,))
@@ -341,7 +343,8 @@ class MLP:
                 else:
                     limit = np.sqrt(6.0 / (n_in + n_out))
                     W[:] = rng.uniform(-limit, limit, size=W.shape)
-                self._named_params[f"{k}.b"][:] = 0
+                if layer.bias:
+                    self._named_params[f"{k}.b"][:] = 0
             elif layer.kind == "batch_norm":
                 if layer.affine:
                     self._named_params[f"{k}.gamma"][:] = 1

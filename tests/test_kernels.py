@@ -10,6 +10,7 @@ from fastnn import _kernels
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
 
 from helpers import CTYPE, DTYPES, TOL
+from references import activation, chain
 
 SE, CE = LOSSES["squared_error"], LOSSES["cross_entropy"]
 
@@ -17,38 +18,6 @@ SE, CE = LOSSES["squared_error"], LOSSES["cross_entropy"]
 def kernel(name, dtype):
     """The float or double specialization of a kernel, so a dtype mix-up fails loudly."""
     return getattr(_kernels, name)[CTYPE[dtype]]
-
-
-def activation(Z, act):
-    """f(Z) in float64, by definition."""
-    Z = np.asarray(Z, dtype=np.float64)
-    if act == "identity":
-        return Z.copy()
-    if act == "sigmoid":
-        return 1 / (1 + np.exp(-Z))
-    if act == "relu":
-        return np.maximum(Z, 0)
-    if act == "tanh":
-        return np.tanh(Z)
-    E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
-
-
-def chain(G, Z, act):
-    """dJ/dZ from G = dJ/dA, A = f(Z): f'(Z) computed from Z, the full Jacobian for softmax."""
-    Z = np.asarray(Z, dtype=np.float64)
-    if act == "identity":
-        return G.copy()
-    if act == "sigmoid":
-        return G * np.exp(-Z) / (1 + np.exp(-Z)) ** 2
-    if act == "relu":
-        return G * (Z > 0)
-    if act == "tanh":
-        return G / np.cosh(Z) ** 2
-    A = activation(Z, "softmax")
-    # J[n, i, j] = dA[n, j] / dZ[n, i] = A[n, j] (delta_ij - A[n, i])
-    J = A[:, None, :] * (np.eye(Z.shape[1])[None] - A[:, :, None])
-    return np.einsum("nij,nj->ni", J, G)
 
 
 def assert_sums_close(actual, expected, magnitude, dtype):

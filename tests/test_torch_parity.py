@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import fastnn
+from fastnn import _kernels
+from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
 from helpers import HIDDEN_ACTIVATIONS, OUTPUT_LOSS_PAIRS, batches, make_targets
 
@@ -220,3 +222,192 @@ def test_fit_without_shuffle_matches_torch_optim(kind, setting):
     np.testing.assert_allclose(history.loss, torch_epoch_losses, rtol=FLOAT64_TOL)
     assert optimizer.steps == 6 * 5
     assert_matches(net.params, torch_flat(model), FLOAT64_TOL)
+
+
+# ---- networks built from a layer plan: dropout and batch normalization -------------------
+
+class InjectedDropout(torch.nn.Module):
+    """torch's inverted dropout with fastnn's masks injected: in training, the mask of a batch of
+    N rows is drawn from fastnn's generator (stream `key`) at the shared counter, as the engine
+    draws it, so both libraries drop the same units."""
+
+    def __init__(self, rate, generator):
+        super().__init__()
+        self.rate, self.generator = rate, generator
+
+    def forward(self, x):
+        if not self.training or self.rate == 0:
+            return x
+        key, counter = self.generator["key"], self.generator["counter"]
+        u = _kernels.uniform(key, counter, x.numel()).reshape(tuple(x.shape))
+        self.generator["counter"] = counter + x.numel()
+        return x * torch.from_numpy((u >= self.rate) * (1 / (1 - self.rate)))
+
+
+TORCH_LAYERS = {
+    "dense": lambda layer, width, generator: torch.nn.Linear(width, layer.units, bias=layer.bias,
+                                                             dtype=torch.float64),
+    "activation": lambda layer, width, generator: TORCH_ACTIVATIONS[layer.name](),
+    "dropout": lambda layer, width, generator: InjectedDropout(layer.rate, generator),
+    "batch_norm": lambda layer, width, generator: torch.nn.BatchNorm1d(
+        width, eps=layer.eps, momentum=layer.momentum, affine=layer.affine, dtype=torch.float64),
+}
+TORCH_NAMES = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}
+
+
+def plan_twin(net):
+    """The network's layers but the head as torch modules holding fastnn's parameters, buffers
+    and dropout generator state."""
+    key, counter = net.random_state
+    generator = {"key": key, "counter": counter}
+    modules, width = [], net.sizes[0]
+    for layer in net.layers[:-1]:
+        modules.append(TORCH_LAYERS[layer.kind](layer, width, generator))
+        width = getattr(layer, "units", width)
+    model = torch.nn.Sequential(*modules)
+    with torch.no_grad():
+        for name, value in net.named_parameters().items():
+            k, role = name.split(".")
+            target = getattr(model[int(k)], TORCH_NAMES[role])
+            target.copy_(torch.from_numpy(value.T if role == "W" else value.copy()))
+        for name, value in net.named_buffers().items():
+            k, role = name.split(".")
+            getattr(model[int(k)], role).copy_(torch.from_numpy(value.copy()))
+    return model, generator
+
+
+def plan_flat(net, model, grad=False):
+    """The twin's parameters (or their gradients) laid out like net.params."""
+    parts = []
+    for name in net.named_parameters():
+        k, role = name.split(".")
+        tensor = getattr(model[int(k)], TORCH_NAMES[role])
+        tensor = tensor.grad if grad else tensor
+        parts.append((tensor.T if role == "W" else tensor).detach().reshape(-1))
+    return torch.cat(parts).numpy()
+
+
+def plan_buffers(net, model):
+    """The twin's running statistics laid out like net.buffers."""
+    return np.concatenate([np.zeros(0)] + [
+        getattr(model[int(name.split(".")[0])], name.split(".")[1]).numpy()
+        for name in net.named_buffers()])
+
+
+PLANS = {
+    "dropout": lambda out: [Dense(12), Activation("relu"), Dropout(0.4), Dense(7),
+                            Activation("tanh"), Dropout(0.2), Dense(3), Activation(out)],
+    "batch_norm": lambda out: [Dense(12, bias=False), BatchNorm(momentum=0.2, eps=1e-3),
+                               Activation("sigmoid"), Dense(7, bias=False),
+                               BatchNorm(affine=False), Activation("relu"), Dense(3),
+                               Activation(out)],
+    "both": lambda out: [Dense(12, bias=False), BatchNorm(), Activation("tanh"), Dropout(0.3),
+                         Dense(3), Activation(out)],
+    # a bias before the normalization is subtracted again: its gradient is rounding noise, which
+    # Adam amplifies, so this one is checked with SGD's trajectories and the gradients only
+    "bias_before_norm": lambda out: [Dense(12), BatchNorm(), Activation("relu"), Dense(3),
+                                     Activation(out)],
+}
+
+
+def plan_setup(plan, output_activation, loss, seed, n=23):
+    rng = np.random.default_rng(seed)
+    net = fastnn.MLP.from_layers(5, PLANS[plan](output_activation), loss=loss, l2=0.02,
+                                 seed=seed)
+    for b in net.biases:
+        b[:] = rng.normal(scale=0.3, size=b.shape)
+    for name, value in net.named_parameters().items():
+        if name.endswith(("gamma", "beta")):
+            value[:] = rng.normal(1 if name.endswith("gamma") else 0, 0.3, size=value.shape)
+    X = rng.normal(size=(n, 5)) * 2 + 1
+    Y = make_targets(rng, n, 3, output_activation, loss)
+    return net, X, Y
+
+
+@pytest.mark.parametrize("plan", list(PLANS))
+@pytest.mark.parametrize("output_activation, loss", OUTPUT_LOSS_PAIRS)
+def test_plan_forward_loss_and_gradients_match_autograd(plan, output_activation, loss):
+    net, X, Y = plan_setup(plan, output_activation, loss, seed=41)
+    model, _ = plan_twin(net)
+    model.train()
+    J_torch = torch_objective(net, model, torch.from_numpy(X), torch.from_numpy(Y))
+    J_torch.backward()
+    J, gradient = net.gradients(X, Y, flat=True)
+    assert J == pytest.approx(J_torch.item(), rel=FLOAT64_TOL)
+    assert_matches(gradient, plan_flat(net, model, grad=True), FLOAT64_TOL)
+    J_list, dW, db = net.gradients(X, Y)
+    assert J_list == J
+    # torch's training forward moved its running statistics; fastnn's gradients changed nothing
+    model, _ = plan_twin(net)
+    model.eval()
+    with torch.no_grad():
+        expected = torch_output(model(torch.from_numpy(X)), output_activation).numpy()
+        J_eval = torch_objective(net, model, torch.from_numpy(X), torch.from_numpy(Y)).item()
+    assert_matches(net.forward(X), expected, FLOAT64_TOL)
+    assert net.loss(X, Y) == pytest.approx(J_eval, rel=FLOAT64_TOL)
+
+
+ADAM_PLANS = [plan for plan in PLANS if plan != "bias_before_norm"]
+
+
+@pytest.mark.parametrize("plan, kind", [(plan, "momentum") for plan in PLANS]
+                         + [(plan, "adam") for plan in ADAM_PLANS])
+def test_plan_train_step_trajectory_matches_torch_optim(plan, kind):
+    net, X, Y = plan_setup(plan, "softmax", "cross_entropy", seed=42)
+    model, generator = plan_twin(net)
+    model.train()
+    make_fastnn, make_torch = OPTIMIZERS[kind]
+    optimizer, torch_optimizer = make_fastnn(), make_torch(model.parameters())
+    sequence = batches(X, Y, 5)
+    for step in range(20):
+        Xb, Yb = sequence[step % len(sequence)]
+        J = net.train_step(Xb, Yb, optimizer)
+        assert J == pytest.approx(torch_step(net, model, torch_optimizer, Xb, Yb),
+                                  rel=FLOAT64_TOL), f"step {step}"
+    assert net.random_state[1] == generator["counter"]
+    assert_matches(net.params, plan_flat(net, model), FLOAT64_TOL)
+    if net.buffers.size:
+        assert_matches(net.buffers, plan_buffers(net, model), FLOAT64_TOL)
+
+
+@pytest.mark.parametrize("plan", ADAM_PLANS)
+def test_plan_fit_without_shuffle_matches_torch_and_its_running_statistics(plan):
+    net, X, Y = plan_setup(plan, "identity", "squared_error", seed=43)
+    key = net.random_state[0]
+    history = net.fit(X, Y, optimizer=fastnn.Adam(lr=0.01), epochs=4, batch_size=5,
+                      shuffle=False)
+    twin_net, _, _ = plan_setup(plan, "identity", "squared_error", seed=43)
+    assert twin_net.random_state == (key, 0)
+    model, generator = plan_twin(twin_net)
+    model.train()
+    torch_optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(4):
+        # 23 rows in batches of 5: the last batch has 3 rows
+        total = sum(torch_step(twin_net, model, torch_optimizer, Xb, Yb) * len(Xb)
+                    for Xb, Yb in batches(X, Y, 5))
+        losses.append(total / len(X))
+    np.testing.assert_allclose(history.loss, losses, rtol=FLOAT64_TOL)
+    assert_matches(net.params, plan_flat(net, model), FLOAT64_TOL)
+    if net.buffers.size:
+        assert_matches(net.buffers, plan_buffers(net, model), FLOAT64_TOL)
+    model.eval()
+    with torch.no_grad():
+        assert_matches(net.forward(X), model(torch.from_numpy(X)).numpy(), FLOAT64_TOL)
+
+
+@pytest.mark.parametrize("plan", list(PLANS))
+def test_float32_plan_matches_autograd_to_float32_precision(plan):
+    net64, X, Y = plan_setup(plan, "sigmoid", "cross_entropy", seed=44)
+    net = fastnn.MLP.from_layers(5, net64.layers, loss="cross_entropy", l2=0.02, dtype="float32")
+    net.params[:] = net64.params
+    net.random_state = net64.random_state
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    model, _ = plan_twin(net)
+    model.train()
+    J_torch = torch_objective(net, model, torch.from_numpy(X.astype(np.float64)),
+                              torch.from_numpy(Y.astype(np.float64)))
+    J_torch.backward()
+    J, gradient = net.gradients(X, Y, flat=True)
+    assert J == pytest.approx(J_torch.item(), rel=1e-5)
+    assert_matches(gradient, plan_flat(net, model, grad=True), 1e-4)

@@ -1,0 +1,102 @@
+"""NumPy references of everything the registry names, computed in float64 by the textbook
+definitions (not the kernels' shortcuts): the oracle of the kernel tests. tests/test_registry.py
+fails when a registered activation, loss, layer kind or update rule has no entry here."""
+import numpy as np
+
+
+def _softmax(Z):
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+# name: (f(Z, alpha), f'(Z, alpha) elementwise, or None for softmax's full Jacobian)
+ACTIVATIONS = {
+    "identity": (lambda Z, a: Z.copy(), lambda Z, a: np.ones_like(Z)),
+    "sigmoid": (lambda Z, a: 1 / (1 + np.exp(-Z)), lambda Z, a: np.exp(-Z) / (1 + np.exp(-Z)) ** 2),
+    "relu": (lambda Z, a: np.maximum(Z, 0), lambda Z, a: (Z > 0).astype(float)),
+    "tanh": (lambda Z, a: np.tanh(Z), lambda Z, a: 1 / np.cosh(Z) ** 2),
+    "softmax": (lambda Z, a: _softmax(Z), None),
+}
+
+
+def activation(Z, name, alpha=0.0):
+    """f(Z) in float64."""
+    return ACTIVATIONS[name][0](np.asarray(Z, dtype=np.float64), alpha)
+
+
+def chain(G, Z, name, alpha=0.0):
+    """dJ/dZ from G = dJ/dA, A = f(Z): f'(Z) computed from Z, the full Jacobian for softmax."""
+    Z = np.asarray(Z, dtype=np.float64)
+    derivative = ACTIVATIONS[name][1]
+    if derivative is not None:
+        return G * derivative(Z, alpha)
+    A = _softmax(Z)
+    # J[n, i, j] = dA[n, j] / dZ[n, i] = A[n, j] (delta_ij - A[n, i])
+    J = A[:, None, :] * (np.eye(Z.shape[1])[None] - A[:, :, None])
+    return np.einsum("nij,nj->ni", J, G)
+
+
+def _cross_entropy(A, Y, output):
+    if output == "softmax":
+        return -(Y * np.log(A)).sum(axis=1)
+    return -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum(axis=1)
+
+
+# name: per-sample loss L(A, Y, output activation), summed over the outputs
+LOSSES = {
+    "squared_error": lambda A, Y, output: ((A - Y) ** 2).sum(axis=1),
+    "cross_entropy": _cross_entropy,
+}
+
+
+def dropout(X, mask):
+    """Inverted dropout with a mask of 0 and 1 / (1 - rate)."""
+    return X * mask
+
+
+def batchnorm(X, gamma, beta, eps):
+    """Training-mode batch normalization: (y, xhat, mean, biased var)."""
+    mean = X.mean(axis=0)
+    var = ((X - mean) ** 2).mean(axis=0)
+    xhat = (X - mean) / np.sqrt(var + eps)
+    return gamma * xhat + beta, xhat, mean, var
+
+
+def batchnorm_backward(dY, X, gamma, eps):
+    """(dX, dgamma, dbeta) of batchnorm by the chain rule through mean and variance."""
+    N = X.shape[0]
+    mean = X.mean(axis=0)
+    var = ((X - mean) ** 2).mean(axis=0)
+    std = np.sqrt(var + eps)
+    xhat = (X - mean) / std
+    dxhat = dY * gamma
+    dvar = (dxhat * (X - mean) * -0.5 * std ** -3).sum(axis=0)
+    dmean = (-dxhat / std).sum(axis=0) + dvar * (-2 * (X - mean)).mean(axis=0)
+    dX = dxhat / std + dvar * 2 * (X - mean) / N + dmean / N
+    return dX, (dY * xhat).sum(axis=0), dY.sum(axis=0)
+
+
+# layer kind: its forward reference
+LAYERS = {
+    "dense": lambda A, W, b: A @ W + b,
+    "activation": activation,
+    "dropout": dropout,
+    "batch_norm": batchnorm,
+}
+
+
+def sgd(p, g, buf, lr, momentum, nesterov):
+    """torch.optim.SGD's step: (p, buf)."""
+    buf = momentum * buf + g
+    return p - lr * (g + momentum * buf if nesterov else buf), buf
+
+
+def adam(p, g, m, v, t, lr, beta1, beta2, eps):
+    """torch.optim.Adam's step t: (p, m, v)."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam}
