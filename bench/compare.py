@@ -19,8 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from cases import (CASES, CASES_BY_NAME, DIGITS, GROWTH_WIDTHS, INFERENCE_ROWS,
-                   MIN_DIGITS_ACCURACY, TARGETS, growth_case)
+from cases import (
+    CASES,
+    CASES_BY_NAME,
+    DIGITS,
+    GROWTH_WIDTHS,
+    INFERENCE_ROWS,
+    MIN_DIGITS_ACCURACY,
+    TARGETS,
+    growth_case,
+)
 from peers import GROWTH_PEERS, STEP_PEERS, fit_batches
 
 HERE = Path(__file__).resolve().parent
@@ -151,7 +159,8 @@ def target_table(median, accuracy, alloc):
         rows.append([label, fmt_ratio(ratio), f"<= {fmt_ratio(bound)}",
                      "met" if ratio <= bound else "NOT MET"])
     rows.append(["digits end to end test accuracy", f"{accuracy:.4f}",
-                 f">= {MIN_DIGITS_ACCURACY}", "met" if accuracy >= MIN_DIGITS_ACCURACY else "NOT MET"])
+                 f">= {MIN_DIGITS_ACCURACY}",
+                 "met" if accuracy >= MIN_DIGITS_ACCURACY else "NOT MET"])
     worst = max(peak for peak, _ in alloc.values())
     rows.append(["Python allocations per train_step after warm-up (worst case)", f"{worst} B",
                  "0 B", "met" if worst == 0 else "NOT MET"])
@@ -168,7 +177,8 @@ def main():
 
     info = machine()
     print(json.dumps(info["threadpool_info"], indent=1))
-    jobs = {f"{case.name}/{peer}": ("step", case.name, peer) for case in CASES for peer in STEP_PEERS}
+    jobs = {f"{case.name}/{peer}": ("step", case.name, peer)
+            for case in CASES for peer in STEP_PEERS}
     jobs.update({f"forward-{rows}/{peer}": ("forward", rows, peer)
                  for rows in INFERENCE_ROWS for peer in FORWARD_PEERS})
     print(f"steps and forward: {len(jobs)} measurements x {args.repeats}", file=sys.stderr)
@@ -204,9 +214,10 @@ Regenerate (from the project root, after an in-place build or install; about 15 
 {COMMAND}
 ```
 
-Run {datetime.datetime.now():%Y-%m-%d %H:%M}. Every (case, peer) was timed in its own process, {args.repeats}
-times (end to end and growth: {args.slow_repeats}), interleaved; each figure is the median over the
-repeats of the median of 7 timed blocks after a warm-up. Ratios are fastnn / peer within this run.
+Run {datetime.datetime.now():%Y-%m-%d %H:%M}. Every (case, peer) was timed in its own process,
+{args.repeats} times (end to end and growth: {args.slow_repeats}), interleaved; each figure is the
+median over the repeats of the median of 7 timed blocks after a warm-up. Ratios are fastnn / peer
+within this run.
 
 ## Targets
 
@@ -228,8 +239,9 @@ Ratios (fastnn / peer):
 
 ## End to end: scikit-learn's digits
 
-64-128-10 relu, softmax cross-entropy, Adam lr {DIGITS["lr"]}, batch {DIGITS["batch"]}, {DIGITS["epochs"]} epochs, no early
-stopping, no L2, float64; X / 16, stratified 75/25 split. Wall time of the training call.
+64-128-10 relu, softmax cross-entropy, Adam lr {DIGITS["lr"]}, batch {DIGITS["batch"]},
+{DIGITS["epochs"]} epochs, no early stopping, no L2, float64; X / 16, stratified 75/25 split. Wall
+time of the training call.
 
 {e2e}
 
@@ -250,7 +262,8 @@ Python allocations (tracemalloc) of `MLP.train_step` after 10 warm-up steps, ove
 {memory}
 
 Peak RSS of a process that runs one `fit` of the large case: {rss[0]:.0f} MiB before the fit
-(interpreter, libraries, network and the fit's {fit_batches(CASES_BY_NAME["large"])} batches of data), {rss[1]:.0f} MiB after it.
+(interpreter, libraries, network and the fit's {fit_batches(CASES_BY_NAME["large"])} batches of
+data), {rss[1]:.0f} MiB after it.
 
 ## Machine
 

@@ -134,7 +134,8 @@ def sklearn_step(case):
 
 def step_products(case):
     """The operands of the products of one step, as (a, b, out) for ``out = a @ b``:
-    ``A_{l-1} @ W_l`` and ``A_{l-1}^T @ D_l`` for every layer, ``D_l @ W_l^T`` for all but the first.
+    ``A_{l-1} @ W_l`` and ``A_{l-1}^T @ D_l`` for every layer, ``D_l @ W_l^T`` for all but the
+    first.
     """
     rng = np.random.default_rng(0)
     N, sizes, L = case.batch, case.sizes, len(case.sizes) - 1

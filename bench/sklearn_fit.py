@@ -6,9 +6,10 @@ Run from the project root (unsetting the OpenBLAS overrides in this command only
 
 `--threads 1` limits the BLAS of both libraries to one thread: on a shared, loaded machine
 two-thread BLAS calls on these small matrices wait for a busy core and both libraries slow down
-several-fold. Each case fits both estimators ``--repeats`` times with the same random_state, alternating them so
-that both see the same machine load, and prints the median fit time, the ratio, the number of
-epochs or iterations, and the held-out accuracy (digits) or R^2 (diabetes, standardized).
+several-fold. Each case fits both estimators ``--repeats`` times with the same random_state,
+alternating them so that both see the same machine load, and prints the median fit time, the
+ratio, the number of epochs or iterations, and the held-out accuracy (digits) or R^2 (diabetes,
+standardized).
 """
 import argparse
 import statistics
@@ -88,10 +89,12 @@ def run(repeats):
                 fitted[key] = getattr(module, estimator)(**settings)
                 times[key].append(time_fit(fitted[key], X_train, y_train))
         sk, fn = statistics.median(times["sk"]), statistics.median(times["fn"])
-        shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "random_state") or "defaults"
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items()
+                          if k != "random_state") or "defaults"
         print(f"{name:9} {estimator:14} {shown:52} {sk:9.4f} {fn:9.4f} {sk / fn:6.1f} "
               f"{fitted['sk'].n_iter_:>5}/{fitted['fn'].n_iter_:<5} "
-              f"{fitted['sk'].score(X_test, y_test):8.4f} {fitted['fn'].score(X_test, y_test):8.4f}")
+              f"{fitted['sk'].score(X_test, y_test):8.4f} "
+              f"{fitted['fn'].score(X_test, y_test):8.4f}")
 
 
 if __name__ == "__main__":

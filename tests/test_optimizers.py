@@ -4,6 +4,8 @@ import pickle
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn")
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 
 import fastnn

@@ -7,9 +7,11 @@ import pickle
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("sklearn")
 from sklearn import neural_network
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_digits

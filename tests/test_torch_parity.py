@@ -6,7 +6,8 @@ SGD (plain, momentum, Nesterov) and Adam, by `train_step` and by `fit` with shuf
 sum_i s_i L_i / sum_i s_i and one float32 network (to ~1e-5) agree too."""
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 import fastnn
 from fastnn import _kernels

@@ -5,6 +5,8 @@ targets, bad sample weights. A property test feeds random garbage to forward, lo
 those two errors, never anything else."""
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
