@@ -2,6 +2,8 @@
 targets that suit a loss, and the batches that `fit` visits."""
 import numpy as np
 
+from fastnn import registry
+
 DTYPES = (np.float32, np.float64)
 # float32 keeps ~7 significant digits: sums of a few dozen rounded products agree with a float64
 # reference to ~1e-5 relative; float64 results must agree to the last few bits.
@@ -9,10 +11,10 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol
 # The names of the two specializations of each fused-type kernel in fastnn._kernels.
 CTYPE = {np.float32: "float", np.float64: "double"}
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
-OUTPUT_LOSS_PAIRS = (("identity", "squared_error"), ("sigmoid", "squared_error"),
-                     ("softmax", "squared_error"), ("sigmoid", "cross_entropy"),
-                     ("softmax", "cross_entropy"))
+# The sweeps run over the registry: a new activation or loss is tested by every sweep at once.
+HIDDEN_ACTIVATIONS = registry.hidden_activations()
+OUTPUT_LOSS_PAIRS = tuple((output, name) for name, loss in registry.LOSSES.items()
+                          for output in loss.outputs)
 
 
 def make_targets(rng, n, n_out, output_activation, loss):

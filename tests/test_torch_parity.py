@@ -160,6 +160,8 @@ def test_sample_weighted_objective_matches_autograd(output_activation, loss):
         assert_matches(db[l], linear.bias.grad.numpy(), FLOAT64_TOL)
 
 
+# The torch.optim class of each registered update rule.
+TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 OPTIMIZERS = {
     "sgd": (lambda: fastnn.SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
     "momentum": (lambda: fastnn.SGD(lr=0.05, momentum=0.9),
