@@ -6,7 +6,7 @@ huge inputs."""
 import numpy as np
 import pytest
 
-from fastnn import _kernels
+from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
 
 from helpers import CTYPE, DTYPES, TOL
@@ -66,9 +66,10 @@ def test_gemm_with_beta_zero_overwrites_nan(dtype, m, n, k, reference):
 @pytest.mark.parametrize("in_place", [False, True])
 def test_activation_forward_matches_definition(dtype, act, in_place):
     Z = np.random.default_rng(1).normal(scale=3, size=(7, 5)).astype(dtype)
-    expected = activation(Z, act)
+    alpha = registry.ACTIVATIONS[act].default   # the parameter, for those that have one
+    expected = activation(Z, act, alpha)
     A = Z if in_place else np.full_like(Z, np.nan)
-    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS[act])
+    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS[act], alpha)
     np.testing.assert_allclose(A, expected, **TOL[dtype])
 
 
@@ -78,10 +79,11 @@ def test_activation_backward_matches_derivative_from_z(dtype, act):
     rng = np.random.default_rng(2)
     Z = rng.normal(scale=2, size=(6, 4))
     G = rng.normal(size=(6, 4))
-    A = activation(Z, act).astype(dtype)
+    alpha = registry.ACTIVATIONS[act].default
+    A = activation(Z, act, alpha).astype(dtype)
     D = G.astype(dtype)
-    kernel("activation_backward", dtype)(D, A, ACTIVATIONS[act])
-    np.testing.assert_allclose(D, chain(G, Z, act), **TOL[dtype])
+    kernel("activation_backward", dtype)(D, A, ACTIVATIONS[act], alpha)
+    np.testing.assert_allclose(D, chain(G, Z, act, alpha), **TOL[dtype])
 
 
 # (N, K, M): a tiny layer (plain loops) and one large enough for BLAS in every product.

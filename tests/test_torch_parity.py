@@ -15,6 +15,7 @@ from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
 from helpers import HIDDEN_ACTIVATIONS, OUTPUT_LOSS_PAIRS, batches, make_targets
 
+# name: the torch module, made from the activation's parameter (for those that have one)
 TORCH_ACTIVATIONS = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
                      "identity": torch.nn.Identity}
 # Four hidden layers of mixed widths; with 25 rows the 40-wide layer takes the BLAS path and the
@@ -40,8 +41,14 @@ def torch_twin(net):
             linear.bias.copy_(torch.from_numpy(b.astype(np.float64)))
         layers.append(linear)
         if l < len(net.weights) - 1:
-            layers.append(TORCH_ACTIVATIONS[net.activation]())
+            layers.append(torch_activation(net.layers[2 * l + 1]))
     return torch.nn.Sequential(*layers)
+
+
+def torch_activation(layer):
+    """The torch module of an Activation layer, with its parameter if it has one."""
+    info = fastnn.registry.ACTIVATIONS[layer.name]
+    return TORCH_ACTIVATIONS[layer.name](*([layer.alpha] if info.parameter else []))
 
 
 def linears(model):
@@ -250,7 +257,7 @@ class InjectedDropout(torch.nn.Module):
 TORCH_LAYERS = {
     "dense": lambda layer, width, generator: torch.nn.Linear(width, layer.units, bias=layer.bias,
                                                              dtype=torch.float64),
-    "activation": lambda layer, width, generator: TORCH_ACTIVATIONS[layer.name](),
+    "activation": lambda layer, width, generator: torch_activation(layer),
     "dropout": lambda layer, width, generator: InjectedDropout(layer.rate, generator),
     "batch_norm": lambda layer, width, generator: torch.nn.BatchNorm1d(
         width, eps=layer.eps, momentum=layer.momentum, affine=layer.affine, dtype=torch.float64),
