@@ -14,6 +14,7 @@ cdef enum Activation:
     RELU = 2
     TANH = 3
     SOFTMAX = 4
+    LEAKY_RELU = 5
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
@@ -75,6 +76,9 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
     elif act == RELU:
         for i in range(size):
             A[i] = Z[i] if Z[i] > 0 else 0
+    elif act == LEAKY_RELU:
+        for i in range(size):
+            A[i] = Z[i] if Z[i] > 0 else alpha * Z[i]
     elif act == TANH:
         for i in range(size):
             if floating is float:
@@ -90,7 +94,8 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
                                      floating* A,       # IN    (N, M): f(Z) from the forward pass
                                      Py_ssize_t N, Py_ssize_t M, int act,
                                      floating alpha) noexcept nogil:
-    """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0]; softmax's Jacobian."""
+    """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0], [a > 0] + alpha [a <= 0];
+    softmax's Jacobian."""
     cdef Py_ssize_t i, j, size = N * M
     cdef floating dot
     if act == SIGMOID:
@@ -99,6 +104,10 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
     elif act == RELU:
         for i in range(size):
             D[i] = D[i] if A[i] > 0 else 0
+    elif act == LEAKY_RELU:
+        # alpha >= 0, so a > 0 exactly when z > 0
+        for i in range(size):
+            D[i] = D[i] if A[i] > 0 else alpha * D[i]
     elif act == TANH:
         for i in range(size):
             D[i] = D[i] * (1 - A[i] * A[i])

@@ -14,7 +14,7 @@ from cython cimport floating
 from libc.math cimport NAN
 from libc.stdint cimport uint64_t
 
-from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX
+from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_RELU
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._passes cimport (forward_loss, forward_pass, backward_pass, head_output, known_rule,
@@ -27,7 +27,7 @@ cnp.import_array()
 LAYER_CODES = {"dense": DENSE, "activation": ACTIVATION, "dropout": DROPOUT,
                "batch_norm": BATCH_NORM}
 ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tanh": TANH,
-                    "softmax": SOFTMAX}
+                    "softmax": SOFTMAX, "leaky_relu": LEAKY_RELU}
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
 
 # forward and loss run over rows in blocks of at least this many, so evaluating a large data set

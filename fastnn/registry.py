@@ -137,6 +137,9 @@ ACTIVATIONS = {a.name: a for a in (
                    torch="torch.tanh"),
     ActivationInfo("softmax", ACTIVATION_CODES["softmax"], hidden=False, output=True,
                    init="glorot", torch="torch.softmax"),
+    ActivationInfo("leaky_relu", ACTIVATION_CODES["leaky_relu"], hidden=True, output=False,
+                   init="he", torch="torch.nn.LeakyReLU", parameter="negative_slope",
+                   default=0.01),
 )}
 
 LOSSES = {loss.name: loss for loss in (

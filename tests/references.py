@@ -16,6 +16,7 @@ ACTIVATIONS = {
     "relu": (lambda Z, a: np.maximum(Z, 0), lambda Z, a: (Z > 0).astype(float)),
     "tanh": (lambda Z, a: np.tanh(Z), lambda Z, a: 1 / np.cosh(Z) ** 2),
     "softmax": (lambda Z, a: _softmax(Z), None),
+    "leaky_relu": (lambda Z, a: np.where(Z > 0, Z, a * Z), lambda Z, a: np.where(Z > 0, 1.0, a)),
 }
 
 

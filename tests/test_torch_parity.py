@@ -17,7 +17,7 @@ from helpers import HIDDEN_ACTIVATIONS, OUTPUT_LOSS_PAIRS, batches, make_targets
 
 # name: the torch module, made from the activation's parameter (for those that have one)
 TORCH_ACTIVATIONS = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
-                     "identity": torch.nn.Identity}
+                     "identity": torch.nn.Identity, "leaky_relu": torch.nn.LeakyReLU}
 # Four hidden layers of mixed widths; with 25 rows the 40-wide layer takes the BLAS path and the
 # narrow ones the plain loop.
 DEEP_SIZES = [6, 40, 3, 17, 8, 4]
