@@ -1,0 +1,6 @@
+"""Type stubs of the compiled input checks (fastnn/_checks.pyx)."""
+import numpy as np
+
+def ready(candidate: object, n_columns: int, dtype: np.dtype,
+          like: np.ndarray | None = ...) -> bool: ...
+def all_finite(X: np.ndarray) -> bool: ...

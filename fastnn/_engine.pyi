@@ -1,0 +1,29 @@
+"""Type stubs of the compiled engine (fastnn/_engine.pyx)."""
+from collections.abc import Sequence
+
+import numpy as np
+
+from fastnn._rules import UpdateRule
+
+LAYER_CODES: dict[str, int]
+ACTIVATION_CODES: dict[str, int]
+LOSS_CODES: dict[str, int]
+
+class Engine:
+    params: np.ndarray
+    grad: np.ndarray
+    buffers: np.ndarray
+    random_state: tuple[int, int]
+    def __init__(self, n_in: int, layers: Sequence[tuple[int, int, int, float, float, bool]],
+                 loss: int, l2: float, dtype: np.dtype | type | str, loss_scale: float = ...,
+                 l2_per_sample: bool = ...) -> None: ...
+    def layout(self) -> list[tuple[tuple[int, int], tuple[int, int]]]: ...
+    def set_objective(self, l2: float, loss_scale: float, l2_per_sample: bool) -> None: ...
+    def release(self) -> None: ...
+    def forward(self, X: np.ndarray) -> np.ndarray: ...
+    def loss(self, X: np.ndarray, Y: np.ndarray, s: np.ndarray | None = ...) -> float: ...
+    def gradients(self, X: np.ndarray, Y: np.ndarray, s: np.ndarray | None = ...) -> float: ...
+    def step(self, X: np.ndarray, Y: np.ndarray, s: np.ndarray | None,
+             rule: UpdateRule) -> float: ...
+    def epoch(self, X: np.ndarray, Y: np.ndarray, s: np.ndarray | None, order: np.ndarray | None,
+              batch_size: int, rule: UpdateRule) -> tuple[float, int]: ...

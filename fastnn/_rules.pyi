@@ -1,0 +1,16 @@
+"""Type stubs of the compiled update rules (fastnn/_rules.pyx)."""
+import numpy as np
+
+UPDATE_CODES: dict[str, int]
+STATE_VECTORS: dict[int, int]
+
+class UpdateRule:
+    states: tuple[np.ndarray, ...] | None
+    kind: int
+    t: int
+    def __init__(self, kind: int, lr: float, momentum: float = ..., nesterov: bool = ...,
+                 beta1: float = ..., beta2: float = ..., eps: float = ...,
+                 eps_hat: bool = ...) -> None: ...
+    def set(self, lr: float, momentum: float, nesterov: bool, beta1: float, beta2: float,
+            eps: float, eps_hat: bool) -> None: ...
+    def allocate(self, n_params: int, dtype: np.dtype | type | str) -> None: ...
