@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from fastnn import registry
 from fastnn.datasets import load_digits
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
@@ -54,8 +55,9 @@ def train(args):
     X = X / 16.0
     train_rows, val_rows, test_rows = stratified_split(y, (0.6, 0.2, 0.2),
                                                        np.random.default_rng(args.seed))
-    net = MLP([X.shape[1], *args.hidden, 10], activation="relu", output_activation="softmax",
-              loss="cross_entropy", l2=args.l2, seed=args.seed)
+    net = MLP([X.shape[1], *args.hidden, 10], activation=args.activation,
+              output_activation="softmax", loss="cross_entropy", l2=args.l2, seed=args.seed,
+              dropout=args.dropout, batch_norm=args.batch_norm)
     print(f"digits: {len(train_rows)} training, {len(val_rows)} validation, {len(test_rows)} test "
           f"images; network {list(net.sizes)}")
     history = net.fit(X[train_rows], y[train_rows], optimizer=Adam(lr=args.lr), epochs=args.epochs,
@@ -81,6 +83,12 @@ def main(argv=None):
     trainer.add_argument("--epochs", type=positive_int, default=200, help="most epochs (default 200)")
     trainer.add_argument("--hidden", type=hidden_sizes, default=(64,),
                          help="hidden layer widths, e.g. 128,64 (default 64)")
+    trainer.add_argument("--activation", choices=registry.hidden_activations(), default="relu",
+                         help="activation of the hidden layers (default relu)")
+    trainer.add_argument("--dropout", type=float, default=0.0,
+                         help="dropout rate after each hidden layer (default 0)")
+    trainer.add_argument("--batch-norm", action="store_true",
+                         help="batch normalization before each hidden activation")
     trainer.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     trainer.add_argument("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
     trainer.add_argument("--batch-size", type=int, default=32, help="rows per update (default 32)")

@@ -102,3 +102,16 @@ def test_console_script_runs():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert ACCURACY_LINE.fullmatch(result.stdout.splitlines()[-1])
+
+
+def test_train_builds_the_layers_it_is_asked_for(tmp_path):
+    path = tmp_path / "model.npz"
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnn", "train", "--epochs", "3", "--quiet", "--hidden", "16",
+         "--activation", "leaky_relu", "--dropout", "0.2", "--batch-norm", "--save", str(path)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    net = fastnn.load(path)
+    assert [layer.kind for layer in net.layers] == ["dense", "batch_norm", "activation",
+                                                    "dropout", "dense", "activation"]
+    assert net.layers[2].name == "leaky_relu"
