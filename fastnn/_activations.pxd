@@ -94,8 +94,8 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
                                      floating* A,       # IN    (N, M): f(Z) from the forward pass
                                      Py_ssize_t N, Py_ssize_t M, int act,
                                      floating alpha) noexcept nogil:
-    """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0], [a > 0] + alpha [a <= 0];
-    softmax's Jacobian."""
+    """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0],
+    [a > 0] + alpha [a <= 0]; softmax's Jacobian."""
     cdef Py_ssize_t i, j, size = N * M
     cdef floating dot
     if act == SIGMOID:

@@ -1,8 +1,8 @@
 # Design: the one place where fastnn multiplies matrices. Every product in the kernels goes through
 # `gemm`, which takes row-major operands, hides the float/double split of BLAS, and runs tiny
 # products in a plain loop because a BLAS call costs more than the arithmetic below a few hundred
-# multiply-adds (measured: see bench/). Only scipy's BLAS is used: mixing it with numpy's OpenBLAS in
-# one loop makes the two thread pools fight.
+# multiply-adds (measured: see bench/). Only scipy's BLAS is used: mixing it with numpy's OpenBLAS
+# in one loop makes the two thread pools fight.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 

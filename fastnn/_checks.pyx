@@ -37,7 +37,7 @@ def ready(object candidate, Py_ssize_t n_columns, cnp.dtype dtype, cnp.ndarray l
 
 def all_finite(cnp.ndarray X):
     """True when no element of the C-contiguous float32/float64 array X is NaN or infinite."""
-    cdef Py_ssize_t i, n = X.size
+    cdef Py_ssize_t n = X.size
     if X.dtype == np.float64:
         return _all_finite[double](<double*>data(X), n)
     if X.dtype == np.float32:

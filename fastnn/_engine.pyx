@@ -12,7 +12,6 @@ from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_type_lock)
 from cython cimport floating
 from libc.math cimport NAN
-from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_RELU
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
@@ -64,8 +63,9 @@ cdef class Engine:
     layers : sequence of tuples (kind, act, n_out, alpha, eps, affine)
         The plan, by the codes of LAYER_CODES and ACTIVATION_CODES: ``act`` is an ACTIVATION's
         code, ``alpha`` its parameter, DROPOUT's rate or BATCH_NORM's momentum, ``eps``
-        BATCH_NORM's, ``affine`` whether a DENSE layer has a bias or a BATCH_NORM gamma and beta. At least one DENSE layer first among those with parameters; the
-        last layer is the output activation.
+        BATCH_NORM's, ``affine`` whether a DENSE layer has a bias or a BATCH_NORM gamma and beta.
+        At least one DENSE layer first among those with parameters; the last layer is the output
+        activation.
     loss : int
         The loss' code (LOSS_CODES).
     l2 : float
@@ -154,7 +154,8 @@ cdef class Engine:
             self.widest = max(self.widest, width)
             # the memory plan: overwrite the input when no backward kernel reads it (the first
             # layer's input is the caller's X; the loss reads the head's input, the logits)
-            L.in_place = (k > 0 and not reads_input(L) and not reads_output(&self.plan.layers[k - 1])
+            L.in_place = (k > 0 and not reads_input(L)
+                          and not reads_output(&self.plan.layers[k - 1])
                           and (k < n - 1 or L.act == IDENTITY))
         if self.plan.layers[n - 1].kind != ACTIVATION or self.plan.first_param < 0:
             raise ValueError("a plan has a dense layer and ends with the output activation")
@@ -202,7 +203,8 @@ cdef class Engine:
         PyThread_release_lock(self.lock)
 
     cdef Py_ssize_t layout_workspace(self, Py_ssize_t rows, bint write):
-        """The workspace's length for passes over `rows` rows; with write, lay the plan out in it."""
+        """The workspace's length for passes over `rows` rows; with write, lay the plan out in
+        it."""
         cdef Py_ssize_t k, n, offset = 0, out = 0
         cdef Layer* L
         for k in range(self.plan.n_layers):

@@ -60,7 +60,8 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
             for j in range(M):
                 D[i * M + j] = 2 * c * (A[i * M + j] - Y[i * M + j])
         elif out_act == SOFTMAX:
-            # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability rows
+            # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability
+            # rows
             total = 0
             for j in range(M):
                 total = total + Y[i * M + j]

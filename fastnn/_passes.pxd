@@ -18,7 +18,8 @@ from fastnn._losses cimport loss_forward, loss_backward
 from fastnn._updates cimport sgd_update, adam_update
 
 
-cdef inline floating* layer_input(Plan* p, floating* work, floating* X, Py_ssize_t k) noexcept nogil:
+cdef inline floating* layer_input(Plan* p, floating* work, floating* X,
+                                  Py_ssize_t k) noexcept nogil:
     """Where layer k reads its input: X for the first layer, the previous layer's output after."""
     return X if k == 0 else work + p.layers[k - 1].out
 

@@ -27,8 +27,9 @@ cdef struct Layer:
     Py_ssize_t n_p          # parameters owned
     Py_ssize_t buf_off      # BATCH_NORM: running mean then running variance, in the buffers
     Py_ssize_t out          # start of the output (rows, n_out) in the workspace
-    Py_ssize_t saved        # start of what backward reads in the workspace: DROPOUT's mask
-                            # (rows, n); BATCH_NORM's xhat (rows, n), mean (n), 1/std (n)
+    # saved: start of what backward reads in the workspace: DROPOUT's mask (rows, n);
+    # BATCH_NORM's xhat (rows, n), mean (n), 1/std (n)
+    Py_ssize_t saved
 
 
 cdef struct Plan:

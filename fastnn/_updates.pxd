@@ -18,7 +18,8 @@ cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
                             floating* G,          # IN    (n,) dJ/dP
                             floating* buf,        # INOUT (n,) momentum buffer, zeros at first
                             Py_ssize_t n, double lr, double momentum, bint nesterov) noexcept nogil:
-    """buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else buf); plain GD if momentum is 0."""
+    """buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else buf); plain GD if
+    momentum is 0."""
     cdef Py_ssize_t i
     cdef floating step, mu = <floating>momentum, rate = <floating>lr
     if momentum == 0:
@@ -37,7 +38,8 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
                              floating* v,         # INOUT (n,) second moment, zeros at first
                              Py_ssize_t n, double lr, double beta1, double beta2, double eps,
                              long long t, bint eps_hat) noexcept nogil:
-    """Adam step number t >= 1: m, v moving averages of g and g^2; P -= lr m_hat / (sqrt(v_hat) + eps).
+    """Adam step number t >= 1: m, v moving averages of g and g^2;
+    P -= lr m_hat / (sqrt(v_hat) + eps).
 
     With eps_hat, eps is Kingma and Ba's epsilon-hat, added before the bias correction as Keras
     and scikit-learn do: P -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps).

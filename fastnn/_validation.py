@@ -65,13 +65,15 @@ def check_choice(name, value, choices):
 
 
 def as_numeric_array(name, data):
-    """``data`` as a NumPy array of numbers (bool, integer or real), without copying if it is one."""
+    """``data`` as a NumPy array of numbers (bool, integer or real), without copying if it is
+    one."""
     if data is None or isinstance(data, (str, bytes)):
         raise TypeError(f"{name} must be an array-like of numbers, got {type(data).__name__}")
     try:
         array = np.asarray(data)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{name} could not be read as a rectangular array of numbers: {error}") from None
+        raise ValueError(
+            f"{name} could not be read as a rectangular array of numbers: {error}") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
     return array
@@ -131,7 +133,8 @@ def as_targets(data, like, n_outputs, dtype, labels):
     elif array.ndim == 1 and n_outputs == 1:
         array = array.reshape(-1, 1)
     if array.ndim != 2 or array.shape[1] != n_outputs:
-        expected = f"({n_samples}, {n_outputs})" + (f" or integer labels ({n_samples},)" if labels else "")
+        expected = (f"({n_samples}, {n_outputs})"
+                    + (f" or integer labels ({n_samples},)" if labels else ""))
         raise ValueError(f"Y must have shape {expected}, got {array.shape}")
     if array.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} rows but Y has {array.shape[0]}")
@@ -139,7 +142,8 @@ def as_targets(data, like, n_outputs, dtype, labels):
 
 
 def as_sample_weight(data, n_samples, dtype):
-    """Sample weights as a finite, non-negative C-contiguous (n_samples,) array of dtype, or None."""
+    """Sample weights as a finite, non-negative C-contiguous (n_samples,) array of dtype, or
+    None."""
     if data is None:
         return None
     array = as_numeric_array("sample_weight", data)

@@ -66,7 +66,8 @@ def train(args):
                       patience=args.patience, verbose=0 if args.quiet else 1)
     best = history.best_epoch
     val_accuracy = np.mean(net.predict(X[val_rows]).argmax(axis=1) == y[val_rows])
-    print(f"kept epoch {best + 1} of {history.epochs} (validation loss {history.val_loss[best]:.4f}, "
+    print(f"kept epoch {best + 1} of {history.epochs} "
+          f"(validation loss {history.val_loss[best]:.4f}, "
           f"validation accuracy {val_accuracy:.3f})")
     if args.save:
         net.save(args.save)
@@ -80,7 +81,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     trainer = commands.add_parser("train", help="train a network on the bundled handwritten digits")
-    trainer.add_argument("--epochs", type=positive_int, default=200, help="most epochs (default 200)")
+    trainer.add_argument("--epochs", type=positive_int, default=200,
+                         help="most epochs (default 200)")
     trainer.add_argument("--hidden", type=hidden_sizes, default=(64,),
                          help="hidden layer widths, e.g. 128,64 (default 64)")
     trainer.add_argument("--activation", choices=registry.hidden_activations(), default="relu",

@@ -40,7 +40,8 @@ def save(net, path):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ModelFileNotFoundError(2, f"cannot save the model: the folder {folder!r} does not exist")
+        raise ModelFileNotFoundError(
+            2, f"cannot save the model: the folder {folder!r} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(21, f"cannot save the model: {path!r} is a folder")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".tmp")

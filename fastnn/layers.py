@@ -90,9 +90,10 @@ class Activation(Layer):
         info = registry.ACTIVATIONS[name]
         allowed = {info.parameter} if info.parameter else set()
         if set(parameter) - allowed:
-            raise TypeError(f"activation {name!r} takes "
-                            f"{'the parameter ' + repr(info.parameter) if allowed else 'no parameter'}"
-                            f", got {sorted(parameter)}")
+            raise TypeError(
+                f"activation {name!r} takes "
+                f"{'the parameter ' + repr(info.parameter) if allowed else 'no parameter'}"
+                f", got {sorted(parameter)}")
         self.alpha = (check_real(info.parameter, parameter.get(info.parameter, info.default),
                                  low=0) if info.parameter else 0.0)
 

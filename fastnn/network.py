@@ -6,10 +6,24 @@ import numpy as np
 from fastnn import io, registry, training
 from fastnn._checks import all_finite, ready
 from fastnn._engine import Engine
-from fastnn._validation import (CheckedData, as_matrix, as_sample_weight, as_targets,
-                                check_choice, check_int, check_real)
-from fastnn.layers import Activation, BatchNorm, Dense, Dropout, Layer, stream_key
-from fastnn.layers import from_config as layer_from_config
+from fastnn._validation import (
+    CheckedData,
+    as_matrix,
+    as_sample_weight,
+    as_targets,
+    check_choice,
+    check_int,
+    check_real,
+)
+from fastnn.layers import (
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    Layer,
+    from_config as layer_from_config,
+    stream_key,
+)
 
 __all__ = ["MLP"]
 
@@ -80,7 +94,8 @@ class MLP:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
         if len(sizes) < 2:
-            raise ValueError(f"sizes needs at least an input and an output width, got {list(sizes)}")
+            raise ValueError(
+                f"sizes needs at least an input and an output width, got {list(sizes)}")
         sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
         activation = check_choice("activation", activation, registry.hidden_activations())
         rate = check_real("dropout", dropout, low=0, high=1, high_open=True)
@@ -512,7 +527,8 @@ class MLP:
         J = self._engine.step(X, Y, s, rule)
         if not math.isfinite(J):
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
-                                     f"updated (a learning rate too high, or inputs or targets too large?)")
+                                     f"updated (a learning rate too high, or inputs or targets "
+                                     f"too large?)")
         return J
 
     def train_epoch(self, data, optimizer, batch_size, order=None):

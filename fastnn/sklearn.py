@@ -259,7 +259,8 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = None
 
     def _network(self, layer_units, dtype):
-        """A fastnn network with this estimator's activation, penalty and scikit-learn's objective."""
+        """A fastnn network with this estimator's activation, penalty and scikit-learn's
+        objective."""
         classifier = self.out_activation_ != "identity"
         net = MLP(layer_units, activation=ACTIVATIONS[self.activation],
                   output_activation=ACTIVATIONS[self.out_activation_],
@@ -360,7 +361,7 @@ class _BaseMLP(BaseEstimator):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
                 self._update_no_improvement_count(X_val, y_val, sw_val)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._set_learning_rate(
@@ -395,7 +396,7 @@ class _BaseMLP(BaseEstimator):
             score = self._score(X_val, y_val, sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
-                print("Validation score: %f" % score)
+                print(f"Validation score: {score:f}")
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -428,7 +429,7 @@ class _BaseMLP(BaseEstimator):
             return True
         self._set_learning_rate(self._optimizer.lr / 5.0)
         if self.verbose:
-            print(msg + " Setting learning rate to %f" % self._optimizer.lr)
+            print(msg + f" Setting learning rate to {self._optimizer.lr:f}")
         return False
 
     def _set_learning_rate(self, lr):
@@ -610,7 +611,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        """Checked X, and the targets binarized as floats of X's dtype (classes_ as scikit-learn)."""
+        """Checked X, and the targets binarized as floats of X's dtype (classes_ as
+        scikit-learn)."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:

@@ -9,7 +9,8 @@ import pytest
 import fastnn
 
 x, y1, y2 = 0.5, 0.2, 0.7
-# The notes' names: w_j^[1] and b_j^[1] feed hidden unit j; w_ij^[2] joins hidden unit i to output j.
+# The notes' names: w_j^[1] and b_j^[1] feed hidden unit j; w_ij^[2] joins hidden unit i to
+# output j.
 w1, w2, b1, b2 = 0.15, -0.25, 0.1, -0.3
 w11, w12, w21, w22, c1, c2 = 0.4, -0.6, 0.9, 0.2, 0.05, -0.1
 

@@ -26,7 +26,8 @@ def network_and_data(activation, output_activation, loss, seed):
 
 
 def hidden_pre_activations(net, X):
-    """Z_1, Z_2 of the hidden layers, computed here in NumPy (relu only: that is what they are for)."""
+    """Z_1, Z_2 of the hidden layers, computed here in NumPy (relu only: that is what they are
+    for)."""
     Z, A = [], X
     for W, b in zip(net.weights[:-1], net.biases[:-1]):
         Z.append(A @ W + b)

@@ -1,16 +1,16 @@
-"""Every compiled kernel, through its entry point in fastnn._kernels, in both its float32 and float64
-specializations (the losses with and without sample weights), against a plain NumPy reference
-computed in float64 (textbook formulas and explicit Jacobians, not the kernels' own shortcuts); and
-the numerics promised by the design: sigmoid, softmax and the log-losses stay finite and exact for
-huge inputs."""
+"""Every compiled kernel, through its entry point in fastnn._kernels, in both its float32 and
+float64 specializations (the losses with and without sample weights), against a plain NumPy
+reference computed in float64 (textbook formulas and explicit Jacobians, not the kernels' own
+shortcuts); and the numerics promised by the design: sigmoid, softmax and the log-losses stay
+finite and exact for huge inputs."""
 import numpy as np
 import pytest
+from references import activation, chain
 
 from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
 
 from helpers import CTYPE, DTYPES, TOL
-from references import activation, chain
 
 SE, CE = LOSSES["squared_error"], LOSSES["cross_entropy"]
 

@@ -6,13 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
+from references import batchnorm, batchnorm_backward
 
 import fastnn
 from fastnn import _kernels
 from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
 from helpers import CTYPE, DTYPES, TOL
-from references import batchnorm, batchnorm_backward
 
 
 def kernel(name, dtype):

@@ -9,6 +9,7 @@ pytest.importorskip("sklearn")
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
 
 import fastnn
+
 from helpers import flat_gradient
 
 

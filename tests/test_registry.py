@@ -3,11 +3,10 @@ registered activation, loss, layer kind and update rule matches a compiled code,
 reference (tests/references.py) and a PyTorch twin in the parity tests (tests/test_torch_parity.py),
 and is reachable from the public API (thinc's test_ops_consistency is the model)."""
 import pytest
+import references
 
 import fastnn
 from fastnn import layers, registry
-
-import references
 
 
 def test_every_registered_kind_has_a_numpy_reference():

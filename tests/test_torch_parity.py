@@ -32,7 +32,8 @@ def assert_matches(actual, expected, tol):
 
 
 def torch_twin(net):
-    """The network as torch.nn.Linear layers in float64 holding fastnn's parameters (weight = W.T)."""
+    """The network as torch.nn.Linear layers in float64 holding fastnn's parameters
+    (weight = W.T)."""
     layers = []
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):
         linear = torch.nn.Linear(*W.shape, dtype=torch.float64)
@@ -59,7 +60,8 @@ def torch_flat(model, grad=False):
     """Parameters (or their gradients) of the twin, laid out like `MLP.params`."""
     parts = []
     for linear in linears(model):
-        weight, bias = (linear.weight.grad, linear.bias.grad) if grad else (linear.weight, linear.bias)
+        weight, bias = ((linear.weight.grad, linear.bias.grad) if grad
+                        else (linear.weight, linear.bias))
         parts += [weight.detach().T.reshape(-1), bias.detach()]
     return torch.cat(parts).numpy()
 

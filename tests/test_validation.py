@@ -1,8 +1,8 @@
 """Every bad input is stopped at the Python boundary, before the unchecked kernels run, with a
 ValueError or TypeError whose message names the problem: bad data (shapes, NaN/inf, empty, not
 numbers), bad network settings, bad optimizer hyperparameters, bad fit options, bad labels and
-targets, bad sample weights. A property test feeds random garbage to forward, loss and fit: they work or raise one of
-those two errors, never anything else."""
+targets, bad sample weights. A property test feeds random garbage to forward, loss and fit: they
+work or raise one of those two errors, never anything else."""
 import numpy as np
 import pytest
 
@@ -46,16 +46,21 @@ DATA_CALLS = {
 
 # (case, X, Y, exception, message) for a regression net [3, 4, 2]
 BAD_DATA = [
-    ("wrong feature count", np.ones((5, 4)), Y_GOOD, ValueError, "X has 4 columns, the network expects 3"),
+    ("wrong feature count", np.ones((5, 4)), Y_GOOD, ValueError,
+     "X has 4 columns, the network expects 3"),
     ("X one-dimensional", np.ones(3), Y_GOOD[:1], ValueError, "X must be 2-dimensional"),
     ("X three-dimensional", np.ones((5, 3, 1)), Y_GOOD, ValueError, "X must be 2-dimensional"),
     ("wrong target width", X_GOOD, np.ones((5, 3)), ValueError, r"Y must have shape \(5, 2\)"),
     ("targets one-dimensional", X_GOOD, np.ones(5), ValueError, r"Y must have shape \(5, 2\)"),
     ("row mismatch", X_GOOD, Y_GOOD[:4], ValueError, "X has 5 rows but Y has 4"),
-    ("NaN in X", with_value(X_GOOD, (2, 1), np.nan), Y_GOOD, ValueError, "X contains NaN or infinity"),
-    ("inf in X", with_value(X_GOOD, (0, 0), -np.inf), Y_GOOD, ValueError, "X contains NaN or infinity"),
-    ("NaN in Y", X_GOOD, with_value(Y_GOOD, (4, 1), np.nan), ValueError, "Y contains NaN or infinity"),
-    ("inf in Y", X_GOOD, with_value(Y_GOOD, (3, 0), np.inf), ValueError, "Y contains NaN or infinity"),
+    ("NaN in X", with_value(X_GOOD, (2, 1), np.nan), Y_GOOD, ValueError,
+     "X contains NaN or infinity"),
+    ("inf in X", with_value(X_GOOD, (0, 0), -np.inf), Y_GOOD, ValueError,
+     "X contains NaN or infinity"),
+    ("NaN in Y", X_GOOD, with_value(Y_GOOD, (4, 1), np.nan), ValueError,
+     "Y contains NaN or infinity"),
+    ("inf in Y", X_GOOD, with_value(Y_GOOD, (3, 0), np.inf), ValueError,
+     "Y contains NaN or infinity"),
     ("empty", np.empty((0, 3)), np.empty((0, 2)), ValueError, "empty"),
     ("X a string", "1,2,3", Y_GOOD, TypeError, "X must be an array-like of numbers"),
     ("X None", None, Y_GOOD, TypeError, "X must be an array-like of numbers"),
@@ -67,7 +72,8 @@ BAD_DATA = [
     ("Y object array", X_GOOD, np.array([[None, 1]] * 5, dtype=object), TypeError,
      "Y must hold real numbers"),
     ("X complex", X_GOOD + 1j, Y_GOOD, TypeError, "X must hold real numbers"),
-    ("X ragged", [[1, 2, 3], [4, 5]], Y_GOOD[:2], ValueError, "X could not be read as a rectangular"),
+    ("X ragged", [[1, 2, 3], [4, 5]], Y_GOOD[:2], ValueError,
+     "X could not be read as a rectangular"),
     ("Y ragged", X_GOOD[:2], [[1, 2], [3]], ValueError, "Y could not be read as a rectangular"),
 ]
 
