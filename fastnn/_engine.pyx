@@ -4,23 +4,96 @@
 # specialization of the passes (fastnn/_passes.pxd) and run them with the GIL released, under the
 # engine's lock. Inputs arrive validated and converted (C-contiguous, the engine's dtype, matching
 # shapes) from the Python layer (fastnn/_validation.py); the passes trust them.
+#
+# Threads: one lock per engine covers every read and write of its vectors and workspace; a
+# training pass also holds its update rule's lock (always the engine's first), so nothing another
+# thread does can tear a pass or a copy. Fork: the handlers below take every lock before fork()
+# and release them in both processes after, so a child never inherits a lock held by a thread it
+# does not have. Ctrl-C: see fastnn/_interrupt.h; epochs stop between batches, forward and loss
+# between blocks, in the main thread (the one Python raises KeyboardInterrupt in).
+import os
+import threading
+import weakref
+
 cimport numpy as cnp
 import numpy as np
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
-                               PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
-                               PyThread_type_lock)
+from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_get_thread_ident,
+                               PyThread_release_lock, PyThread_type_lock)
 from cython cimport floating
 from libc.math cimport NAN
 
 from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_RELU
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
-from fastnn._passes cimport (forward_loss, forward_pass, backward_pass, head_output, known_rule,
-                             objective, run_epoch, train_step, weight_sum)
+from fastnn._lock cimport take
+from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_DONE, backward_pass, forward_loss,
+                             forward_pass, head_output, known_rule, objective, run_epoch,
+                             state_count, train_step, weight_sum)
 from fastnn._rules cimport UpdateRule
+from fastnn._rules import LIVE as LIVE_RULES
+
+cdef extern from "_interrupt.h" nogil:
+    volatile int fastnn_interrupted
+    int fastnn_watch_sigint()
 
 cnp.import_array()
+
+# Whether fastnn's SIGINT handler stands in front of Python's, and the thread Python raises
+# KeyboardInterrupt in.
+cdef bint WATCHING = fastnn_watch_sigint()
+cdef unsigned long MAIN_THREAD = threading.main_thread().ident
+# Every engine alive, for the fork handlers.
+LIVE = weakref.WeakSet()
+_held = []
+
+
+def _before_fork():
+    """Take every engine's lock, then every update rule's, so no pass runs across fork()."""
+    cdef Engine engine
+    cdef UpdateRule rule
+    _held[:] = [list(LIVE), list(LIVE_RULES)]
+    for engine in _held[0]:
+        take(engine.lock)
+    for rule in _held[1]:
+        rule.acquire()
+
+
+def _after_fork():
+    """Release what _before_fork took (in the parent and in the child)."""
+    cdef Engine engine
+    cdef UpdateRule rule
+    if not _held:
+        return
+    for rule in _held[1]:
+        rule.release()
+    for engine in _held[0]:
+        PyThread_release_lock(engine.lock)
+    _held.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+
+
+cdef inline int check_interrupt(bint watch) except -1:
+    """Between two blocks of a long call: run Python's handler if Ctrl-C arrived (it raises
+    KeyboardInterrupt, or lets the call go on)."""
+    global fastnn_interrupted
+    if watch and fastnn_interrupted:
+        fastnn_interrupted = 0
+        PyErr_CheckSignals()
+    return 0
+
+
+cdef inline bint watch_interrupts() noexcept:
+    """Whether this call should stop at Ctrl-C: in the main thread, behind fastnn's handler.
+    Clears a flag left by an earlier interrupt."""
+    global fastnn_interrupted
+    if not WATCHING or PyThread_get_thread_ident() != MAIN_THREAD:
+        return False
+    fastnn_interrupted = 0
+    return True
 
 # The codes the kernels know, by the names fastnn/registry.py uses.
 LAYER_CODES = {"dense": DENSE, "activation": ACTIVATION, "dropout": DROPOUT,
@@ -96,7 +169,9 @@ cdef class Engine:
     cdef readonly cnp.ndarray grad     # (n_params,) laid out as params
     cdef readonly cnp.ndarray buffers  # (n_buffers,) each batch normalization's running statistics
     cdef cnp.ndarray work
+    cdef cnp.ndarray backup            # parameters and rule state before a checked step
     cdef PyThread_type_lock lock
+    cdef object __weakref__            # for the fork handlers' registry
 
     def __cinit__(self):
         self.plan.layers = NULL
@@ -111,9 +186,7 @@ cdef class Engine:
 
     cdef void acquire(self) noexcept:
         """Take the lock, waiting without the GIL (its holder may need the GIL to finish)."""
-        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        take(self.lock)
 
     def __init__(self, Py_ssize_t n_in, layers, int loss, double l2, dtype, double loss_scale=1,
                  bint l2_per_sample=False):
@@ -172,6 +245,7 @@ cdef class Engine:
         self.buffers = np.zeros(n_buffers, dtype=dtype)
         self.rows = 0
         self.reserve(1)
+        LIVE.add(self)
 
     def layout(self):
         """Each layer's (start, length) in the parameters and (start, length) in the buffers."""
@@ -198,9 +272,32 @@ cdef class Engine:
 
     @random_state.setter
     def random_state(self, value):
+        key, counter = value
         self.acquire()
-        self.plan.key, self.plan.counter = value
+        self.plan.key, self.plan.counter = key, counter
         PyThread_release_lock(self.lock)
+
+    def snapshot(self):
+        """Copies of the parameters and buffers and the generator's state, taken at once."""
+        self.acquire()
+        try:
+            return (self.params.copy(), self.buffers.copy(),
+                    (int(self.plan.key), int(self.plan.counter)))
+        finally:
+            PyThread_release_lock(self.lock)
+
+    def restore(self, params, buffers=None, random_state=None):
+        """Set the parameters, the buffers and the generator's state (None: kept) at once, from
+        arrays of their shapes."""
+        self.acquire()
+        try:
+            self.params[:] = params
+            if buffers is not None:
+                self.buffers[:] = buffers
+            if random_state is not None:
+                self.plan.key, self.plan.counter = random_state
+        finally:
+            PyThread_release_lock(self.lock)
 
     cdef Py_ssize_t layout_workspace(self, Py_ssize_t rows, bint write):
         """The workspace's length for passes over `rows` rows; with write, lay the plan out in
@@ -257,10 +354,11 @@ cdef class Engine:
 
     cdef int check_rule(self, UpdateRule rule) except -1:
         """Refuse a rule the passes cannot run: of an unknown kind, or whose state vectors are not
-        of this network's length and dtype (checked without creating a Python object)."""
+        of this network's length and dtype (checked without creating a Python object). Called
+        with the rule's lock held, so the state checked is the state the pass uses."""
         cdef cnp.ndarray state
         if (not known_rule(rule.rule.kind) or rule.states is None
-                or len(rule.states) > MAX_STATE):
+                or len(rule.states) != state_count(rule.rule.kind)):
             raise ValueError("the update rule is of an unknown kind or has no state")
         for state in rule.states:
             if (cnp.PyArray_NDIM(state) != 1 or cnp.PyArray_DIM(state, 0) != self.plan.n_params
@@ -286,10 +384,12 @@ cdef class Engine:
             PyThread_release_lock(self.lock)
         return out
 
-    cdef void _forward_blocks(self, cnp.ndarray X, cnp.ndarray out):
+    cdef int _forward_blocks(self, cnp.ndarray X, cnp.ndarray out) except -1:
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.plan.n_in, n_out = self.plan.n_out
+        cdef bint watch = N > block and watch_interrupts()
         for k in range((N + block - 1) // block):
+            check_interrupt(watch)
             start = k * block
             rows = min(block, N - start)
             if self.is_double:
@@ -298,6 +398,7 @@ cdef class Engine:
             else:
                 self._forward[float](<float*>data(X) + start * n_in,
                                      <float*>data(out) + start * n_out, rows)
+        return 0
 
     cdef void _forward(self, floating* X, floating* out, Py_ssize_t N) noexcept:
         cdef Py_ssize_t i, size = N * self.plan.n_out
@@ -320,13 +421,15 @@ cdef class Engine:
         finally:
             PyThread_release_lock(self.lock)
 
-    cdef double _loss_blocks(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s):
+    cdef double _loss_blocks(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s) except? -1:
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.plan.n_in, n_out = self.plan.n_out
         cdef double total = 0
+        cdef bint watch = N > block and watch_interrupts()
         if N == 0:
             return NAN
         for k in range((N + block - 1) // block):
+            check_interrupt(watch)
             start = k * block
             rows = min(block, N - start)
             if self.is_double:
@@ -357,17 +460,21 @@ cdef class Engine:
     # ---- training ------------------------------------------------------------------------
 
     def gradients(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
-        """J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None, in training mode;
-        self.grad = dJ/dparams. Nothing else changes (the dropout masks are the ones the next
-        step would draw)."""
+        """J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None, in training mode, and
+        a copy of dJ/dparams made under the lock. Nothing else changes (the dropout masks are the
+        ones the next step would draw)."""
         cdef Py_ssize_t N = X.shape[0]
+        cdef double J
         self.acquire()
         try:
             self.reserve(N)
             if self.is_double:
-                return self._gradients[double](<double*>data(X), <double*>data(Y),
-                                               <double*>optional(s), N)
-            return self._gradients[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N)
+                J = self._gradients[double](<double*>data(X), <double*>data(Y),
+                                            <double*>optional(s), N)
+            else:
+                J = self._gradients[float](<float*>data(X), <float*>data(Y),
+                                           <float*>optional(s), N)
+            return J, self.grad.copy()
         finally:
             PyThread_release_lock(self.lock)
 
@@ -386,42 +493,63 @@ cdef class Engine:
         return J
 
     def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule):
-        """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one update by
-        rule (none if J is not finite)."""
+        """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one checked
+        update by rule.
+
+        Returns
+        -------
+        J : float
+        status : int
+            0 done; 1 J was not finite and nothing changed; 2 the update made a parameter NaN or
+            infinite and was undone (parameters and the rule's state as before).
+        """
         cdef Py_ssize_t N = X.shape[0]
-        self.check_rule(rule)
+        cdef int status
+        cdef double J
         self.acquire()
+        rule.acquire()
         try:
+            self.check_rule(rule)
             self.reserve(N)
+            size = (1 + state_count(rule.rule.kind)) * self.plan.n_params
+            if self.backup is None or self.backup.shape[0] < size:
+                self.backup = np.empty(size, dtype=self.params.dtype)
             if self.is_double:
-                return self._step[double](<double*>data(X), <double*>data(Y),
-                                          <double*>optional(s), N, rule)
-            return self._step[float](<float*>data(X), <float*>data(Y), <float*>optional(s), N,
-                                     rule)
+                status = self._step[double](<double*>data(X), <double*>data(Y),
+                                            <double*>optional(s), N, rule, &J)
+            else:
+                status = self._step[float](<float*>data(X), <float*>data(Y),
+                                           <float*>optional(s), N, rule, &J)
+            return J, status
         finally:
+            rule.release()
             PyThread_release_lock(self.lock)
 
-    cdef double _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
-                      UpdateRule rule) noexcept:
+    cdef int _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N, UpdateRule rule,
+                   double* J) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
         cdef floating* work = <floating*>data(self.work)
-        # a local reference keeps the state alive should another thread reset the optimizer
-        cdef tuple states = rule.states
+        cdef floating* backup = <floating*>data(self.backup)
         cdef floating* state[MAX_STATE]
         cdef Py_ssize_t i
-        cdef double J
-        for i in range(len(states)):
-            state[i] = <floating*>data(<cnp.ndarray>states[i])
+        cdef int status
+        for i in range(len(rule.states)):
+            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
-            J = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N)
-        return J
+            status = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, backup,
+                                J)
+        return status
 
     def epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
               Py_ssize_t batch_size, UpdateRule rule):
         """Train one epoch on X (N, n_in), Y (N, n_out), weights s (N,) or None, in batches of
         batch_size rows taken in `order` (intp (N,)) or, for None, as stored.
+
+        In the main thread, Ctrl-C stops the epoch between two batches and raises
+        KeyboardInterrupt (Python's handler runs; one that does not raise lets the epoch go on):
+        the network then holds the last completed update.
 
         Returns
         -------
@@ -430,38 +558,48 @@ cdef class Engine:
         done : int
             batches done; fewer than all only if a loss was not finite.
         """
-        cdef Py_ssize_t N = X.shape[0]
+        cdef Py_ssize_t N = X.shape[0], done = 0
         cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
         cdef double total = 0
-        cdef Py_ssize_t done
-        self.check_rule(rule)
+        cdef int status
+        cdef bint watch = watch_interrupts()
+        global fastnn_interrupted
         self.acquire()
+        rule.acquire()
         try:
+            self.check_rule(rule)
             self.reserve(min(batch_size, N))
-            if self.is_double:
-                done = self._epoch[double](<double*>data(X), <double*>data(Y),
-                                           <double*>optional(s), N, rows, batch_size, rule, &total)
-            else:
-                done = self._epoch[float](<float*>data(X), <float*>data(Y), <float*>optional(s),
-                                          N, rows, batch_size, rule, &total)
+            while True:
+                if self.is_double:
+                    status = self._epoch[double](<double*>data(X), <double*>data(Y),
+                                                 <double*>optional(s), N, rows, batch_size, rule,
+                                                 watch, &total, &done)
+                else:
+                    status = self._epoch[float](<float*>data(X), <float*>data(Y),
+                                                <float*>optional(s), N, rows, batch_size, rule,
+                                                watch, &total, &done)
+                if status != EPOCH_INTERRUPTED:
+                    break
+                fastnn_interrupted = 0
+                PyErr_CheckSignals()
         finally:
+            rule.release()
             PyThread_release_lock(self.lock)
         return total, done
 
-    cdef Py_ssize_t _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
-                           Py_ssize_t* order, Py_ssize_t batch, UpdateRule rule,
-                           double* total) noexcept:
+    cdef int _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
+                    Py_ssize_t* order, Py_ssize_t batch, UpdateRule rule, bint watch,
+                    double* total, Py_ssize_t* done) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
         cdef floating* work = <floating*>data(self.work)
-        # a local reference keeps the state alive should another thread reset the optimizer
-        cdef tuple states = rule.states
         cdef floating* state[MAX_STATE]
-        cdef Py_ssize_t i, done
-        for i in range(len(states)):
-            state[i] = <floating*>data(<cnp.ndarray>states[i])
+        cdef Py_ssize_t i
+        cdef int status
+        for i in range(len(rule.states)):
+            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
-            done = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
-                             batch, total)
-        return done
+            status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
+                               batch, watch, total, done)
+        return status

@@ -7,6 +7,7 @@
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 from fastnn._plan cimport ACTIVATION, ADAM, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan, Rule
 from fastnn._activations cimport activation_forward, activation_backward
@@ -16,6 +17,22 @@ from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport loss_forward, loss_backward
 from fastnn._updates cimport sgd_update, adam_update
+
+cdef extern from "_interrupt.h" nogil:
+    # raised by fastnn's SIGINT handler (see the header); read between batches
+    volatile int fastnn_interrupted
+
+
+cdef enum StepStatus:
+    STEP_DONE = 0           # the update was made (or the batch's weights were all zero: no update)
+    STEP_LOSS = 1           # J was not finite: nothing changed
+    STEP_PARAMS = 2         # the update made a parameter non-finite: it was undone
+
+
+cdef enum EpochStatus:
+    EPOCH_DONE = 0
+    EPOCH_DIVERGED = 1      # a step did not return STEP_DONE; the batches before it are done
+    EPOCH_INTERRUPTED = 2   # SIGINT arrived; the batches before are done, the rest are not
 
 
 cdef inline floating* layer_input(Plan* p, floating* work, floating* X,
@@ -190,6 +207,21 @@ cdef inline bint known_rule(int kind) noexcept nogil:
     return kind == SGD or kind == ADAM
 
 
+cdef inline Py_ssize_t state_count(int kind) noexcept nogil:
+    """How many state vectors a rule of this kind keeps (see STATE_VECTORS in _rules.pyx)."""
+    return 2 if kind == ADAM else 1
+
+
+cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
+    """Whether no element of x (n,) is NaN or infinite."""
+    cdef Py_ssize_t i
+    cdef floating total = 0
+    # 0 * x is NaN exactly when x is NaN or infinite: one vectorizable pass, no branch
+    for i in range(n):
+        total = total + 0 * x[i]
+    return total == 0
+
+
 cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
                         floating** state) noexcept nogil:
     """One optimizer update of P from the gradient G; state holds the rule's state vectors.
@@ -204,55 +236,74 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
                     r.eps_hat)
 
 
-cdef inline double train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
-                              floating** state, floating* work, floating* X, floating* Y,
-                              floating* s, Py_ssize_t N) noexcept nogil:
-    """J on the batch (X, Y, s) of N rows, then one update; no update when J is not finite.
+cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
+                           floating** state, floating* work, floating* X, floating* Y,
+                           floating* s, Py_ssize_t N,
+                           floating* backup,    # SCRATCH ((1 + states) n_params,) or NULL
+                           double* J) noexcept nogil:
+    """J on the batch (X, Y, s) of N rows, then one update (a StepStatus).
 
-    A batch whose sample weights are all zero carries no information: it returns 0, no update.
-    The dropout masks' numbers are used up either way; the running statistics move only with an
-    update.
+    Nothing changes when J is not finite. With a backup, the update is checked: if it leaves a
+    parameter NaN or infinite, the parameters and the rule's state are put back as they were.
+    Only a completed update moves the running statistics and the dropout generator's counter.
+    A batch whose sample weights are all zero carries no information: J = 0, no update.
     """
     cdef double S = weight_sum(s, N)
-    cdef double J
+    cdef Py_ssize_t i, n = p.n_params, n_state = state_count(r.kind)
+    J[0] = 0
     if S == 0:
-        return 0
-    J = objective(p, P, forward_loss(p, P, B, work, X, Y, s, N, True, p.counter), S)
-    p.counter += <uint64_t>(N * p.n_random)
-    if not isfinite(J):
-        return J
-    commit_statistics(p, B, work, N)
+        return STEP_DONE
+    J[0] = objective(p, P, forward_loss(p, P, B, work, X, Y, s, N, True, p.counter), S)
+    if not isfinite(J[0]):
+        return STEP_LOSS
+    if backup != NULL:
+        memcpy(backup, P, n * sizeof(floating))
+        for i in range(n_state):
+            memcpy(backup + (i + 1) * n, state[i], n * sizeof(floating))
     if r.kind == SGD and r.momentum == 0 and r.lr > 0:
         # plain gradient descent needs no stored gradient: step inside the backward pass
         r.t += 1
         backward_pass(p, P, G, work, X, Y, s, N, S, r.lr)
-        return J
-    backward_pass(p, P, G, work, X, Y, s, N, S, 0)
-    update(p, r, P, G, state)
-    return J
+    else:
+        backward_pass(p, P, G, work, X, Y, s, N, S, 0)
+        update(p, r, P, G, state)
+    if backup != NULL and not finite(P, n):
+        memcpy(P, backup, n * sizeof(floating))
+        for i in range(n_state):
+            memcpy(state[i], backup + (i + 1) * n, n * sizeof(floating))
+        r.t -= 1
+        return STEP_PARAMS
+    p.counter += <uint64_t>(N * p.n_random)
+    commit_statistics(p, B, work, N)
+    return STEP_DONE
 
 
-cdef inline Py_ssize_t run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* G,
-                                 floating** state, floating* work,
-                                 floating* X,          # IN (N, n_in)
-                                 floating* Y,          # IN (N, n_out)
-                                 floating* s,          # IN (N,) sample weights, or NULL
-                                 Py_ssize_t N,
-                                 Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
-                                 Py_ssize_t batch, double* total) noexcept nogil:
-    """Train on consecutive batches of `batch` rows (the last may be smaller).
+cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* G,
+                          floating** state, floating* work,
+                          floating* X,          # IN (N, n_in)
+                          floating* Y,          # IN (N, n_out)
+                          floating* s,          # IN (N,) sample weights, or NULL
+                          Py_ssize_t N,
+                          Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
+                          Py_ssize_t batch,
+                          bint watch,           # stop between batches on SIGINT
+                          double* total, Py_ssize_t* done) noexcept nogil:
+    """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
+    on (an EpochStatus).
 
-    Adds J times the rows (or, with sample weights, the weight) of each batch to total and
-    returns the number of batches done, which is short of all of them only when a loss was not
-    finite (that batch made no update).
+    Adds J times the rows (or, with sample weights, the weight) of each batch to total and counts
+    the batches done in done[0]; the epoch stops early at a step that did not complete (its
+    batch made no update) or, when watching, at SIGINT.
     """
-    cdef Py_ssize_t k, start, rows, i, j, done = 0
+    cdef Py_ssize_t k, start, rows, i, j
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
     cdef floating* xb
     cdef floating* yb
     cdef floating* sb
     cdef double J
-    for k in range((N + batch - 1) // batch):
+    for k in range(done[0], (N + batch - 1) // batch):
+        if watch and fastnn_interrupted:
+            return EPOCH_INTERRUPTED
         start = k * batch
         rows = min(batch, N - start)
         if order == NULL:
@@ -270,9 +321,8 @@ cdef inline Py_ssize_t run_epoch(Plan* p, Rule* r, floating* P, floating* B, flo
                     yb[i * n_out + j] = Y[order[start + i] * n_out + j]
                 if s != NULL:
                     sb[i] = s[order[start + i]]
-        J = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows)
-        if not isfinite(J):
-            return done
+        if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, &J) != STEP_DONE:
+            return EPOCH_DIVERGED
         total[0] += J * weight_sum(sb, rows)
-        done += 1
-    return done
+        done[0] = k + 1
+    return EPOCH_DONE

@@ -71,7 +71,8 @@ class MLP:
         with batch normalization's gamma and beta after its dense layer's).
     weights : list of ndarray
         ``weights[l]`` of shape (sizes[l], sizes[l+1]) is a writable view into ``params``;
-        ``weights[l][i, j]`` connects input unit i to output unit j.
+        ``weights[l][i, j]`` connects input unit i to output unit j. Read-only attribute:
+        change the arrays in place.
     biases : list of ndarray
         ``biases[l]`` of shape (sizes[l+1],), a writable view into ``params`` (dense layers
         built without a bias have none here).
@@ -195,8 +196,8 @@ class MLP:
                 buffer_slices[f"{k}.running_var"] = (b_off + n_b // 2, (n_b // 2,))
         self._named_params = _views(self.params, self._param_slices)
         self._named_buffers = _views(self.buffers, buffer_slices)
-        self.weights = [v for k, v in self._named_params.items() if k.endswith(".W")]
-        self.biases = [v for k, v in self._named_params.items() if k.endswith(".b")]
+        self._weights = [v for k, v in self._named_params.items() if k.endswith(".W")]
+        self._biases = [v for k, v in self._named_params.items() if k.endswith(".b")]
         self.initialize(seed)
 
     # ---- the architecture (read-only) ----------------------------------------------------
@@ -250,7 +251,40 @@ class MLP:
     def params(self, values):
         values = as_matrix("params", np.reshape(np.asarray(values), (1, -1)), self.params.size,
                            self.dtype)
-        self.params[:] = values[0]
+        self._engine.restore(values[0])
+
+    @property
+    def weights(self):
+        """``weights[l]`` of shape (sizes[l], sizes[l+1]): writable views into ``params`` (a new
+        list; change the arrays in place)."""
+        return list(self._weights)
+
+    @property
+    def biases(self):
+        """``biases[l]`` of shape (sizes[l+1],): writable views into ``params`` (a new list)."""
+        return list(self._biases)
+
+    def state_dict(self):
+        """Copies of the parameters, the buffers and the dropout generator's state, taken at once
+        (safe while another thread trains): ``{"params", "buffers", "random_state"}``."""
+        params, buffers, random_state = self._engine.snapshot()
+        return {"params": params, "buffers": buffers, "random_state": random_state}
+
+    def load_state_dict(self, state):
+        """Set the parameters, buffers and generator's state from a `state_dict`, at once."""
+        if not isinstance(state, dict) or set(state) != {"params", "buffers", "random_state"}:
+            raise ValueError("a network's state has 'params', 'buffers' and 'random_state'")
+        params = as_matrix("params", np.reshape(np.asarray(state["params"]), (1, -1)),
+                           self.params.size, self.dtype)[0]
+        buffers = np.asarray(state["buffers"])
+        if buffers.shape != self.buffers.shape:
+            raise ValueError(f"buffers must have shape {self.buffers.shape}, got {buffers.shape}")
+        buffers = as_matrix("buffers", buffers.reshape(1, -1), buffers.size, self.dtype)[0]
+        key, counter = (check_int(name, v, 0) for name, v in
+                        zip(("key", "counter"), state["random_state"]))
+        if key >= 2 ** 64 or counter >= 2 ** 64:
+            raise ValueError("the generator's key and counter are 64-bit unsigned integers")
+        self._engine.restore(params, buffers, (key, counter))
 
     @property
     def buffers(self):
@@ -322,15 +356,11 @@ class MLP:
         self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
 
     def __getstate__(self):
-        return {"config": self.config(), "params": self.params.copy(),
-                "buffers": self.buffers.copy(), "random_state": self.random_state}
+        return {"config": self.config(), **self.state_dict()}
 
     def __setstate__(self, state):
         self.__dict__.update(MLP.from_config(state["config"]).__dict__)
-        self.params[:] = state["params"]
-        if "buffers" in state:
-            self.buffers[:] = state["buffers"]
-            self.random_state = state["random_state"]
+        self.load_state_dict({key: state[key] for key in ("params", "buffers", "random_state")})
 
     def initialize(self, seed=None):
         """Draw new weights and reset every layer's state.
@@ -491,8 +521,10 @@ class MLP:
         """
         data = self._data(X, Y, sample_weight)
         self._training_rows(data.X.shape[0])
-        J = self._engine.gradients(*data)
-        grad = self._engine.grad.copy()
+        J, grad = self._engine.gradients(*data)
+        if not (math.isfinite(J) and all_finite(grad)):
+            raise FloatingPointError(f"the loss ({J}) or its gradient is not finite on this data "
+                                     f"(inputs, targets or sample weights too large or small?)")
         if flat:
             return J, grad
         parts = _views(grad, self._param_slices)
@@ -518,17 +550,23 @@ class MLP:
         Raises
         ------
         FloatingPointError
-            If J is not finite; the parameters and buffers are then left as they were.
+            If J is not finite, or if the update would make a parameter NaN or infinite; the
+            network and the optimizer are then left as they were.
         """
         rule = training.check_optimizer(optimizer).bind(self)
         X, Y, s = self._data(X, Y, sample_weight)
         if self._batch_norm:
             self._training_rows(X.shape[0])
-        J = self._engine.step(X, Y, s, rule)
-        if not math.isfinite(J):
+        J, status = self._engine.step(X, Y, s, rule)
+        if status == 1:
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets "
                                      f"too large?)")
+        if status == 2:
+            raise FloatingPointError(
+                "this update would make a parameter NaN or infinite; the parameters and the "
+                "optimizer's state were left as they were (a learning rate too high, inputs or "
+                "sample weights too large or too small, or eps=0?)")
         return J
 
     def train_epoch(self, data, optimizer, batch_size, order=None):
@@ -574,13 +612,11 @@ class MLP:
                                  f"rows: {n} rows in batches of {batch_size} leave a last batch "
                                  f"of 1 (choose another batch_size)")
         rule = training.check_optimizer(optimizer).bind(self)
-        snapshot = (self.params.copy(), self.buffers.copy(), self.random_state,
-                    optimizer.state_dict())
+        snapshot = (self._engine.snapshot(), optimizer.state_dict())
         total, done = self._engine.epoch(X, Y, s, order, batch_size, rule)
         if not (done == -(-n // batch_size) and all_finite(self.params)):
-            self.params[:], self.buffers[:] = snapshot[0], snapshot[1]
-            self._engine.random_state = snapshot[2]
-            optimizer.load_state_dict(snapshot[3])
+            self._engine.restore(*snapshot[0])
+            optimizer.load_state_dict(snapshot[1])
             raise FloatingPointError(
                 "the loss became NaN or infinite; the network and the optimizer were restored to "
                 "their state at the start of the epoch (a learning rate too high, or inputs or "

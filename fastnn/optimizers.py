@@ -5,6 +5,7 @@ allocated at its first update as flat vectors like the network's parameters. The
 themselves run in compiled code (``fastnn/_updates.pxd``). Optimizers pickle with their state; an
 unpickled one continues with the first network of the same size it updates.
 """
+import threading
 import weakref
 
 import numpy as np
@@ -35,6 +36,7 @@ class Optimizer:
         self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
         self._adoptable = False
+        self._binding = threading.Lock()
         self.lr = lr
 
     @property
@@ -54,8 +56,9 @@ class Optimizer:
 
     def reset(self):
         """Forget the state and the network it belongs to; the next update starts afresh."""
-        self._network = None
-        self._adoptable = False
+        with self._binding:
+            self._network = None
+            self._adoptable = False
 
     def _sync(self):
         raise NotImplementedError
@@ -64,29 +67,32 @@ class Optimizer:
         """The compiled rule for updating ``network``, with state allocated at its first use.
 
         Used by `fastnn.MLP`'s training methods: an optimizer holds the state of one network.
+        Threads that bind one optimizer at once see one owner: the others get the error.
         """
-        owner = self._network() if self._network is not None else None
-        if owner is not network:
-            if owner is not None:
-                raise ValueError(
-                    "this optimizer holds the state of another network; create one optimizer per "
-                    "network, or call reset() first")
-            states = self._rule.states
-            if not (self._adoptable and states[0].size == network.params.size
-                    and states[0].dtype == network.params.dtype):
-                self._rule.allocate(network.params.size, network.params.dtype)
-            self._network = weakref.ref(network)
-            self._adoptable = False
-        return self._rule
+        with self._binding:
+            owner = self._network() if self._network is not None else None
+            if owner is not network:
+                if owner is not None:
+                    raise ValueError(
+                        "this optimizer holds the state of another network; create one optimizer "
+                        "per network, or call reset() first")
+                states = self._rule.states
+                if not (self._adoptable and states[0].size == network.params.size
+                        and states[0].dtype == network.params.dtype):
+                    self._rule.allocate(network.params.size, network.params.dtype)
+                self._network = weakref.ref(network)
+                self._adoptable = False
+            return self._rule
 
     def state_dict(self):
         """Copies of the state: ``{"step": updates done, name: vector, ...}`` with the names of
-        ``torch.optim`` (empty before the first update)."""
-        if self._rule.states is None:
+        ``torch.optim`` (empty before the first update), taken at once."""
+        copied = self._rule.copy_state()
+        if copied is None:
             return {}
+        vectors, step = copied
         names = registry.OPTIMIZERS[self._kind].state
-        return {"step": self._rule.t,
-                **{name: state.copy() for name, state in zip(names, self._rule.states)}}
+        return {"step": step, **dict(zip(names, vectors))}
 
     def load_state_dict(self, state):
         """Set the state from a `state_dict` of an optimizer of the same kind and size."""
@@ -94,24 +100,27 @@ class Optimizer:
         if not state:
             self.reset()
             return
-        if set(state) != {"step", *names}:
+        if not isinstance(state, dict) or set(state) != {"step", *names}:
             raise ValueError(f"a {type(self).__name__} state has 'step' and {list(names)}")
+        step = check_int("step", state["step"], 0)
         vectors = [np.asarray(state[name]) for name in names]
-        if self._rule.states is None or self._rule.states[0].shape != vectors[0].shape:
-            self._rule.allocate(vectors[0].size, vectors[0].dtype)
-            self._network = None
-            self._adoptable = True
-        for target, vector in zip(self._rule.states, vectors):
-            if vector.shape != target.shape:
-                raise ValueError(f"state vectors of shape {target.shape} expected, got "
-                                 f"{vector.shape}")
-            target[:] = vector
-        self._rule.t = check_int("step", state["step"], 0)
+        if any(v.ndim != 1 or v.shape != vectors[0].shape or v.dtype.kind != "f"
+               for v in vectors):
+            raise ValueError(f"state vectors must be 1-D float arrays of one length, got "
+                             f"{[(v.shape, v.dtype.name) for v in vectors]}")
+        with self._binding:
+            current = self._rule.states
+            if current is None or current[0].shape != vectors[0].shape:
+                self._rule.allocate(vectors[0].size, vectors[0].dtype)
+                self._network = None
+                self._adoptable = True
+        self._rule.load_state(vectors, step)
 
     def __getstate__(self):
-        # the compiled rule and the weak reference to the network do not pickle: keep the
-        # settings (the Python attributes) and copies of the state
-        settings = {k: v for k, v in self.__dict__.items() if k not in ("_rule", "_network")}
+        # the compiled rule, the weak reference to the network and the lock do not pickle: keep
+        # the settings (the Python attributes) and copies of the state
+        settings = {k: v for k, v in self.__dict__.items()
+                    if k not in ("_rule", "_network", "_binding")}
         return settings, self.state_dict()
 
     def __setstate__(self, pickled):
@@ -120,6 +129,7 @@ class Optimizer:
         self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
         self._adoptable = False
+        self._binding = threading.Lock()
         self._sync()
         # adopted by the first network of this size the optimizer updates
         self.load_state_dict(state)

@@ -120,14 +120,12 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
         raise TypeError("validation must be the CheckedData that net.check_data returns")
     if validation is None:
         return net.train_epoch(data, optimizer, batch_size, order), None
-    snapshot = (net.params.copy(), net.buffers.copy(), net.random_state,
-                check_optimizer(optimizer).state_dict())
+    snapshot = (net.state_dict(), check_optimizer(optimizer).state_dict())
     loss = net.train_epoch(data, optimizer, batch_size, order)
     val_loss = net.loss(validation)
     if not math.isfinite(val_loss):
-        net.params[:], net.buffers[:] = snapshot[0], snapshot[1]
-        net.random_state = snapshot[2]
-        optimizer.load_state_dict(snapshot[3])
+        net.load_state_dict(snapshot[0])
+        optimizer.load_state_dict(snapshot[1])
         raise FloatingPointError(
             "the validation loss became NaN or infinite; the network and the optimizer were "
             "restored to their state at the start of the epoch")
@@ -218,7 +216,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         if watched < best - min_delta or history.best_epoch is None:
             best, history.best_epoch, waited = watched, epoch, 0
             if early_stopping:
-                best_params = (net.params.copy(), net.buffers.copy())
+                best_params = net.state_dict()
         else:
             waited += 1
         if verbose:
@@ -230,5 +228,5 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
             history.stopped_early = True
             break
     if early_stopping and best_params is not None:
-        net.params[:], net.buffers[:] = best_params
+        net.load_state_dict({**best_params, "random_state": net.random_state})
     return history
