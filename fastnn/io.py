@@ -110,18 +110,26 @@ def save(net, path):
     contents = {"format": np.array(FORMAT), "version": np.array(VERSION),
                 "config": np.array(json.dumps(config)), "params": params, "buffers": buffers,
                 "random_state": np.array(random_state, dtype=np.uint64)}
-    temporary = _write_temporary(os.path.dirname(target), mode, contents)
+    folder = os.path.dirname(target)
+    temporary = _write_temporary(folder, mode, contents)
     try:
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
         raise
+    # the rename itself survives a power loss only once the folder is synced
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _snapshot(net):
     """``net``'s config, parameters, buffers and random state, copied at one moment so the file
     is consistent even if the network changes while it is written."""
-    return net.config(), net.params.copy(), net.buffers.copy(), net.random_state
+    state = net.state_dict()   # taken under the engine's lock: never half an update
+    return net.config(), state["params"], state["buffers"], state["random_state"]
 
 
 def _destination(path):
