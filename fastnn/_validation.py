@@ -11,6 +11,7 @@ in place of (X, Y) without checking it again.
 import math
 import numbers
 import operator
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -26,8 +27,39 @@ class CheckedData(NamedTuple):
     sample_weight: np.ndarray = None
 
 
-def check_int(name, value, minimum):
-    """``value`` as an int >= minimum; TypeError for non-integers (bools included)."""
+# The largest integer a count or size may be. The compiled code holds them in Py_ssize_t (signed
+# 64 bits) and adds two of them (a batch start and a batch size, say), so this bound leaves room
+# for that sum: no integer that passes `check_int` by default can overflow there.
+MAX_INT = 2 ** 62
+# The largest layer width: BLAS takes matrix dimensions as C ints (32 bits).
+MAX_WIDTH = 2 ** 31 - 1
+
+
+def check_int(name, value, minimum, maximum=MAX_INT):
+    """``value`` as an int in [minimum, maximum].
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error messages.
+    value : object
+        An integer (anything with ``__index__`` but a bool).
+    minimum : int
+    maximum : int, default MAX_INT
+        The default keeps every integer that reaches the compiled code far from overflow; pass a
+        larger one only for a value the compiled code holds in a wider type.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (bools included).
+    ValueError
+        If it is out of range.
+    """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -36,15 +68,50 @@ def check_int(name, value, minimum):
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     value = int(value)
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_short(value)}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_short(value)}")
     return value
 
 
+def _short(number):
+    """``number`` for an error message: in full, or by its size if it has hundreds of digits."""
+    text = str(number)
+    return text if len(text) <= 30 else f"an integer of {len(text.lstrip('-'))} digits"
+
+
 def check_real(name, value, low=None, high=None, high_open=False):
-    """``value`` as a finite float in [low, high] (or [low, high) with high_open)."""
+    """``value`` as a finite float in [low, high] (or [low, high) with high_open).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error messages.
+    value : numbers.Real
+        Any real number but a bool; an int too large for a float counts as infinite.
+    low, high : float, optional
+        The bounds, if any.
+    high_open : bool, default False
+        Exclude ``high`` itself.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is NaN, infinite (or too large for a float) or out of range.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        # an int (or Fraction) beyond the largest float: infinite as far as a float goes
+        raise ValueError(f"{name} must be finite, got {_short(value)}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and value < low:
@@ -53,6 +120,50 @@ def check_real(name, value, low=None, high=None, high_open=False):
         bound = f"< {high}" if high_open else f"<= {high}"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
+
+
+def physical_memory():
+    """The machine's physical memory in bytes, or None where the system does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        # os.sysconf is missing on Windows, and a name may be unknown to a system
+        return None
+
+
+def check_allocation(name, n_items, itemsize):
+    """Refuse, before allocating, an array larger than the machine's physical memory.
+
+    An allocation that large would fail, or succeed lazily and then exhaust the memory (the
+    system may kill the process) once written; refusing it up front gives a clear message.
+
+    Parameters
+    ----------
+    name : str
+        What needs the memory, to start the message: e.g. "a network of 10,000 parameters".
+    n_items : int
+        The number of values (any size: a Python int does not overflow).
+    itemsize : int
+        Bytes per value.
+
+    Raises
+    ------
+    MemoryError
+        If ``n_items * itemsize`` bytes exceed the physical memory.
+    """
+    needed = n_items * itemsize
+    available = physical_memory()
+    if available is not None and needed > available:
+        raise MemoryError(f"{name} needs {_gib(needed)} of memory, more than the "
+                          f"{_gib(available)} this machine has")
+
+
+def _gib(n_bytes):
+    """A size in bytes as GiB, for messages."""
+    if n_bytes >= 2 ** 1000:
+        # too large to divide into a float
+        return "more than 1e290 GiB"
+    return f"{n_bytes / 2 ** 30:.3g} GiB"
 
 
 def check_choice(name, value, choices):

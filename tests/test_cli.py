@@ -115,3 +115,71 @@ def test_train_builds_the_layers_it_is_asked_for(tmp_path):
     assert [layer.kind for layer in net.layers] == ["dense", "batch_norm", "activation",
                                                     "dropout", "dense", "activation"]
     assert net.layers[2].name == "leaky_relu"
+
+
+def run_cli(*options, stdout=subprocess.PIPE):
+    """`python -m fastnn train ...` in a subprocess (tracebacks and exit statuses are real)."""
+    return subprocess.run([sys.executable, "-m", "fastnn", "train", "--quiet", *options],
+                          stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("options, status, message", [
+    (["--hidden", "1000000000"], 1, "a network of 75,000,000,010 parameters needs"),
+    (["--hidden", str(10 ** 30)], 2, "hidden sizes must be at most 2147483647"),
+    (["--epochs", str(10 ** 400)], 2, "argument --epochs: must be at most"),
+    (["--seed", str(2 ** 64)], 2, "argument --seed: must be at most"),
+    (["--seed", "-1"], 2, "argument --seed: must be at least 0"),
+    (["--batch-size", str(2 ** 63)], 1, "batch_size must be <="),
+    (["--batch-size", str(10 ** 400)], 1, "batch_size must be <="),
+    (["--patience", str(2 ** 64)], 1, "patience must be <="),
+    (["--lr", "1e400"], 1, "lr must be finite"),
+    (["--l2", str(10 ** 400)], 1, "l2 must be finite"),
+    (["--dropout", str(10 ** 400)], 1, "dropout must be finite"),
+    (["--dropout", "nan"], 1, "dropout must be finite"),
+])
+def test_huge_numbers_end_with_a_message_not_a_traceback(options, status, message):
+    result = run_cli("--epochs", "1", *options)
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def inside_a_file(folder):
+    (folder / "file").write_text("")
+    return folder / "file" / "model.npz"
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (lambda tmp: tmp, "is a folder"),
+    (lambda tmp: tmp / "missing" / "model.npz", "does not exist"),
+    (inside_a_file, "is not a folder"),
+])
+def test_an_unwritable_save_path_is_refused_before_training(tmp_path, make_path, message):
+    result = run_cli("--epochs", "1", "--save", str(make_path(tmp_path)))
+    assert result.returncode == 1
+    assert result.stderr.startswith("fastnn: error: cannot save the model") and message in (
+        result.stderr)
+    # refused before the data were even loaded, let alone a network trained
+    assert result.stdout == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root may write in any folder")
+def test_a_read_only_save_folder_is_refused_before_training(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        result = run_cli("--epochs", "1", "--save", str(tmp_path / "model.npz"))
+    finally:
+        tmp_path.chmod(0o700)
+    assert result.returncode == 1 and "is not writable" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    # `fastnn train | head -1`: the reader leaves after the first line
+    command = subprocess.Popen([sys.executable, "-m", "fastnn", "train", "--epochs", "50"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = command.stdout.readline()
+    command.stdout.close()
+    _, err = command.communicate(timeout=120)
+    assert first.startswith(b"digits:")
+    assert command.returncode in (0, 1) and err == b"", err.decode()

@@ -315,3 +315,49 @@ def test_verbose_prints_sklearns_lines(digits, capsys):
         with pytest.raises(ConvergenceWarning):
             MLPClassifier(max_iter=2, verbose=True, hidden_layer_sizes=(5,)).fit(X_train, y_train)
     assert capsys.readouterr().out.startswith("Iteration 1, loss = ")
+
+
+def interrupt_after(epochs, monkeypatch, how):
+    """Patch the epoch runner so that an interrupt comes during epoch ``epochs + 1``: raised from
+    it ("raise"), or as a real SIGINT while it runs ("signal", delivered when its compiled epoch
+    returns, as a Ctrl-C during a long epoch is)."""
+    import os
+    import signal
+
+    real = fastnn_sklearn.run_epoch
+    calls = []
+
+    def run_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epochs + 1:
+            if how == "raise":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastnn_sklearn, "run_epoch", run_epoch)
+
+
+@pytest.mark.parametrize("how, epochs_done", [("raise", 3), ("signal", 4)])
+@pytest.mark.parametrize("Estimator, solver", [(MLPClassifier, "adam"), (MLPClassifier, "sgd"),
+                                               (MLPRegressor, "adam"), (MLPRegressor, "sgd")])
+def test_an_interrupted_fit_describes_the_epochs_it_completed(monkeypatch, Estimator, solver, how,
+                                                              epochs_done):
+    import signal
+
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    interrupt_after(3, monkeypatch, how)
+    estimator = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=50, batch_size=20,
+                          tol=0, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        estimator.fit(X, y)
+    # as scikit-learn: the fit returns with what it did. A SIGINT during an epoch (which runs
+    # in compiled code) lets that epoch finish, and it is counted.
+    assert estimator.n_iter_ == epochs_done
+    assert len(estimator.loss_curve_) == epochs_done and np.all(np.isfinite(estimator.loss_curve_))
+    assert estimator.t_ == epochs_done * 60
+    assert estimator.loss_ == estimator.loss_curve_[-1]
+    assert estimator._optimizer.steps == epochs_done * 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    estimator.predict(X)

@@ -3,6 +3,8 @@ ValueError or TypeError whose message names the problem: bad data (shapes, NaN/i
 numbers), bad network settings, bad optimizer hyperparameters, bad fit options, bad labels and
 targets, bad sample weights. A property test feeds random garbage to forward, loss and fit: they
 work or raise one of those two errors, never anything else."""
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -324,3 +326,20 @@ def test_random_garbage_works_or_raises_value_or_type_error(X, Y, net_kind):
         except (ValueError, TypeError, FloatingPointError):
             pass
     assert np.all(np.isfinite(net.params))
+
+
+def test_check_int_has_a_default_and_an_explicit_upper_bound():
+    from fastnn._validation import MAX_INT, check_int
+    assert check_int("n", MAX_INT, 1) == MAX_INT
+    with pytest.raises(ValueError, match=f"n must be <= {MAX_INT}, got 9223372036854775808"):
+        check_int("n", 2 ** 63, 1)
+    with pytest.raises(ValueError, match="n must be <= 10, got an integer of 401 digits"):
+        check_int("n", 10 ** 400, 1, maximum=10)
+    assert check_int("key", 2 ** 64 - 1, 0, maximum=2 ** 64 - 1) == 2 ** 64 - 1
+
+
+@pytest.mark.parametrize("value", [10 ** 400, -10 ** 400, Fraction(10 ** 400, 3)])
+def test_check_real_calls_a_number_beyond_the_largest_float_infinite(value):
+    from fastnn._validation import check_real
+    with pytest.raises(ValueError, match="x must be finite"):
+        check_real("x", value)
