@@ -40,9 +40,7 @@ cdef extern from "_interrupt.h" nogil:
 
 cnp.import_array()
 
-# Whether fastnn's SIGINT handler stands in front of Python's, and the thread Python raises
-# KeyboardInterrupt in.
-cdef bint WATCHING = fastnn_watch_sigint()
+# The thread Python raises KeyboardInterrupt in.
 cdef unsigned long MAIN_THREAD = threading.main_thread().ident
 # Every engine alive, for the fork handlers.
 LIVE = weakref.WeakSet()
@@ -87,10 +85,11 @@ cdef inline int check_interrupt(bint watch) except -1:
 
 
 cdef inline bint watch_interrupts() noexcept:
-    """Whether this call should stop at Ctrl-C: in the main thread, behind fastnn's handler.
-    Clears a flag left by an earlier interrupt."""
+    """Whether this call should stop at Ctrl-C: in the main thread, with fastnn's handler in front
+    of Python's (put there again if another handler was installed since). Clears a flag left by
+    an earlier interrupt."""
     global fastnn_interrupted
-    if not WATCHING or PyThread_get_thread_ident() != MAIN_THREAD:
+    if PyThread_get_thread_ident() != MAIN_THREAD or not fastnn_watch_sigint():
         return False
     fastnn_interrupted = 0
     return True

@@ -1,9 +1,10 @@
 /* Ctrl-C inside compiled loops. Python's own SIGINT handler only marks the signal for the main
  * thread to handle at its next bytecode; a compiled epoch never reaches one until it ends. So at
- * import fastnn puts a handler in front of Python's (only when Python's is installed): it raises
- * a flag that the loops read between batches, then calls Python's handler, which raises
- * KeyboardInterrupt as usual once the loop has returned. A handler installed later (signal.signal)
- * replaces this one; the loops then simply run to their end, as before.
+ * the start of each long compiled call fastnn puts a handler in front of Python's (when a Python
+ * handler is installed): it raises a flag that the loops read between batches, then calls
+ * Python's handler, which raises KeyboardInterrupt as usual once the loop has returned. Where
+ * SIGINT is ignored or has its default action, nothing is put in front and the loops simply run
+ * to their end.
  */
 #ifndef FASTNN_INTERRUPT_H
 #define FASTNN_INTERRUPT_H
@@ -19,13 +20,15 @@ static inline void fastnn_on_sigint(int sig) {
 }
 
 /* Put fastnn's handler in front of the current SIGINT handler if that is a function (Python's);
- * return 1 if it did. */
+ * return 1 if fastnn's handler is in front (already or now). */
 static inline int fastnn_watch_sigint(void) {
     struct sigaction current, mine;
     if (sigaction(SIGINT, NULL, &current) != 0 || (current.sa_flags & SA_SIGINFO)
-            || current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN
-            || current.sa_handler == fastnn_on_sigint) {
+            || current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN) {
         return 0;
+    }
+    if (current.sa_handler == fastnn_on_sigint) {
+        return 1;
     }
     fastnn_python_handler = current;
     memset(&mine, 0, sizeof(mine));

@@ -265,4 +265,9 @@ def as_sample_weight(data, n_samples, dtype):
     array = finite("sample_weight", to_dtype(array, dtype))
     if n_samples and (array.min() < 0 or array.sum() <= 0):
         raise ValueError("sample_weight must be >= 0 with a positive sum")
+    # the objective divides by the weights' sum, taken in the network's dtype
+    with np.errstate(over="ignore"):
+        if n_samples and not np.isfinite(array.sum(dtype=dtype)):
+            raise ValueError(f"sample_weight sums to more than {dtype} can hold; scale the "
+                             f"weights down (only their ratios matter)")
     return array

@@ -21,6 +21,7 @@ import numpy as np
 
 from fastnn import layers, network, registry
 from fastnn._checks import all_finite
+from fastnn._validation import MAX_WIDTH
 
 __all__ = ["save", "load", "ModelFileError"]
 
@@ -370,7 +371,11 @@ def _check_config(config, version):
     n_params = n_buffers = 0
     units = width
     for k, description in enumerate(descriptions):
-        layer = layers.from_config(description)
+        try:
+            layer = layers.from_config(description)
+        except (ValueError, TypeError) as error:
+            raise ModelFileError(f"its config's layer {k} is invalid: {type(error).__name__}: "
+                                 f"{error}") from None
         if layer.kind == "dense":
             n_params += width * layer.units + (layer.units if layer.bias else 0)
             width = _check_width(f"layer {k}'s units", layer.units)
@@ -390,9 +395,10 @@ def _check_config(config, version):
 
 
 def _check_width(name, n):
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_VALUES:
+    # a width is a 32-bit int for BLAS, as MLP checks it
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_WIDTH:
         raise ModelFileError(
-            f"its config has {name} {_brief(n)}, not an integer in 1..{MAX_VALUES}")
+            f"its config has {name} {_brief(n)}, not an integer in 1..{MAX_WIDTH}")
     return n
 
 

@@ -7,7 +7,7 @@ layers' numbers live in the network (``net.named_parameters()``, ``net.named_buf
 import numpy as np
 
 from fastnn import registry
-from fastnn._validation import check_choice, check_int, check_real
+from fastnn._validation import MAX_WIDTH, check_choice, check_int, check_real
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNorm", "from_config", "stream_key"]
 
@@ -60,7 +60,7 @@ class Dense(Layer):
     kind = "dense"
 
     def __init__(self, units, bias=True):
-        self.units = check_int("units", units, 1)
+        self.units = check_int("units", units, 1, maximum=MAX_WIDTH)
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         self.bias = bias

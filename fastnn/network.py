@@ -7,10 +7,12 @@ from fastnn import io, registry, training
 from fastnn._checks import all_finite, ready
 from fastnn._engine import Engine
 from fastnn._validation import (
+    MAX_WIDTH,
     CheckedData,
     as_matrix,
     as_sample_weight,
     as_targets,
+    check_allocation,
     check_choice,
     check_int,
     check_real,
@@ -28,6 +30,14 @@ from fastnn.layers import (
 __all__ = ["MLP"]
 
 DTYPES = ("float32", "float64")
+
+
+def _generator_state(value):
+    """``value`` as the dropout generator's (key, counter): two 64-bit unsigned integers."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"the generator's state is a pair (key, counter), got {value!r}")
+    return tuple(check_int(name, v, 0, maximum=2 ** 64 - 1)
+                 for name, v in zip(("key", "counter"), value))
 
 
 def _views(vector, slices):
@@ -97,7 +107,8 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(
                 f"sizes needs at least an input and an output width, got {list(sizes)}")
-        sizes = tuple(check_int(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes))
+        sizes = tuple(check_int(f"sizes[{i}]", n, 1, maximum=MAX_WIDTH)
+                      for i, n in enumerate(sizes))
         activation = check_choice("activation", activation, registry.hidden_activations())
         rate = check_real("dropout", dropout, low=0, high=1, high_open=True)
         if not isinstance(batch_norm, (bool, np.bool_)):
@@ -134,7 +145,8 @@ class MLP:
         MLP
         """
         net = cls.__new__(cls)
-        net._build(check_int("n_in", n_in, 1), layers, loss, l2, dtype, seed, None)
+        net._build(check_int("n_in", n_in, 1, maximum=MAX_WIDTH), layers, loss, l2, dtype, seed,
+                   None)
         net._options = None
         return net
 
@@ -171,6 +183,17 @@ class MLP:
         self._l2 = check_real("l2", l2, low=0)
         self._dtype = np.dtype(check_choice(
             "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
+        # the engine allocates the parameters and their gradient: counted here, in Python
+        # integers, which cannot overflow as the engine's C sizes could
+        n_params, width = 0, n_in
+        for layer in layers:
+            if layer.kind == "dense":
+                n_params += (width + layer.bias) * layer.units
+                width = layer.units
+            elif layer.kind == "batch_norm" and layer.affine:
+                n_params += 2 * width
+        check_allocation(f"a network of {n_params:,} parameters", 2 * n_params,
+                         self._dtype.itemsize)
         specs, width = [], n_in
         for layer in layers:
             specs.append(layer.spec(width))
@@ -280,11 +303,7 @@ class MLP:
         if buffers.shape != self.buffers.shape:
             raise ValueError(f"buffers must have shape {self.buffers.shape}, got {buffers.shape}")
         buffers = as_matrix("buffers", buffers.reshape(1, -1), buffers.size, self.dtype)[0]
-        key, counter = (check_int(name, v, 0) for name, v in
-                        zip(("key", "counter"), state["random_state"]))
-        if key >= 2 ** 64 or counter >= 2 ** 64:
-            raise ValueError("the generator's key and counter are 64-bit unsigned integers")
-        self._engine.restore(params, buffers, (key, counter))
+        self._engine.restore(params, buffers, _generator_state(state["random_state"]))
 
     @property
     def buffers(self):
@@ -311,10 +330,7 @@ class MLP:
 
     @random_state.setter
     def random_state(self, value):
-        key, counter = (check_int(name, v, 0) for name, v in zip(("key", "counter"), value))
-        if key >= 2 ** 64 or counter >= 2 ** 64:
-            raise ValueError("the generator's key and counter are 64-bit unsigned integers")
-        self._engine.random_state = (key, counter)
+        self._engine.random_state = _generator_state(value)
 
     # ---- configuration and copies --------------------------------------------------------
 
@@ -331,7 +347,7 @@ class MLP:
         fastnn 0.1's form with ``sizes``)."""
         if "layers" in config:
             net = cls.__new__(cls)
-            net._build(check_int("n_in", config["n_in"], 1),
+            net._build(check_int("n_in", config["n_in"], 1, maximum=MAX_WIDTH),
                        [layer_from_config(c) for c in config["layers"]], config["loss"],
                        config["l2"], config["dtype"], 0, config.get("activation"))
             net._options = config.get("options")

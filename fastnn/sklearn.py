@@ -72,10 +72,7 @@ Differences from scikit-learn that remain
 - The output dtype of predictions is the weights' dtype (scikit-learn's follows the product of
   X and the weights).
 """
-import contextlib
 import copy
-import signal
-import threading
 import warnings
 from numbers import Integral, Real
 
@@ -111,46 +108,6 @@ NON_FINITE = ("Solver produced non-finite parameter weights. The input data may 
 def _dense(X):
     """X as a dense array: the compiled kernels have no sparse path."""
     return X.toarray() if scipy.sparse.issparse(X) else X
-
-
-class _Interrupt:
-    """Whether a Ctrl-C arrived while `_interrupts_between_epochs` deferred it."""
-
-    requested = False
-
-
-@contextlib.contextmanager
-def _interrupts_between_epochs():
-    """Defer a first Ctrl-C (SIGINT) to the end of the running epoch.
-
-    An epoch runs in compiled code, which does not look at signals: Python raises the
-    KeyboardInterrupt only when the epoch returns, which would throw away the finished epoch's
-    loss before ``n_iter_``, ``loss_curve_`` and ``t_`` record it. Instead the handler notes the
-    interrupt and the loop stops after its bookkeeping; a second Ctrl-C interrupts at once. The
-    handler is installed only in the main thread (the only one that receives signals) and only
-    over Python's default one, so an application's own handler keeps working.
-
-    Yields
-    ------
-    _Interrupt
-        Its ``requested`` becomes True at the first Ctrl-C.
-    """
-    interrupt = _Interrupt()
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield interrupt
-        return
-
-    def note(signum, frame):
-        if interrupt.requested:
-            raise KeyboardInterrupt
-        interrupt.requested = True
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class _BaseMLP(BaseEstimator):
@@ -376,15 +333,14 @@ class _BaseMLP(BaseEstimator):
         data = self._net.check_data(X_train, Y_train, sw_train)
         sample_idx = np.arange(n_samples)
         # As scikit-learn: an interrupt ends the fit with a warning, and the fitted attributes
-        # describe the epochs completed.
-        with _interrupts_between_epochs() as interrupt:
-            self._run_epochs(data, sample_idx, batch_size, n_batches, total_weight, random_state,
-                             X_val, y_val, sw_val, incremental, interrupt)
+        # describe the epochs completed (Ctrl-C stops a compiled epoch between two batches).
+        self._run_epochs(data, sample_idx, batch_size, n_batches, total_weight, random_state,
+                         X_val, y_val, sw_val, incremental)
         if self.early_stopping:
             self._net.params[:] = self._best_params
 
     def _run_epochs(self, data, sample_idx, batch_size, n_batches, total_weight, random_state,
-                    X_val, y_val, sw_val, incremental, interrupt):
+                    X_val, y_val, sw_val, incremental):
         """The epochs of `_fit_stochastic`, each followed by scikit-learn's bookkeeping."""
         n_samples = data.X.shape[0]
         # scikit-learn reports the squared error as a mean over the outputs, though its gradient
@@ -421,9 +377,6 @@ class _BaseMLP(BaseEstimator):
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._set_learning_rate(
                         float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
-                if interrupt.requested:
-                    # the Ctrl-C deferred to the end of this epoch, now that it is recorded
-                    raise KeyboardInterrupt
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self._trigger_stopping():
                         break

@@ -8,7 +8,7 @@ import pytest
 
 import fastnn
 from fastnn import layers
-from fastnn._validation import MAX_INT, check_allocation, physical_memory
+from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation, physical_memory
 
 HUGE_INTS = [2 ** 63, 2 ** 64, 10 ** 400, MAX_INT + 1]
 X = np.random.default_rng(0).normal(size=(6, 3))
@@ -50,28 +50,29 @@ def test_a_real_too_large_for_a_float_is_not_finite(name, call, value):
         call(value)
 
 
+# (name, call, bound): layer widths are BLAS's 32-bit ints, every other count MAX_INT
 INT_ARGUMENTS = [
-    (r"sizes\[1\]", lambda v: fastnn.MLP([3, v, 2])),
-    (r"sizes\[0\]", lambda v: fastnn.MLP([v, 2])),
-    ("units", lambda v: layers.Dense(v)),
+    (r"sizes\[1\]", lambda v: fastnn.MLP([3, v, 2]), MAX_WIDTH),
+    (r"sizes\[0\]", lambda v: fastnn.MLP([v, 2]), MAX_WIDTH),
+    ("units", lambda v: layers.Dense(v), MAX_WIDTH),
     ("n_in", lambda v: fastnn.MLP.from_layers(v, [layers.Dense(2),
-                                                  layers.Activation("identity")])),
-    ("epochs", lambda v: net().fit(X, Y, epochs=v)),
-    ("batch_size", lambda v: net().fit(X, Y, epochs=1, batch_size=v)),
+                                                  layers.Activation("identity")]), MAX_WIDTH),
+    ("epochs", lambda v: net().fit(X, Y, epochs=v), MAX_INT),
+    ("batch_size", lambda v: net().fit(X, Y, epochs=1, batch_size=v), MAX_INT),
     ("batch_size", lambda v: (lambda n: n.train_epoch(n.check_data(X, Y), fastnn.SGD(), v))(
-        net())),
-    ("patience", lambda v: net().fit(X, Y, epochs=1, validation_split=0.5, patience=v)),
-    ("verbose", lambda v: net().fit(X, Y, epochs=1, verbose=v)),
+        net()), MAX_INT),
+    ("patience", lambda v: net().fit(X, Y, epochs=1, validation_split=0.5, patience=v), MAX_INT),
+    ("verbose", lambda v: net().fit(X, Y, epochs=1, verbose=v), MAX_INT),
     ("step", lambda v: fastnn.SGD(momentum=0.9).load_state_dict(
-        {"step": v, "momentum_buffer": np.zeros(3)})),
+        {"step": v, "momentum_buffer": np.zeros(3)}), MAX_INT),
 ]
 
 
 @pytest.mark.parametrize("value", HUGE_INTS, ids=["2**63", "2**64", "10**400", "MAX_INT+1"])
-@pytest.mark.parametrize("name, call", INT_ARGUMENTS,
+@pytest.mark.parametrize("name, call, bound", INT_ARGUMENTS,
                          ids=[f"{i}-{case[0]}" for i, case in enumerate(INT_ARGUMENTS)])
-def test_an_integer_too_large_is_refused_before_the_compiled_code(name, call, value):
-    with pytest.raises(ValueError, match=f"{name} must be <= {MAX_INT}"):
+def test_an_integer_too_large_is_refused_before_the_compiled_code(name, call, bound, value):
+    with pytest.raises(ValueError, match=f"{name} must be <= {bound}"):
         call(value)
 
 

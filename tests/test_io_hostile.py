@@ -143,7 +143,7 @@ HUGE = {
     "more parameters than the file holds": (v2_config(10 ** 4, [dense(10 ** 4), RELU, dense(1),
                                                                 IDENTITY]), "params"),
     "a layer too wide": (v2_config(1, [dense(2 ** 31 + 1, bias=False), IDENTITY]),
-                         "not an integer in"),
+                         "layer 0 is invalid: ValueError: units must be <= 2147483647"),
     "too many layers": (v2_config(1, [dense(1), RELU] * 3000 + [dense(1), IDENTITY]),
                         "4096 layers"),
     "too many batch norm buffers": (v2_config(2 ** 16, [dense(2 ** 16, bias=False)]
