@@ -692,17 +692,22 @@ SIGINT_DURING = """
         os.kill(os.getpid(), signal.SIGINT)
     started = time.perf_counter()
     threading.Thread(target=interrupt, daemon=True).start()
-    interrupted = False
+    interrupted, ended = False, None
     try:
-        run(X, Y)
+        try:
+            run(X, Y)
+        finally:
+            ended = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
-    ended = time.perf_counter()
-    while not sent:
-        time.sleep(0.01)
-    if not interrupted:       # the signal may still be pending: let it in
+    # a call that ended before the signal: let the signal in, outside the call
+    late = time.perf_counter() + 5
+    while time.perf_counter() < late:
         try:
-            time.sleep(0.2)
+            if sent:
+                time.sleep(0.2)
+                break
+            time.sleep(0.01)
         except KeyboardInterrupt:
             pass
     result = {"rows": rows, "width": width, "interrupted": interrupted, "latency": ended - sent[0],
