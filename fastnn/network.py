@@ -420,12 +420,14 @@ class MLP:
 
     # ---- data ----------------------------------------------------------------------------
 
-    def check_data(self, X, Y, sample_weight=None):
+    def check_data(self, X, Y=None, sample_weight=None):
         """(X, Y, sample_weight) checked and converted for this network, once.
 
         Parameters
         ----------
-        X : array-like of shape (N, n_in)
+        X : array-like of shape (N, n_in), or CheckedData
+            A CheckedData (Y and sample_weight then not given) is checked to be laid out for
+            this network.
         Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
         sample_weight : array-like of shape (N,), optional
 
@@ -436,6 +438,8 @@ class MLP:
             `fastnn.training.run_epoch`: no further checks are made.
         """
         if isinstance(X, CheckedData):
+            if Y is not None or sample_weight is not None:
+                raise TypeError("with CheckedData as X, give no Y or sample_weight")
             return self._checked_layout(X)
         # the common case, a ready array, is checked without creating a Python object
         if not ready(X, self.sizes[0], self.dtype):
@@ -467,13 +471,6 @@ class MLP:
     def _training_rows(self, rows):
         if self._batch_norm and rows < 2:
             raise ValueError("batch normalization in training needs batches of at least 2 rows")
-
-    def _data(self, X, Y, sample_weight):
-        if isinstance(X, CheckedData):
-            if Y is not None or sample_weight is not None:
-                raise TypeError("with CheckedData as X, give no Y or sample_weight")
-            return self._checked_layout(X)
-        return self.check_data(X, Y, sample_weight)
 
     # ---- evaluation ----------------------------------------------------------------------
 
@@ -511,7 +508,7 @@ class MLP:
         -------
         float
         """
-        return self._engine.loss(*self._data(X, Y, sample_weight))
+        return self._engine.loss(*self.check_data(X, Y, sample_weight))
 
     # ---- training ------------------------------------------------------------------------
 
@@ -535,7 +532,7 @@ class MLP:
         db : list of ndarray
             ``dJ/db_l``, new arrays shaped like ``biases`` (not returned with flat).
         """
-        data = self._data(X, Y, sample_weight)
+        data = self.check_data(X, Y, sample_weight)
         self._training_rows(data.X.shape[0])
         J, grad = self._engine.gradients(*data)
         if not (math.isfinite(J) and all_finite(grad)):
@@ -570,7 +567,7 @@ class MLP:
             network and the optimizer are then left as they were.
         """
         rule = training.check_optimizer(optimizer).bind(self)
-        X, Y, s = self._data(X, Y, sample_weight)
+        X, Y, s = self.check_data(X, Y, sample_weight)
         if self._batch_norm:
             self._training_rows(X.shape[0])
         J, status = self._engine.step(X, Y, s, rule)

@@ -120,6 +120,11 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
         raise TypeError("validation must be the CheckedData that net.check_data returns")
     if validation is None:
         return net.train_epoch(data, optimizer, batch_size, order), None
+    try:
+        # refused before the epoch changes anything
+        validation = net.check_data(validation)
+    except ValueError as error:
+        raise ValueError(f"validation: {error}") from None
     snapshot = (net.state_dict(), check_optimizer(optimizer).state_dict())
     loss = net.train_epoch(data, optimizer, batch_size, order)
     val_loss = net.loss(validation)
