@@ -34,14 +34,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _full_size_only_when_asked(request):
-    """The slow, full-size loops run only when `-m` selects them (pytest -m slow ...)."""
-    if (request.node.get_closest_marker("slow")
-            and "slow" not in (request.config.option.markexpr or "")):
-        pytest.skip("full-size leak loop: run with -m slow")
-
-
 def rss():
     """Resident set size of this process, in bytes."""
     with open("/proc/self/statm") as f:

@@ -49,6 +49,8 @@ import pytest
 import fastnn
 from fastnn.training import run_epoch
 
+# the whole suite is a stress suite: run with -m slow (.ci/run does, after the main tests)
+pytestmark = pytest.mark.slow
 SCALE = int(os.environ.get("FASTNN_STRESS_SCALE", "1"))
 # the folder that holds the fastnn package under test, for the subprocesses
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
