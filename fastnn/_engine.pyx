@@ -23,12 +23,13 @@ from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThr
                                PyThread_release_lock, PyThread_type_lock)
 from cython cimport floating
 from libc.math cimport NAN
+from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_RELU
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
-from fastnn._lock cimport take
-from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_DONE, backward_pass, forward_loss,
+from fastnn._lock cimport hold, take
+from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_LOSS, STEP_PARAMS, backward_pass, forward_loss,
                              forward_pass, head_output, known_rule, objective, run_epoch,
                              state_count, train_step, weight_sum)
 from fastnn._rules cimport UpdateRule
@@ -42,46 +43,48 @@ cnp.import_array()
 
 # The thread Python raises KeyboardInterrupt in.
 cdef unsigned long MAIN_THREAD = threading.main_thread().ident
-# Every engine alive, for the fork handlers.
+# train_step's statuses (StepStatus in fastnn/_passes.pxd), for fastnn/network.py
+STEP_NONFINITE_LOSS = STEP_LOSS
+STEP_NONFINITE_PARAMS = STEP_PARAMS
+# Every engine alive, for the fork handlers, and what each forking thread holds.
 LIVE = weakref.WeakSet()
-_held = []
+_forking = threading.local()
 
 
 def _before_fork():
     """Take every engine's lock, then every update rule's, so no pass runs across fork()."""
     cdef Engine engine
     cdef UpdateRule rule
-    _held[:] = [list(LIVE), list(LIVE_RULES)]
-    for engine in _held[0]:
-        take(engine.lock)
-    for rule in _held[1]:
-        rule.acquire()
+    held = _forking.held = (list(LIVE), list(LIVE_RULES))
+    for engine in held[0]:
+        hold(engine.lock)
+    for rule in held[1]:
+        hold(rule.lock)
 
 
-def _after_fork():
-    """Release what _before_fork took (in the parent and in the child)."""
+def _release_after_fork():
+    """Release what _before_fork took in this thread."""
     cdef Engine engine
     cdef UpdateRule rule
-    if not _held:
+    held = getattr(_forking, "held", None)
+    if held is None:
         return
-    for rule in _held[1]:
+    _forking.held = None
+    for rule in held[1]:
         rule.release()
-    for engine in _held[0]:
+    for engine in held[0]:
         PyThread_release_lock(engine.lock)
-    _held.clear()
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+def _after_fork_in_child():
+    """Release the locks; the forking thread is the child's main thread now."""
+    global MAIN_THREAD
+    MAIN_THREAD = threading.main_thread().ident
+    _release_after_fork()
 
 
-cdef inline int check_interrupt(bint watch) except -1:
-    """Between two blocks of a long call: run Python's handler if Ctrl-C arrived (it raises
-    KeyboardInterrupt, or lets the call go on)."""
-    global fastnn_interrupted
-    if watch and fastnn_interrupted:
-        fastnn_interrupted = 0
-        PyErr_CheckSignals()
-    return 0
+os.register_at_fork(before=_before_fork, after_in_parent=_release_after_fork,
+                    after_in_child=_after_fork_in_child)
 
 
 cdef inline bint watch_interrupts() noexcept:
@@ -183,16 +186,37 @@ cdef class Engine:
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
 
-    cdef void acquire(self) noexcept:
+    cdef int acquire(self) except -1:
         """Take the lock, waiting without the GIL (its holder may need the GIL to finish)."""
-        take(self.lock)
+        return take(self.lock)
+
+    cdef int pause(self, UpdateRule rule) except -1:
+        """Ctrl-C arrived during a pass: let go of the engine's lock (and rule's), run Python's
+        signal handlers with no fastnn lock held (they may use this network), and take the
+        locks back, even when a handler raises (KeyboardInterrupt then propagates)."""
+        global fastnn_interrupted
+        fastnn_interrupted = 0
+        if rule is not None:
+            rule.release()
+        PyThread_release_lock(self.lock)
+        try:
+            PyErr_CheckSignals()
+        finally:
+            hold(self.lock)
+            if rule is not None:
+                hold(rule.lock)
+        return 0
 
     def __init__(self, Py_ssize_t n_in, layers, int loss, double l2, dtype, double loss_scale=1,
                  bint l2_per_sample=False):
         cdef Py_ssize_t k, n = len(layers), width = n_in, n_params = 0, n_buffers = 0
         cdef Layer* L
+        if self.plan.layers != NULL:
+            raise RuntimeError("an Engine is built once")
         if n < 2 or n_in < 1:
             raise ValueError("a plan needs an input width >= 1 and at least two layers")
+        if loss not in LOSS_CODES.values():
+            raise ValueError(f"unknown loss code {loss}")
         self.plan.layers = <Layer*>PyMem_Malloc(n * sizeof(Layer))
         if self.plan.layers == NULL:
             raise MemoryError("could not allocate the plan")
@@ -204,8 +228,10 @@ cdef class Engine:
         for k in range(n):
             L = &self.plan.layers[k]
             L.kind, L.act, L.n_out, L.alpha, L.eps, L.affine = layers[k]
-            if L.kind not in LAYER_CODES.values() or L.n_out < 1:
-                raise ValueError(f"layer {k}: unknown kind {L.kind} or width {L.n_out}")
+            if (L.kind not in LAYER_CODES.values() or L.n_out < 1
+                    or (L.kind == ACTIVATION and L.act not in ACTIVATION_CODES.values())):
+                raise ValueError(f"layer {k}: unknown kind {L.kind}, activation {L.act} or "
+                                 f"width {L.n_out}")
             if L.kind != DENSE and L.n_out != width:
                 raise ValueError(f"layer {k} keeps the width {width}, not {L.n_out}")
             L.n_in = width
@@ -259,10 +285,12 @@ cdef class Engine:
 
     def set_objective(self, double l2, double loss_scale, bint l2_per_sample):
         """Change the penalty, the factor on the data term and whether the penalty is divided by
-        S too."""
+        S too (between passes: a pass sees one objective)."""
+        self.acquire()
         self.plan.l2 = l2
         self.plan.loss_scale = loss_scale
         self.plan.l2_per_sample = l2_per_sample
+        PyThread_release_lock(self.lock)
 
     @property
     def random_state(self):
@@ -271,7 +299,8 @@ cdef class Engine:
 
     @random_state.setter
     def random_state(self, value):
-        key, counter = value
+        # converted before the lock is taken: a bad value raises with no lock held
+        cdef uint64_t key = value[0], counter = value[1]
         self.acquire()
         self.plan.key, self.plan.counter = key, counter
         PyThread_release_lock(self.lock)
@@ -287,14 +316,20 @@ cdef class Engine:
 
     def restore(self, params, buffers=None, random_state=None):
         """Set the parameters, the buffers and the generator's state (None: kept) at once, from
-        arrays of their shapes."""
+        arrays of their shapes; all are converted first, so a bad one changes nothing."""
+        cdef uint64_t key = self.plan.key, counter = self.plan.counter
+        params = np.ascontiguousarray(params, dtype=self.params.dtype).reshape(self.plan.n_params)
+        if buffers is not None:
+            buffers = np.ascontiguousarray(buffers, dtype=self.params.dtype).reshape(
+                self.plan.n_buffers)
+        if random_state is not None:
+            key, counter = random_state[0], random_state[1]
         self.acquire()
         try:
             self.params[:] = params
             if buffers is not None:
                 self.buffers[:] = buffers
-            if random_state is not None:
-                self.plan.key, self.plan.counter = random_state
+            self.plan.key, self.plan.counter = key, counter
         finally:
             PyThread_release_lock(self.lock)
 
@@ -388,7 +423,8 @@ cdef class Engine:
         cdef Py_ssize_t n_in = self.plan.n_in, n_out = self.plan.n_out
         cdef bint watch = N > block and watch_interrupts()
         for k in range((N + block - 1) // block):
-            check_interrupt(watch)
+            if watch and fastnn_interrupted:
+                self.pause(None)
             start = k * block
             rows = min(block, N - start)
             if self.is_double:
@@ -428,7 +464,8 @@ cdef class Engine:
         if N == 0:
             return NAN
         for k in range((N + block - 1) // block):
-            check_interrupt(watch)
+            if watch and fastnn_interrupted:
+                self.pause(None)
             start = k * block
             rows = min(block, N - start)
             if self.is_double:
@@ -502,26 +539,28 @@ cdef class Engine:
             0 done; 1 J was not finite and nothing changed; 2 the update made a parameter NaN or
             infinite and was undone (parameters and the rule's state as before).
         """
-        cdef Py_ssize_t N = X.shape[0]
+        cdef Py_ssize_t N = X.shape[0], size
         cdef int status
         cdef double J
         self.acquire()
-        rule.acquire()
         try:
-            self.check_rule(rule)
-            self.reserve(N)
-            size = (1 + state_count(rule.rule.kind)) * self.plan.n_params
-            if self.backup is None or self.backup.shape[0] < size:
-                self.backup = np.empty(size, dtype=self.params.dtype)
-            if self.is_double:
-                status = self._step[double](<double*>data(X), <double*>data(Y),
-                                            <double*>optional(s), N, rule, &J)
-            else:
-                status = self._step[float](<float*>data(X), <float*>data(Y),
-                                           <float*>optional(s), N, rule, &J)
-            return J, status
+            rule.acquire()
+            try:
+                self.check_rule(rule)
+                self.reserve(N)
+                size = (1 + state_count(rule.rule.kind)) * self.plan.n_params + self.plan.n_buffers
+                if self.backup is None or cnp.PyArray_DIM(self.backup, 0) < size:
+                    self.backup = np.empty(size, dtype=self.params.dtype)
+                if self.is_double:
+                    status = self._step[double](<double*>data(X), <double*>data(Y),
+                                                <double*>optional(s), N, rule, &J)
+                else:
+                    status = self._step[float](<float*>data(X), <float*>data(Y),
+                                               <float*>optional(s), N, rule, &J)
+                return J, status
+            finally:
+                rule.release()
         finally:
-            rule.release()
             PyThread_release_lock(self.lock)
 
     cdef int _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N, UpdateRule rule,
@@ -562,27 +601,30 @@ cdef class Engine:
         cdef double total = 0
         cdef int status
         cdef bint watch = watch_interrupts()
-        global fastnn_interrupted
         self.acquire()
-        rule.acquire()
         try:
-            self.check_rule(rule)
-            self.reserve(min(batch_size, N))
-            while True:
-                if self.is_double:
-                    status = self._epoch[double](<double*>data(X), <double*>data(Y),
-                                                 <double*>optional(s), N, rows, batch_size, rule,
-                                                 watch, &total, &done)
-                else:
-                    status = self._epoch[float](<float*>data(X), <float*>data(Y),
-                                                <float*>optional(s), N, rows, batch_size, rule,
-                                                watch, &total, &done)
-                if status != EPOCH_INTERRUPTED:
-                    break
-                fastnn_interrupted = 0
-                PyErr_CheckSignals()
+            rule.acquire()
+            try:
+                self.check_rule(rule)
+                while True:
+                    self.reserve(min(batch_size, N))
+                    if self.is_double:
+                        status = self._epoch[double](<double*>data(X), <double*>data(Y),
+                                                     <double*>optional(s), N, rows, batch_size,
+                                                     rule, watch, &total, &done)
+                    else:
+                        status = self._epoch[float](<float*>data(X), <float*>data(Y),
+                                                    <float*>optional(s), N, rows, batch_size,
+                                                    rule, watch, &total, &done)
+                    if status != EPOCH_INTERRUPTED:
+                        break
+                    # a handler that does not raise lets the epoch go on from batch `done`,
+                    # with the rule's state as it is now
+                    self.pause(rule)
+                    self.check_rule(rule)
+            finally:
+                rule.release()
         finally:
-            rule.release()
             PyThread_release_lock(self.lock)
         return total, done
 

@@ -14,9 +14,17 @@
 static volatile sig_atomic_t fastnn_interrupted __attribute__((unused)) = 0;
 static struct sigaction fastnn_python_handler __attribute__((unused));
 
+static volatile sig_atomic_t fastnn_in_handler __attribute__((unused)) = 0;
+
 static inline void fastnn_on_sigint(int sig) {
     fastnn_interrupted = 1;
+    /* another handler put in front of this one may chain back to it: never loop */
+    if (fastnn_in_handler) {
+        return;
+    }
+    fastnn_in_handler = 1;
     fastnn_python_handler.sa_handler(sig);
+    fastnn_in_handler = 0;
 }
 
 /* Put fastnn's handler in front of the current SIGINT handler if that is a function (Python's);

@@ -239,17 +239,20 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
 cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
                            floating** state, floating* work, floating* X, floating* Y,
                            floating* s, Py_ssize_t N,
-                           floating* backup,    # SCRATCH ((1 + states) n_params,) or NULL
+                           floating* backup,    # SCRATCH ((1 + states) n_params + n_buffers,)
+                                                # or NULL
                            double* J) noexcept nogil:
     """J on the batch (X, Y, s) of N rows, then one update (a StepStatus).
 
     Nothing changes when J is not finite. With a backup, the update is checked: if it leaves a
-    parameter NaN or infinite, the parameters and the rule's state are put back as they were.
-    Only a completed update moves the running statistics and the dropout generator's counter.
-    A batch whose sample weights are all zero carries no information: J = 0, no update.
+    parameter, a value of the rule's state or a running statistic NaN or infinite, all of them
+    are put back as they were. Only a completed update moves the running statistics and the
+    dropout generator's counter. A batch whose sample weights are all zero carries no
+    information: J = 0, no update.
     """
     cdef double S = weight_sum(s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = state_count(r.kind)
+    cdef bint intact = True
     J[0] = 0
     if S == 0:
         return STEP_DONE
@@ -260,6 +263,7 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
         memcpy(backup, P, n * sizeof(floating))
         for i in range(n_state):
             memcpy(backup + (i + 1) * n, state[i], n * sizeof(floating))
+        memcpy(backup + (n_state + 1) * n, B, p.n_buffers * sizeof(floating))
     if r.kind == SGD and r.momentum == 0 and r.lr > 0:
         # plain gradient descent needs no stored gradient: step inside the backward pass
         r.t += 1
@@ -267,14 +271,19 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     else:
         backward_pass(p, P, G, work, X, Y, s, N, S, 0)
         update(p, r, P, G, state)
-    if backup != NULL and not finite(P, n):
-        memcpy(P, backup, n * sizeof(floating))
-        for i in range(n_state):
-            memcpy(state[i], backup + (i + 1) * n, n * sizeof(floating))
-        r.t -= 1
-        return STEP_PARAMS
-    p.counter += <uint64_t>(N * p.n_random)
     commit_statistics(p, B, work, N)
+    if backup != NULL:
+        intact = finite(P, n) and finite(B, p.n_buffers)
+        for i in range(n_state):
+            intact = intact and finite(state[i], n)
+        if not intact:
+            memcpy(P, backup, n * sizeof(floating))
+            for i in range(n_state):
+                memcpy(state[i], backup + (i + 1) * n, n * sizeof(floating))
+            memcpy(B, backup + (n_state + 1) * n, p.n_buffers * sizeof(floating))
+            r.t -= 1
+            return STEP_PARAMS
+    p.counter += <uint64_t>(N * p.n_random)
     return STEP_DONE
 
 

@@ -8,5 +8,5 @@ cdef class UpdateRule:
     cdef readonly tuple states     # the rule's state vectors, each (n_params,)
     cdef PyThread_type_lock lock   # held by every read and write of rule and states
     cdef object __weakref__        # for the fork handlers' registry
-    cdef void acquire(self) noexcept
+    cdef int acquire(self) except -1
     cdef void release(self) noexcept

@@ -40,8 +40,8 @@ cdef class UpdateRule:
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
 
-    cdef void acquire(self) noexcept:
-        take(self.lock)
+    cdef int acquire(self) except -1:
+        return take(self.lock)
 
     cdef void release(self) noexcept:
         PyThread_release_lock(self.lock)

@@ -21,7 +21,7 @@ import numpy as np
 
 from fastnn import layers, network, registry
 from fastnn._checks import all_finite
-from fastnn._validation import MAX_WIDTH
+from fastnn._validation import MAX_WIDTH, check_allocation
 
 __all__ = ["save", "load", "ModelFileError"]
 
@@ -327,6 +327,10 @@ def _read(archive):
     config = json.loads(_read_scalar(archive, "config", "U", MAX_CONFIG_BYTES),
                         object_pairs_hook=_unique_keys)
     dtype, n_params, n_buffers = _check_config(config, version)
+    # the network to be built (parameters, gradient, buffers) must fit in memory before the
+    # parameters are read
+    check_allocation(f"a network of {n_params:,} parameters", 2 * n_params + n_buffers,
+                     dtype.itemsize)
     params = _read_vector(archive, "params", dtype, n_params)
     if version == 1:
         return config, params, None, None
@@ -440,6 +444,11 @@ def _read_array(archive, name, accepts, max_bytes, wanted):
     ``accepts(dtype, shape)`` and its size checked: never more than ``max_bytes`` of data, and
     never a Python object (no pickle is ever loaded)."""
     info = archive.getinfo(f"{name}.npy")
+    # fastnn writes its members stored, as numpy.savez does: a compressed one could inflate to
+    # far more than the file's size before its data were checked
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"its member {name} is compressed; fastnn model files store their "
+                             f"members uncompressed")
     if info.file_size > MAX_HEADER_BYTES + max_bytes:
         raise ModelFileError(f"its member {name} is {info.file_size} bytes long, more than "
                              f"{wanted} take")

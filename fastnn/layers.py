@@ -23,6 +23,14 @@ class Layer:
 
     kind = None
 
+    def __setattr__(self, name, value):
+        # a description is fixed once made: a network built from it, and the files it saves,
+        # must not change under it
+        if name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} cannot be changed; make a new "
+                                 f"layer")
+        super().__setattr__(name, value)
+
     def spec(self, width):
         """The engine's tuple (kind, act, n_out, alpha, eps, affine) for an input of ``width``."""
         raise NotImplementedError

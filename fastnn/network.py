@@ -5,7 +5,7 @@ import numpy as np
 
 from fastnn import io, registry, training
 from fastnn._checks import all_finite, ready
-from fastnn._engine import Engine
+from fastnn._engine import STEP_NONFINITE_LOSS, STEP_NONFINITE_PARAMS, Engine
 from fastnn._validation import (
     MAX_WIDTH,
     CheckedData,
@@ -166,20 +166,25 @@ class MLP:
         for layer in layers[:-1]:
             if layer.kind == "activation" and not registry.ACTIVATIONS[layer.name].hidden:
                 raise ValueError(f"{layer.name!r} is an output activation, not a hidden one")
-        with_params = [layer for layer in layers if layer.kind in ("dense", "batch_norm")]
+        with_params = [layer for layer in layers if layer.kind == "dense"
+                       or (layer.kind == "batch_norm" and layer.affine)]
         if with_params[0].kind != "dense":
             raise ValueError("the first layer with parameters must be Dense")
         self._layers = layers
         self._n_in = n_in
         self._sizes = (n_in, *(layer.units for layer in layers if layer.kind == "dense"))
+        self._n_out = self._sizes[-1]
+        # the hidden activation is the layers' (a given one only names it when there are none)
         hidden = {layer.name for layer in layers[:-1] if layer.kind == "activation"}
-        self._activation = activation if activation is not None else (
-            hidden.pop() if len(hidden) == 1 else None)
+        self._activation = (hidden.pop() if len(hidden) == 1 else None) if hidden else activation
         self._loss_name = check_choice("loss", loss, tuple(registry.LOSSES))
         if output not in registry.LOSSES[self._loss_name].outputs:
             outputs = " or ".join(f'"{name}"' for name in registry.LOSSES[self._loss_name].outputs)
             raise ValueError(f'loss="{self._loss_name}" needs output_activation {outputs}, '
                              f'not "{output}"')
+        loss_info = registry.LOSSES[self._loss_name]
+        self._label_targets = output in loss_info.labels
+        self._unit_targets = loss_info.unit_targets
         self._l2 = check_real("l2", l2, low=0)
         self._dtype = np.dtype(check_choice(
             "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
@@ -217,6 +222,7 @@ class MLP:
             if n_b:
                 buffer_slices[f"{k}.running_mean"] = (b_off, (n_b // 2,))
                 buffer_slices[f"{k}.running_var"] = (b_off + n_b // 2, (n_b // 2,))
+        self._buffer_slices = buffer_slices
         self._named_params = _views(self.params, self._param_slices)
         self._named_buffers = _views(self.buffers, buffer_slices)
         self._weights = [v for k, v in self._named_params.items() if k.endswith(".W")]
@@ -365,10 +371,10 @@ class MLP:
         fastnn.sklearn sets scikit-learn's objective this way (loss_scale 1/2 for squared error,
         the penalty per sample).
         """
-        self._loss_scale = check_real("loss_scale", loss_scale, low=0)
+        loss_scale = check_real("loss_scale", loss_scale, low=0)
         if not isinstance(l2_per_sample, (bool, np.bool_)):
             raise TypeError(f"l2_per_sample must be True or False, got {l2_per_sample!r}")
-        self._l2_per_sample = bool(l2_per_sample)
+        self._loss_scale, self._l2_per_sample = loss_scale, bool(l2_per_sample)
         self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
 
     def __getstate__(self):
@@ -392,11 +398,15 @@ class MLP:
             Seed of ``numpy.random.default_rng``; the same seed gives the same network.
         """
         rng = np.random.default_rng(seed)
+        # drawn into copies and set at once, under the engine's lock
+        params, buffers = np.zeros_like(self.params), np.zeros_like(self.buffers)
+        named, named_buffers = _views(params, self._param_slices), _views(buffers,
+                                                                         self._buffer_slices)
         for k, layer in enumerate(self._layers):
             if layer.kind == "dense":
                 after = next(later for later in self._layers[k + 1:] if later.kind == "activation")
                 info = registry.ACTIVATIONS[after.name]
-                W = self._named_params[f"{k}.W"]
+                W = named[f"{k}.W"]
                 n_in, n_out = W.shape
                 if info.init == "he":
                     gain2 = 2.0 / (1.0 + after.alpha ** 2)
@@ -404,15 +414,11 @@ class MLP:
                 else:
                     limit = np.sqrt(6.0 / (n_in + n_out))
                     W[:] = rng.uniform(-limit, limit, size=W.shape)
-                if layer.bias:
-                    self._named_params[f"{k}.b"][:] = 0
             elif layer.kind == "batch_norm":
                 if layer.affine:
-                    self._named_params[f"{k}.gamma"][:] = 1
-                    self._named_params[f"{k}.beta"][:] = 0
-                self._named_buffers[f"{k}.running_mean"][:] = 0
-                self._named_buffers[f"{k}.running_var"][:] = 1
-        self._engine.random_state = (stream_key(seed), 0)
+                    named[f"{k}.gamma"][:] = 1
+                named_buffers[f"{k}.running_var"][:] = 1
+        self._engine.restore(params, buffers, (stream_key(seed), 0))
 
     def release(self):
         """Free the workspace sized for the largest batch seen (it grows again when needed)."""
@@ -438,21 +444,27 @@ class MLP:
             `fastnn.training.run_epoch`: no further checks are made.
         """
         if isinstance(X, CheckedData):
+            return self._checked(X, Y, sample_weight)
+        return CheckedData(*self._checked(X, Y, sample_weight))
+
+    def _checked(self, X, Y, sample_weight):
+        """check_data's work, as a plain tuple: a training step allocates no Python object for
+        it (a tuple of three comes from CPython's free list)."""
+        if isinstance(X, CheckedData):
             if Y is not None or sample_weight is not None:
                 raise TypeError("with CheckedData as X, give no Y or sample_weight")
             return self._checked_layout(X)
         # the common case, a ready array, is checked without creating a Python object
-        if not ready(X, self.sizes[0], self.dtype):
-            X = as_matrix("X", X, self.sizes[0], self.dtype)
+        if not ready(X, self._n_in, self._dtype):
+            X = as_matrix("X", X, self._n_in, self._dtype)
             if X.shape[0] == 0:
                 raise ValueError("X and Y are empty: at least one sample is needed")
-        loss = registry.LOSSES[self.loss_name]
-        Y = as_targets(Y, X, self.sizes[-1], self.dtype, self.output_activation in loss.labels)
-        if loss.unit_targets and (Y.min() < 0 or Y.max() > 1):
-            raise ValueError(f"{self.loss_name} targets must be probabilities in [0, 1]")
+        Y = as_targets(Y, X, self._n_out, self._dtype, self._label_targets)
+        if self._unit_targets and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError(f"{self._loss_name} targets must be probabilities in [0, 1]")
         if sample_weight is None:
-            return CheckedData(X, Y, None)
-        return CheckedData(X, Y, as_sample_weight(sample_weight, X.shape[0], self.dtype))
+            return X, Y, None
+        return X, Y, as_sample_weight(sample_weight, X.shape[0], self._dtype)
 
     def _checked_layout(self, data):
         """``data`` if its arrays have the layout the engine reads (a CheckedData's values were
@@ -566,16 +578,16 @@ class MLP:
             If J is not finite, or if the update would make a parameter NaN or infinite; the
             network and the optimizer are then left as they were.
         """
+        X, Y, s = self._checked(X, Y, sample_weight)
         rule = training.check_optimizer(optimizer).bind(self)
-        X, Y, s = self.check_data(X, Y, sample_weight)
         if self._batch_norm:
             self._training_rows(X.shape[0])
         J, status = self._engine.step(X, Y, s, rule)
-        if status == 1:
+        if status == STEP_NONFINITE_LOSS:
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets "
                                      f"too large?)")
-        if status == 2:
+        if status == STEP_NONFINITE_PARAMS:
             raise FloatingPointError(
                 "this update would make a parameter NaN or infinite; the parameters and the "
                 "optimizer's state were left as they were (a learning rate too high, inputs or "
@@ -627,7 +639,10 @@ class MLP:
         rule = training.check_optimizer(optimizer).bind(self)
         snapshot = (self._engine.snapshot(), optimizer.state_dict())
         total, done = self._engine.epoch(X, Y, s, order, batch_size, rule)
-        if not (done == -(-n // batch_size) and all_finite(self.params)):
+        state = optimizer.state_dict()
+        if not (done == -(-n // batch_size) and all_finite(self.params)
+                and all_finite(self.buffers)
+                and all(all_finite(v) for k, v in state.items() if k != "step")):
             self._engine.restore(*snapshot[0])
             optimizer.load_state_dict(snapshot[1])
             raise FloatingPointError(

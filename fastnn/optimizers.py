@@ -5,6 +5,7 @@ allocated at its first update as flat vectors like the network's parameters. The
 themselves run in compiled code (``fastnn/_updates.pxd``). Optimizers pickle with their state; an
 unpickled one continues with the first network of the same size it updates.
 """
+import os
 import threading
 import weakref
 
@@ -15,6 +16,31 @@ from fastnn._rules import UpdateRule
 from fastnn._validation import check_int, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
+
+# Every optimizer alive: their binding locks are taken across fork(), as the engine's are, so a
+# child never inherits one held by a thread it does not have.
+_LIVE = weakref.WeakSet()
+_forking = threading.local()
+
+
+def _before_fork():
+    """Take every optimizer's binding lock (this thread remembers which)."""
+    _forking.held = list(_LIVE)
+    for optimizer in _forking.held:
+        optimizer._binding.acquire()
+
+
+def _after_fork():
+    """Release what _before_fork took in this thread, in the parent and in the child."""
+    held, _forking.held = getattr(_forking, "held", None) or [], None
+    for optimizer in held:
+        optimizer._binding.release()
+
+
+# registered after fastnn._engine's (imported above, with fastnn.registry): fork handlers run
+# "before" in reverse order, so these locks are taken first, as bind() takes its lock before the
+# rule's
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
 class Optimizer:
@@ -37,6 +63,7 @@ class Optimizer:
         self._network = None
         self._adoptable = False
         self._binding = threading.Lock()
+        _LIVE.add(self)
         self.lr = lr
 
     @property
@@ -69,6 +96,11 @@ class Optimizer:
         Used by `fastnn.MLP`'s training methods: an optimizer holds the state of one network.
         Threads that bind one optimizer at once see one owner: the others get the error.
         """
+        bound = self._network
+        if bound is not None and bound() is network:
+            # already this network's (the common case, every step): no lock needed, since a
+            # reset() racing with this step is as if it came after it
+            return self._rule
         with self._binding:
             owner = self._network() if self._network is not None else None
             if owner is not network:
@@ -130,6 +162,7 @@ class Optimizer:
         self._network = None
         self._adoptable = False
         self._binding = threading.Lock()
+        _LIVE.add(self)
         self._sync()
         # adopted by the first network of this size the optimizer updates
         self.load_state_dict(state)

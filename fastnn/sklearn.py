@@ -462,7 +462,12 @@ class _BaseMLP(BaseEstimator):
 
         def objective_and_gradient(params):
             net.params[:] = params
-            J, gradient = net.gradients(data, flat=True)
+            try:
+                J, gradient = net.gradients(data, flat=True)
+            except FloatingPointError:
+                # a trial point of the line search where the loss overflows: as scikit-learn,
+                # report it as infinite and let the search step back
+                return np.inf, np.zeros(params.shape)
             return J, gradient.astype(np.float64, copy=False)
 
         result = scipy.optimize.minimize(
