@@ -11,6 +11,10 @@ Usage::
     python bench/worker.py alloc                # fastnn's Python allocations per train_step
     python bench/worker.py rss                  # peak RSS of a fastnn fit on the large case
     python bench/worker.py info                 # versions and threadpoolctl.threadpool_info()
+
+With ``--origin`` first (``worker.py --origin step digits fastnn-fit``), the line is
+``{"result": ..., "fastnn": {module: file}}`` instead: the file of every ``fastnn`` module the
+measurement loaded, so that bench/ab.py can check which build of fastnn (``PYTHONPATH``) was timed.
 """
 import json
 import statistics
@@ -112,7 +116,18 @@ def library_info():
             "threadpool_info": threadpoolctl.threadpool_info()}
 
 
+def fastnn_origin():
+    """{module name: file} for every module of the package ``fastnn`` this process has loaded."""
+    return {name: getattr(module, "__file__", None) for name, module in sorted(sys.modules.items())
+            if name == "fastnn" or name.startswith("fastnn.")}
+
+
 def main(argv):
+    origin = argv[:1] == ["--origin"]
+    if origin:
+        argv = argv[1:]
+    if not argv:
+        raise SystemExit(__doc__)
     kind = argv[0]
     if kind == "step":
         result = seconds_per_step(*STEP_PEERS[argv[2]](CASES_BY_NAME[argv[1]]))
@@ -130,6 +145,8 @@ def main(argv):
         result = fit_peak_rss(CASES_BY_NAME["large"])
     else:
         raise SystemExit(__doc__)
+    if origin:
+        result = {"result": result, "fastnn": fastnn_origin()}
     print(json.dumps(result))
 
 
