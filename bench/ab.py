@@ -14,6 +14,15 @@ the ratio of the pair. Run from the project root as::
 
 ``--new`` the same folder as ``--base`` (or a second copy of the same commit) measures the noise
 floor. The exit status is 1 when a median ratio is above the bound (1.03), else 0.
+
+On a shared machine, ``--nice -10`` (as root) puts the workers ahead of other sessions' processes
+(each worker gets a session and autogroup of its own at that niceness; a plain ``nice`` does not
+rank across sessions while the kernel's autogroups are on). Without it, a neighbour's burst
+made single ratios of the same build against itself range from 0.04 to 23 (the widest on mid,
+large and growth).
+Measurements whose interval reaches past 1.03 are named at the end: run them again with more
+repeats (``--cases digits e2e --repeats 30``; the small cases cost a few seconds a repeat).
+bench/AB-noise.md has the noise floor and the repeats each measurement needs.
 """
 import argparse
 import datetime
@@ -29,9 +38,8 @@ import sysconfig
 import time
 from pathlib import Path
 
-from compare import busy_seconds, fmt_time, markdown
-
 from cases import CASES, DIGITS, GROWTH_WIDTHS, INFERENCE_ROWS
+from compare import busy_seconds, fmt_time, markdown
 
 HERE = Path(__file__).resolve().parent
 BOUND = 1.03
@@ -141,10 +149,11 @@ def seconds(result):
     return result[0] if isinstance(result, list) else result
 
 
-def median_interval(values, coverage=0.9):
+def median_interval(values, coverage=0.88):
     """A distribution-free interval for the median of ``values``: the order statistics
-    (x_(k), x_(n+1-k)) with the largest k whose binomial coverage is at least ``coverage``
-    (with 3 or 4 values even the full range covers less, 75% and 88%: then it is min and max)."""
+    (x_(k), x_(n+1-k)) with the largest k whose binomial coverage is at least ``coverage`` (about
+    90%: 89% with 10 values; with 3 values even the full range covers only 75%: then it is min and
+    max). Returns (low, high, coverage)."""
     xs, n = sorted(values), len(values)
 
     def covers(k):
@@ -160,12 +169,117 @@ def fmt_ratio(ratio):
     return f"{ratio:.3f}"
 
 
+def measure(args, base, new):
+    """Time every measurement of ``args.cases``: base and new interleaved, ``args.repeats`` times.
+
+    Returns the run as a JSON-ready dict (what bench/ab.py --report renders); with ``args.raw``
+    the dict so far is also written there after every repeat.
+    """
+    cases = ALL_CASES if args.cases == ["all"] else args.cases
+    keys = [key for key, (_, _, case) in MEASUREMENTS.items() if case in cases]
+    (base_commit, base_text), (new_commit, new_text) = describe(base), describe(new)
+    command = ["env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab.py",
+               f"--base {args.base}", f"--new {args.new}", f"--repeats {args.repeats}"]
+    command += [f"--nice {args.nice}"] if args.nice else []
+    command += ["--cases", *args.cases] if args.cases != DEFAULT_CASES else []
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), platform.processor())
+    run = {"command": " ".join(command), "base": str(base), "new": str(new),
+           "base_commit": base_text, "new_commit": new_text,
+           "same": base == new or (base_commit is not None and base_commit == new_commit),
+           "nice": args.nice, "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
+           "machine": f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "cores": os.cpu_count(), "load": [os.getloadavg()[0], None], "minutes": 0.0,
+           "repeats": 0, "results": {key: {"A": [], "B": []} for key in keys},
+           "busy_elsewhere": {key: {"A": [], "B": []} for key in keys}}
+    sides = {"A": base, "B": new}
+    print(f"{len(keys)} measurements x 2 sides x {args.repeats} repeats", file=sys.stderr)
+    started = time.perf_counter()
+    for r in range(args.repeats):
+        for key in keys:
+            for side in ("AB" if r % 2 == 0 else "BA"):
+                result, busy = worker(sides[side], MEASUREMENTS[key][1], args.nice)
+                run["results"][key][side].append(result)
+                run["busy_elsewhere"][key][side].append(busy)
+        spent = time.perf_counter() - started
+        run.update(repeats=r + 1, minutes=spent / 60, load=[run["load"][0], os.getloadavg()[0]])
+        if args.raw:  # after every repeat: what was measured survives an interrupted run
+            args.raw.write_text(json.dumps(run))
+        print(f"  repeat {r + 1}/{args.repeats} done, {spent:.0f} s, about "
+              f"{spent / (r + 1) * (args.repeats - r - 1):.0f} s to go", file=sys.stderr,
+              flush=True)
+    return run
+
+
+def report(run):
+    """(the Markdown report of ``run``, the labels of the measurements slower than the bound)."""
+    rows, slower, unsure = [], [], []
+    n = run["repeats"]
+    for key, sides in run["results"].items():
+        a = [seconds(x) for x in sides["A"][:n]]
+        b = [seconds(x) for x in sides["B"][:n]]
+        ratios = [y / x for x, y in zip(a, b)]
+        ratio = statistics.median(ratios)
+        low, high, _ = median_interval(ratios)
+        label = MEASUREMENTS[key][0]
+        if ratio > BOUND:
+            slower.append(label)
+        elif high > BOUND:
+            unsure.append(key.split("/")[0])
+        busy = run["busy_elsewhere"][key]
+        rows.append([label, fmt_time(statistics.median(a)), fmt_time(statistics.median(b)),
+                     fmt_ratio(ratio), f"{fmt_ratio(low)} - {fmt_ratio(high)}",
+                     f"{statistics.median(busy['A'] + busy['B']):.2f}",
+                     "within 3%" if ratio <= BOUND else "**NOT within 3%**"])
+    cover = median_interval([0.0] * n)[2]
+    table = markdown(["measurement", "A median", "B median", "B / A (median of ratios)",
+                      f"B / A, {cover:.0%} interval", "busy elsewhere", f"<= {BOUND}"], rows)
+    notes = []
+    if "e2e/fastnn" in run["results"]:
+        accuracy = {side: statistics.median(x[1] for x in run["results"]["e2e/fastnn"][side][:n])
+                    for side in "AB"}
+        notes.append(f"Digits end to end test accuracy: A {accuracy['A']:.4f}, "
+                     f"B {accuracy['B']:.4f}.")
+    notes.append("Every measurement within 3% or faster." if not slower else
+                 f"Slower than 3%: {', '.join(slower)}.")
+    if unsure:
+        notes.append(f"{len(unsure)} within 3% but with an interval reaching past it (not "
+                     f"conclusive; more repeats: --cases {' '.join(dict.fromkeys(unsure))}).")
+    title = "A against itself (noise floor)" if run["same"] else "new build against base"
+    niceness = f"; every worker ran at niceness {run['nice']:+d}" if run["nice"] else ""
+    load = "load average {:.2f} at the start, {:.2f} at the end".format(*run["load"])
+    text = f"""# fastnn A/B: {title}
+
+```bash
+{run["command"]}
+```
+
+- A (base): `{run["base"]}`: {run["base_commit"]}
+- B (new): `{run["new"]}`: {run["new_commit"]}
+- Run {run["date"]}, {run["minutes"]:.1f} minutes; {run["machine"]}; {load}.
+
+Each measurement ran {n} times per side, each time in its own process (bench/worker.py, the
+figure being the median of 7 timed blocks after a warm-up), the two sides back to back (A first
+in even repeats, B first in odd ones). A and B medians are over the repeats; the ratio is the
+median of the {n} per-repeat ratios B / A; the interval is a distribution-free one for that
+median (order statistics). Steps are seconds per training step, forward per call, end to end per
+`fit`. "busy elsewhere" is the median over the runs of the cores other processes kept busy
+meanwhile (out of {run["cores"]}){niceness}.
+
+{table}
+
+{" ".join(notes)}
+"""
+    return text, slower
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="cases: " + " ".join(ALL_CASES) + " (or all)")
-    parser.add_argument("--base", required=True, help="checkout of the reference build (A)")
-    parser.add_argument("--new", required=True, help="checkout of the build under test (B)")
+    parser.add_argument("--base", help="checkout of the reference build (A)")
+    parser.add_argument("--new", help="checkout of the build under test (B)")
     parser.add_argument("--repeats", type=int, default=10,
                         help="processes per side and measurement (default 10)")
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, metavar="CASE",
@@ -176,113 +290,36 @@ def main():
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness added to each worker (negative: ahead of other processes; "
                              "needs root)")
+    parser.add_argument("--report", type=Path, metavar="RAW",
+                        help="measure nothing: the report of a file written by --raw (an "
+                             "interrupted run's too)")
     args = parser.parse_args()
 
-    cases = ALL_CASES if args.cases == ["all"] else args.cases
-    unknown = sorted(set(cases) - set(ALL_CASES))
-    if unknown:
-        parser.error(f"unknown case(s) {' '.join(unknown)}; known: {' '.join(ALL_CASES)}")
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    if args.nice < 0 and os.geteuid() != 0:
-        parser.error("a negative --nice needs root")
-    base, new = checkout(args.base), checkout(args.new)
-    (base_commit, base_text), (new_commit, new_text) = describe(base), describe(new)
-    same = base == new or (base_commit is not None and base_commit == new_commit)
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if name in os.environ:
-            print(f"warning: {name} is set; benchmarks run with it unset: {COMMAND}",
-                  file=sys.stderr)
-
-    keys = [key for key, (_, _, case) in MEASUREMENTS.items() if case in cases]
-    sides = {"A": base, "B": new}
-    results = {key: {"A": [], "B": []} for key in keys}
-    foreign = {key: {"A": [], "B": []} for key in keys}
-    print(f"{len(keys)} measurements x 2 sides x {args.repeats} repeats", file=sys.stderr)
-    started, load = time.perf_counter(), os.getloadavg()[0]
-    for r in range(args.repeats):
-        for key in keys:
-            for side in ("AB" if r % 2 == 0 else "BA"):
-                result, busy = worker(sides[side], MEASUREMENTS[key][1], args.nice)
-                results[key][side].append(result)
-                foreign[key][side].append(busy)
-        if args.raw:  # after every repeat: what was measured survives an interrupted run
-            args.raw.write_text(json.dumps({"base": str(base), "new": str(new), "repeats": r + 1,
-                                            "results": results, "busy_elsewhere": foreign}))
-        spent = time.perf_counter() - started
-        print(f"  repeat {r + 1}/{args.repeats} done, {spent:.0f} s, about "
-              f"{spent / (r + 1) * (args.repeats - r - 1):.0f} s to go", file=sys.stderr,
-              flush=True)
-    elapsed = time.perf_counter() - started
-
-    rows, slower, unsure = [], [], []
-    for key in keys:
-        a = [seconds(x) for x in results[key]["A"]]
-        b = [seconds(x) for x in results[key]["B"]]
-        ratios = [y / x for x, y in zip(a, b)]
-        ratio = statistics.median(ratios)
-        low, high, _ = median_interval(ratios)
-        ok = ratio <= BOUND
-        if not ok:
-            slower.append(MEASUREMENTS[key][0])
-        elif high > BOUND:
-            unsure.append(key.split("/")[0])
-        rows.append([MEASUREMENTS[key][0], fmt_time(statistics.median(a)),
-                     fmt_time(statistics.median(b)), fmt_ratio(ratio),
-                     f"{fmt_ratio(low)} - {fmt_ratio(high)}",
-                     f"{statistics.median(foreign[key]['A'] + foreign[key]['B']):.2f}",
-                     "within 3%" if ok else "**NOT within 3%**"])
-    cover = median_interval([0.0] * args.repeats)[2]
-    table = markdown(["measurement", "A median", "B median", "B / A (median of ratios)",
-                      f"B / A, {cover:.0%} interval", "busy elsewhere", f"<= {BOUND}"], rows)
-    notes = []
-    if "e2e/fastnn" in results:
-        accuracy = {side: statistics.median(x[1] for x in results["e2e/fastnn"][side])
-                    for side in "AB"}
-        notes.append(f"Digits end to end test accuracy: A {accuracy['A']:.4f}, "
-                     f"B {accuracy['B']:.4f}.")
-    verdict = ("Every measurement within 3% or faster." if not slower else
-               f"Slower than 3%: {', '.join(slower)}.")
-    if unsure:
-        verdict += (" Within 3% but with an interval reaching past it (not conclusive; more "
-                    f"repeats: --cases {' '.join(dict.fromkeys(unsure))}): "
-                    f"{len(unsure)} measurement{'s' * (len(unsure) > 1)}.")
-    with open("/proc/cpuinfo") as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info
-                    if line.startswith("model name")), platform.processor())
-    title = "A against itself (noise floor)" if same else "new build against base"
-    command = ["env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab.py",
-               f"--base {args.base}", f"--new {args.new}", f"--repeats {args.repeats}"]
-    command += [f"--nice {args.nice}"] if args.nice else []
-    command += ["--cases", *args.cases] if args.cases != DEFAULT_CASES else []
-    niceness = f"; every worker ran at niceness {args.nice:+d}" if args.nice else ""
-    report = f"""# fastnn A/B: {title}
-
-```bash
-{" ".join(command)}
-```
-
-- A (base): `{base}`: {base_text}
-- B (new): `{new}`: {new_text}
-- Run {datetime.datetime.now():%Y-%m-%d %H:%M}, {elapsed / 60:.1f} minutes; {cpu}, {os.cpu_count()}
-  cores, Python {platform.python_version()}; load average {load:.2f} at the start, \
-{os.getloadavg()[0]:.2f} at the end.
-
-Each measurement ran {args.repeats} times per side, each time in its own process (bench/worker.py,
-the figure being the median of 7 timed blocks after a warm-up), the two sides back to back (A first
-in even repeats, B first in odd ones). A and B medians are over the repeats; the ratio is the
-median of the {args.repeats} per-repeat ratios B / A; the interval is a distribution-free one for
-that median (order statistics). Steps are seconds per training step, forward per call, end to end
-per `fit`. "busy elsewhere" is the median over the runs of the cores other processes kept busy
-meanwhile (out of {os.cpu_count()}){niceness}.
-
-{table}
-
-{' '.join(notes + [verdict])}
-"""
-    print(report)
+    if args.report:
+        run = json.loads(args.report.read_text())
+        if not run["repeats"]:
+            parser.error(f"{args.report}: no repeat was completed")
+    else:
+        if not (args.base and args.new):
+            parser.error("--base and --new are required (or --report)")
+        unknown = sorted(set(args.cases) - set(ALL_CASES) - ({"all"} if args.cases == ["all"]
+                                                              else set()))
+        if unknown:
+            parser.error(f"unknown case(s) {' '.join(unknown)}; known: {' '.join(ALL_CASES)}")
+        if args.repeats < 1:
+            parser.error("--repeats must be at least 1")
+        if args.nice < 0 and os.geteuid() != 0:
+            parser.error("a negative --nice needs root")
+        base, new = checkout(args.base), checkout(args.new)
+        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            if name in os.environ:
+                print(f"warning: {name} is set; benchmarks run with it unset: {COMMAND}",
+                      file=sys.stderr)
+        run = measure(args, base, new)
+    text, slower = report(run)
+    print(text)
     if args.out:
-        args.out.write_text(report)
+        args.out.write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
     sys.exit(1 if slower else 0)
 

@@ -29,7 +29,8 @@ from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_R
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._lock cimport hold, take
-from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_LOSS, STEP_PARAMS, backward_pass, forward_loss,
+from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
+                             backward_pass, forward_loss,
                              forward_pass, head_output, known_rule, objective, run_epoch,
                              state_count, train_step, weight_sum)
 from fastnn._rules cimport UpdateRule
@@ -107,6 +108,8 @@ LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
 # forward and loss run over rows in blocks of at least this many, so evaluating a large data set
 # needs a workspace of this size, not one of its size.
 cdef Py_ssize_t MIN_BLOCK_ROWS = 1024
+# a single training pass of at least this many rows x parameters stops at Ctrl-C between layers
+cdef Py_ssize_t LONG_PASS = 1 << 20
 
 
 cdef inline void* data(cnp.ndarray array) noexcept:
@@ -207,6 +210,11 @@ cdef class Engine:
                 hold(rule.lock)
         return 0
 
+    cdef bint long_pass(self, Py_ssize_t N):
+        """Whether one training pass over N rows is long enough (~1M multiply-adds) for Ctrl-C
+        to be watched inside it (watching costs a system call)."""
+        return N * self.plan.n_params >= LONG_PASS and watch_interrupts()
+
     def __init__(self, Py_ssize_t n_in, layers, int loss, double l2, dtype, double loss_scale=1,
                  bint l2_per_sample=False):
         cdef Py_ssize_t k, n = len(layers), width = n_in, n_params = 0, n_buffers = 0
@@ -263,6 +271,7 @@ cdef class Engine:
         self.plan.loss = loss
         self.plan.key = 0
         self.plan.counter = 0
+        self.plan.watch = False
         self.set_objective(l2, loss_scale, l2_per_sample)
         self.is_double = np.dtype(dtype) == np.float64
         self.params = np.zeros(n_params, dtype=dtype)
@@ -501,17 +510,24 @@ cdef class Engine:
         ones the next step would draw)."""
         cdef Py_ssize_t N = X.shape[0]
         cdef double J
+        cdef bint watch = self.long_pass(N)
         self.acquire()
         try:
             self.reserve(N)
-            if self.is_double:
-                J = self._gradients[double](<double*>data(X), <double*>data(Y),
-                                            <double*>optional(s), N)
-            else:
-                J = self._gradients[float](<float*>data(X), <float*>data(Y),
-                                           <float*>optional(s), N)
-            return J, self.grad.copy()
+            while True:
+                self.plan.watch = watch
+                if self.is_double:
+                    J = self._gradients[double](<double*>data(X), <double*>data(Y),
+                                                <double*>optional(s), N)
+                else:
+                    J = self._gradients[float](<float*>data(X), <float*>data(Y),
+                                               <float*>optional(s), N)
+                self.plan.watch = False
+                if not (watch and fastnn_interrupted):
+                    return J, self.grad.copy()
+                self.pause(None)
         finally:
+            self.plan.watch = False
             PyThread_release_lock(self.lock)
 
     cdef double _gradients(self, floating* X, floating* Y, floating* s, Py_ssize_t N) noexcept:
@@ -542,6 +558,7 @@ cdef class Engine:
         cdef Py_ssize_t N = X.shape[0], size
         cdef int status
         cdef double J
+        cdef bint watch = self.long_pass(N)
         self.acquire()
         try:
             rule.acquire()
@@ -551,14 +568,22 @@ cdef class Engine:
                 size = (1 + state_count(rule.rule.kind)) * self.plan.n_params + self.plan.n_buffers
                 if self.backup is None or cnp.PyArray_DIM(self.backup, 0) < size:
                     self.backup = np.empty(size, dtype=self.params.dtype)
-                if self.is_double:
-                    status = self._step[double](<double*>data(X), <double*>data(Y),
-                                                <double*>optional(s), N, rule, &J)
-                else:
-                    status = self._step[float](<float*>data(X), <float*>data(Y),
-                                               <float*>optional(s), N, rule, &J)
-                return J, status
+                while True:
+                    self.plan.watch = watch
+                    if self.is_double:
+                        status = self._step[double](<double*>data(X), <double*>data(Y),
+                                                    <double*>optional(s), N, rule, &J)
+                    else:
+                        status = self._step[float](<float*>data(X), <float*>data(Y),
+                                                   <float*>optional(s), N, rule, &J)
+                    self.plan.watch = False
+                    if status != STEP_INTERRUPTED:
+                        return J, status
+                    # nothing changed: a handler that does not raise lets the step start again
+                    self.pause(rule)
+                    self.check_rule(rule)
             finally:
+                self.plan.watch = False
                 rule.release()
         finally:
             PyThread_release_lock(self.lock)

@@ -27,6 +27,7 @@ cdef enum StepStatus:
     STEP_DONE = 0           # the update was made (or the batch's weights were all zero: no update)
     STEP_LOSS = 1           # J was not finite: nothing changed
     STEP_PARAMS = 2         # the update made a parameter non-finite: it was undone
+    STEP_INTERRUPTED = 3    # SIGINT arrived during the pass (p.watch): nothing changed
 
 
 cdef enum EpochStatus:
@@ -50,13 +51,16 @@ cdef inline void forward_pass(Plan* p, floating* P, floating* B, floating* work,
                               floating* X,             # IN (N, n_in)
                               Py_ssize_t N, bint training, uint64_t counter) noexcept nogil:
     """Run the plan on X into the workspace; in training, with batch statistics and dropout
-    masks drawn from the generator's numbers counter, counter + 1, ..."""
+    masks drawn from the generator's numbers counter, counter + 1, ... With p.watch, a SIGINT
+    stops it between layers, the workspace then incomplete."""
     cdef Py_ssize_t k, i, n
     cdef Layer* L
     cdef floating* A
     cdef floating* out
     cdef floating* gamma
     for k in range(p.n_layers):
+        if p.watch and fastnn_interrupted:
+            return
         L = &p.layers[k]
         A = layer_input(p, work, X, k)
         out = work + L.out
@@ -150,7 +154,8 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
     """G = dJ/dP (see Plan for J; S = sum_i s_i), after a training forward_pass on X.
 
     With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
-    layer as the gradient is found (G is then scratch).
+    layer as the gradient is found (G is then scratch). Without, p.watch lets a SIGINT stop it
+    between layers (G then incomplete; P is never changed).
     """
     cdef Py_ssize_t k, i, n
     cdef Layer* L
@@ -164,6 +169,8 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
     loss_backward(D, work + head.out, Y, s, N, p.n_out, head.act, p.loss,
                   <floating>(p.loss_scale / S))
     for k in range(p.n_layers - 2, p.first_param - 1, -1):
+        if descend <= 0 and p.watch and fastnn_interrupted:
+            return
         L = &p.layers[k]
         n = L.n_out
         input_gradient = k > p.first_param
@@ -212,14 +219,22 @@ cdef inline Py_ssize_t state_count(int kind) noexcept nogil:
     return 2 if kind == ADAM else 1
 
 
+cdef extern from "_finite.h" nogil:
+    bint fastnn_finite_double(const double* x, Py_ssize_t n)
+    bint fastnn_finite_float(const float* x, Py_ssize_t n)
+
+
 cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
-    """Whether no element of x (n,) is NaN or infinite."""
-    cdef Py_ssize_t i
-    cdef floating total = 0
-    # 0 * x is NaN exactly when x is NaN or infinite: one vectorizable pass, no branch
-    for i in range(n):
-        total = total + 0 * x[i]
-    return total == 0
+    """Whether no element of x (n,) is NaN or infinite (one vectorized pass)."""
+    if floating is float:
+        return fastnn_finite_float(x, n)
+    else:
+        return fastnn_finite_double(x, n)
+
+
+cdef inline Py_ssize_t states_updated(Rule* r) noexcept nogil:
+    """How many of its state vectors the rule's update changes (plain SGD: none)."""
+    return 0 if r.kind == SGD and r.momentum == 0 else state_count(r.kind)
 
 
 cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
@@ -251,12 +266,14 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     information: J = 0, no update.
     """
     cdef double S = weight_sum(s, N)
-    cdef Py_ssize_t i, n = p.n_params, n_state = state_count(r.kind)
+    cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
     cdef bint intact = True
     J[0] = 0
     if S == 0:
         return STEP_DONE
     J[0] = objective(p, P, forward_loss(p, P, B, work, X, Y, s, N, True, p.counter), S)
+    if p.watch and fastnn_interrupted:
+        return STEP_INTERRUPTED
     if not isfinite(J[0]):
         return STEP_LOSS
     if backup != NULL:
@@ -270,6 +287,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
         backward_pass(p, P, G, work, X, Y, s, N, S, r.lr)
     else:
         backward_pass(p, P, G, work, X, Y, s, N, S, 0)
+        if p.watch and fastnn_interrupted:
+            return STEP_INTERRUPTED
         update(p, r, P, G, state)
     commit_statistics(p, B, work, N)
     if backup != NULL:

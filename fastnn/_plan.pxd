@@ -52,6 +52,7 @@ cdef struct Plan:
     # no l2_per_sample; scikit-learn's has 1/2 for squared error and l2_per_sample.
     double loss_scale
     bint l2_per_sample
+    bint watch              # stop a single long pass at SIGINT (see fastnn/_interrupt.h)
     uint64_t key            # the dropout generator's stream
     uint64_t counter        # random numbers drawn so far by training passes
 

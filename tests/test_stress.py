@@ -760,3 +760,64 @@ def test_sigint_interrupts_a_long_compiled_call(which):
         assert np.isfinite(result["step_after"]) and result["after_step_finite"]
     else:
         assert result["forward_after"]
+
+
+SIGINT_ONE_PASS = """
+    import json, os, signal, sys, threading, time
+    import numpy as np
+    import fastnn
+    which, target = sys.argv[1], float(sys.argv[2])
+    rng = np.random.default_rng(0)
+    net = fastnn.MLP([32, 1024, 1024, 10], dtype="float32", seed=0)
+    opt = fastnn.Adam(1e-4)
+    probe = rng.normal(size=(4096, 32)).astype(np.float32)
+    probe_y = rng.normal(size=(4096, 10)).astype(np.float32)
+    call = {"train_step": lambda X, Y: net.train_step(X, Y, opt),
+            "gradients": lambda X, Y: net.gradients(X, Y, flat=True)[0]}[which]
+    call(probe, probe_y)
+    initial, state = net.params.copy(), opt.state_dict()
+    t0 = time.perf_counter(); call(probe, probe_y); per_row = (time.perf_counter() - t0) / 4096
+    net.params[:] = initial
+    opt.load_state_dict(state)
+    rows = int(target / per_row)
+    X = rng.normal(size=(rows, 32)).astype(np.float32)
+    Y = rng.normal(size=(rows, 10)).astype(np.float32)
+    sent = []
+    def interrupt():
+        time.sleep(0.5)
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    interrupted = False
+    try:
+        try:
+            call(X, Y)
+        finally:
+            ended = time.perf_counter()
+    except KeyboardInterrupt:
+        interrupted = True
+    while not sent:
+        time.sleep(0.01)
+    after = opt.state_dict()
+    unchanged = bool(np.array_equal(net.params, initial)) and all(
+        np.array_equal(after[k], state[k]) for k in state)
+    print("RESULT " + json.dumps({"interrupted": interrupted, "latency": ended - sent[0],
+                                  "rows": rows, "unchanged": unchanged,
+                                  "usable": bool(np.isfinite(call(probe, probe_y)))}),
+          flush=True)
+"""
+
+
+@pytest.mark.parametrize("which", ["train_step", "gradients"])
+def test_sigint_interrupts_one_long_training_pass_and_changes_nothing(which):
+    """6: SIGINT 0.5 s into one train_step (or gradients) on a batch sized to take ~3 s: the
+    pass stops between layers with KeyboardInterrupt within 1 s, and the network and the
+    optimizer are exactly as before the call (the step is not half-done)."""
+    done = run_python(SIGINT_ONE_PASS, timeout=120, args=[which, 3.0])
+    assert_clean_exit(done)
+    result = result_line(done)
+    print(f"{which}: SIGINT stop latency {result['latency']:.3f} s ({result['rows']} rows)")
+    assert result["interrupted"], "no KeyboardInterrupt from the call"
+    assert result["latency"] < 1.0, f"stopped {result['latency']:.2f} s after the SIGINT"
+    assert result["unchanged"], "the interrupted call changed the network or the optimizer"
+    assert result["usable"]
