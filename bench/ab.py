@@ -38,8 +38,9 @@ import sysconfig
 import time
 from pathlib import Path
 
-from cases import CASES, DIGITS, GROWTH_WIDTHS, INFERENCE_ROWS
 from compare import busy_seconds, fmt_time, markdown
+
+from cases import CASES, DIGITS, GROWTH_WIDTHS, INFERENCE_ROWS
 
 HERE = Path(__file__).resolve().parent
 BOUND = 1.03
