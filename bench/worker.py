@@ -1,5 +1,6 @@
 """Measure one thing in this process and print it as one JSON line; bench/compare.py runs one
-worker per (case, peer) and repeat, so no peer shares a process (or a BLAS thread pool) with another.
+worker per (case, peer) and repeat, so no peer shares a process (or a BLAS thread pool) with
+another.
 
 Usage::
 
