@@ -536,12 +536,13 @@ cdef class Engine:
         cdef floating* G = <floating*>data(self.grad)
         cdef floating* work = <floating*>data(self.work)
         cdef double J, S
+        cdef bint intact
         with nogil:
             S = weight_sum(s, N)
             J = objective(&self.plan, P,
                           forward_loss(&self.plan, P, B, work, X, Y, s, N, True,
                                        self.plan.counter), S)
-            backward_pass(&self.plan, P, G, work, X, Y, s, N, S, 0)
+            backward_pass(&self.plan, P, G, work, X, Y, s, N, S, 0, NULL, &intact)
         return J
 
     def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule):

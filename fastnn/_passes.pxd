@@ -146,16 +146,33 @@ cdef inline double objective(Plan* p, floating* P, double weighted_loss, double 
     return p.loss_scale * weighted_loss / S + penalty(p, P) / (S if p.l2_per_sample else 1)
 
 
+cdef extern from "_finite.h" nogil:
+    bint fastnn_finite_double(const double* x, Py_ssize_t n)
+    bint fastnn_finite_float(const float* x, Py_ssize_t n)
+
+
+cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
+    """Whether no element of x (n,) is NaN or infinite (one vectorized pass)."""
+    if floating is float:
+        return fastnn_finite_float(x, n)
+    else:
+        return fastnn_finite_double(x, n)
+
+
 cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work,
                                floating* X,            # IN (N, n_in)
                                floating* Y,            # IN (N, n_out)
                                floating* s,            # IN (N,) sample weights, or NULL
-                               Py_ssize_t N, double S, double descend) noexcept nogil:
+                               Py_ssize_t N, double S, double descend,
+                               floating* backup,       # OUT (n_params,) or NULL
+                               bint* intact) noexcept nogil:
     """G = dJ/dP (see Plan for J; S = sum_i s_i), after a training forward_pass on X.
 
     With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
-    layer as the gradient is found (G is then scratch). Without, p.watch lets a SIGINT stop it
-    between layers (G then incomplete; P is never changed).
+    layer as the gradient is found (G is then scratch); with a backup, each layer's parameters
+    are copied there just before its step and checked just after (while they are in cache),
+    intact[0] becoming False if one is NaN or infinite. Without descend, p.watch lets a SIGINT
+    stop the pass between layers (G then incomplete; P is never changed).
     """
     cdef Py_ssize_t k, i, n
     cdef Layer* L
@@ -176,10 +193,14 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
         input_gradient = k > p.first_param
         if L.kind == DENSE:
             if descend > 0:
+                if backup != NULL:
+                    memcpy(backup + L.p_off, P + L.p_off, L.n_p * sizeof(floating))
                 dense_backward_descend(D_prev if input_gradient else NULL, P + L.p_off,
                                        P + L.p_off + L.n_in * n if L.affine else NULL, D,
                                        layer_input(p, work, X, k), N, L.n_in, n,
                                        <floating>descend, decay)
+                if backup != NULL:
+                    intact[0] = intact[0] and finite(P + L.p_off, L.n_p)
             else:
                 dense_backward(D_prev if input_gradient else NULL, G + L.p_off,
                                G + L.p_off + L.n_in * n if L.affine else NULL, D,
@@ -199,8 +220,12 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
                                work + L.saved + 3 * n, work + L.saved + 2 * n, gamma, N, n,
                                input_gradient)
             if descend > 0 and L.affine:
+                if backup != NULL:
+                    memcpy(backup + L.p_off, P + L.p_off, L.n_p * sizeof(floating))
                 for i in range(L.p_off, L.p_off + 2 * n):
                     P[i] = P[i] - <floating>descend * G[i]
+                if backup != NULL:
+                    intact[0] = intact[0] and finite(P + L.p_off, L.n_p)
     if decay != 0 and descend <= 0:
         for k in range(p.n_layers):
             L = &p.layers[k]
@@ -217,19 +242,6 @@ cdef inline bint known_rule(int kind) noexcept nogil:
 cdef inline Py_ssize_t state_count(int kind) noexcept nogil:
     """How many state vectors a rule of this kind keeps (see STATE_VECTORS in _rules.pyx)."""
     return 2 if kind == ADAM else 1
-
-
-cdef extern from "_finite.h" nogil:
-    bint fastnn_finite_double(const double* x, Py_ssize_t n)
-    bint fastnn_finite_float(const float* x, Py_ssize_t n)
-
-
-cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
-    """Whether no element of x (n,) is NaN or infinite (one vectorized pass)."""
-    if floating is float:
-        return fastnn_finite_float(x, n)
-    else:
-        return fastnn_finite_double(x, n)
 
 
 cdef inline Py_ssize_t states_updated(Rule* r) noexcept nogil:
@@ -267,6 +279,7 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """
     cdef double S = weight_sum(s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
+    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0
     cdef bint intact = True
     J[0] = 0
     if S == 0:
@@ -277,22 +290,26 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     if not isfinite(J[0]):
         return STEP_LOSS
     if backup != NULL:
-        memcpy(backup, P, n * sizeof(floating))
+        if not descend:
+            memcpy(backup, P, n * sizeof(floating))
         for i in range(n_state):
             memcpy(backup + (i + 1) * n, state[i], n * sizeof(floating))
         memcpy(backup + (n_state + 1) * n, B, p.n_buffers * sizeof(floating))
-    if r.kind == SGD and r.momentum == 0 and r.lr > 0:
-        # plain gradient descent needs no stored gradient: step inside the backward pass
+    if descend:
+        # plain gradient descent needs no stored gradient: step inside the backward pass, which
+        # copies and checks each layer's parameters around its step
         r.t += 1
-        backward_pass(p, P, G, work, X, Y, s, N, S, r.lr)
+        backward_pass(p, P, G, work, X, Y, s, N, S, r.lr, backup, &intact)
     else:
-        backward_pass(p, P, G, work, X, Y, s, N, S, 0)
+        backward_pass(p, P, G, work, X, Y, s, N, S, 0, NULL, &intact)
         if p.watch and fastnn_interrupted:
             return STEP_INTERRUPTED
         update(p, r, P, G, state)
+        if backup != NULL:
+            intact = finite(P, n)
     commit_statistics(p, B, work, N)
     if backup != NULL:
-        intact = finite(P, n) and finite(B, p.n_buffers)
+        intact = intact and finite(B, p.n_buffers)
         for i in range(n_state):
             intact = intact and finite(state[i], n)
         if not intact:
