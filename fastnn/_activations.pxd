@@ -1,12 +1,15 @@
-# Design: activations as point functions, then a forward/backward pair of loops over an (N, M)
-# row-major matrix. Every activation here takes its derivative from the stored output A, never
-# from Z, so the engine runs it in place over Z and keeps one buffer per layer; `alpha` is the one
-# parameter an activation may have (unused by those without one). An activation is added in four
-# places: its code below, its forward and backward branches, and its entry in fastnn/registry.py.
+# Design: activations as point functions, then loops over an (N, M) row-major matrix: a forward
+# and a backward. Most activations take their derivative from the stored output A
+# (activation_backward), so the engine runs them in place over Z and keeps one buffer per layer;
+# those whose derivative needs Z (GELU, SiLU, softplus: needs_input) have their backward in
+# activation_backward_input, and the engine keeps Z for them. `alpha` is the one parameter an
+# activation may have (unused by those without one). An activation is added in four places: its
+# code below, its forward and backward branches, and its entry in fastnn/registry.py.
 # The loops index with Py_ssize_t: Python builds with -fwrapv, which stops gcc from vectorizing
 # loops over a plain int.
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport M_2_SQRTPI, M_SQRT1_2, erf, erff, exp, expf, expm1, expm1f, log1p, log1pf
+from libc.math cimport tanh, tanhf
 
 cdef enum Activation:
     IDENTITY = 0
@@ -15,6 +18,27 @@ cdef enum Activation:
     TANH = 3
     SOFTMAX = 4
     LEAKY_RELU = 5
+    ELU = 6
+    GELU = 7            # exact: z Phi(z), with the normal distribution's Phi (erf)
+    GELU_TANH = 8       # PyTorch's approximate="tanh"
+    SILU = 9
+    SOFTPLUS = 11       # PyTorch's Softplus(beta=1, threshold=20)
+
+cdef extern from *:
+    """
+    /* GELU's tanh form: sqrt(2 / pi) and the cubic's coefficient; softplus is z above 20 */
+    #define FASTNN_GELU_BETA (M_SQRT2 * M_2_SQRTPI * 0.5)
+    #define FASTNN_GELU_KAPPA 0.044715
+    #define FASTNN_SOFTPLUS_THRESHOLD 20.0
+    """
+    const double GELU_BETA "FASTNN_GELU_BETA"
+    const double GELU_KAPPA "FASTNN_GELU_KAPPA"
+    const double SOFTPLUS_THRESHOLD "FASTNN_SOFTPLUS_THRESHOLD"
+
+
+cdef inline bint needs_input(int act) noexcept nogil:
+    """Whether the activation's derivative is computed from Z (activation_backward_input)."""
+    return act == GELU or act == GELU_TANH or act == SILU or act == SOFTPLUS
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
@@ -32,6 +56,20 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
         return 1 / (1 + e)
     e = fexp(z)
     return e / (1 + e)
+
+
+cdef inline floating ftanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating ferf(floating x) noexcept nogil:
+    if floating is float:
+        return erff(x)
+    else:
+        return erf(x)
 
 
 cdef inline floating row_max(floating* z, Py_ssize_t M) noexcept nogil:
@@ -81,10 +119,33 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
             A[i] = Z[i] if Z[i] > 0 else alpha * Z[i]
     elif act == TANH:
         for i in range(size):
-            if floating is float:
-                A[i] = tanhf(Z[i])
+            A[i] = ftanh(Z[i])
+    elif act == ELU:
+        for i in range(size):
+            if Z[i] > 0:
+                A[i] = Z[i]
+            elif floating is float:
+                A[i] = alpha * expm1f(Z[i])
             else:
-                A[i] = tanh(Z[i])
+                A[i] = alpha * expm1(Z[i])
+    elif act == GELU:
+        for i in range(size):
+            A[i] = Z[i] * (<floating>0.5 * (1 + ferf(Z[i] * <floating>M_SQRT1_2)))
+    elif act == GELU_TANH:
+        for i in range(size):
+            A[i] = <floating>0.5 * Z[i] * (1 + ftanh(<floating>GELU_BETA * (
+                Z[i] + <floating>GELU_KAPPA * Z[i] * Z[i] * Z[i])))
+    elif act == SILU:
+        for i in range(size):
+            A[i] = Z[i] * sigmoid(Z[i])
+    elif act == SOFTPLUS:
+        for i in range(size):
+            if Z[i] > SOFTPLUS_THRESHOLD:
+                A[i] = Z[i]
+            elif floating is float:
+                A[i] = log1pf(expf(Z[i]))
+            else:
+                A[i] = log1p(exp(Z[i]))
     elif A != Z:
         for i in range(size):
             A[i] = Z[i]
@@ -111,6 +172,10 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
     elif act == TANH:
         for i in range(size):
             D[i] = D[i] * (1 - A[i] * A[i])
+    elif act == ELU:
+        # alpha > 0: a > 0 exactly when z > 0, and alpha exp(z) = a + alpha below
+        for i in range(size):
+            D[i] = D[i] if A[i] > 0 else D[i] * (A[i] + alpha)
     elif act == SOFTMAX:
         # dz_j = a_j (d_j - sum_k d_k a_k)
         for i in range(N):
@@ -119,3 +184,33 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
                 dot = dot + D[i * M + j] * A[i * M + j]
             for j in range(M):
                 D[i * M + j] = A[i * M + j] * (D[i * M + j] - dot)
+
+
+cdef inline void activation_backward_input(floating* D,   # INOUT (N, M): dJ/dA in, dJ/dZ out
+                                           floating* Z,   # IN    (N, M): the activation's input
+                                           Py_ssize_t N, Py_ssize_t M, int act,
+                                           floating alpha) noexcept nogil:
+    """D = D * f'(Z) for the activations whose derivative needs Z (needs_input):
+    GELU Phi(z) + z phi(z), its tanh form's, SiLU s (1 + z (1 - s)), softplus sigmoid(z)."""
+    cdef Py_ssize_t i, size = N * M
+    cdef floating z, t, s
+    if act == GELU:
+        for i in range(size):
+            z = Z[i]
+            D[i] = D[i] * (<floating>0.5 * (1 + ferf(z * <floating>M_SQRT1_2))
+                           + z * fexp(<floating>-0.5 * z * z)
+                           * <floating>(M_2_SQRTPI * M_SQRT1_2 * 0.5))
+    elif act == GELU_TANH:
+        for i in range(size):
+            z = Z[i]
+            t = ftanh(<floating>GELU_BETA * (z + <floating>GELU_KAPPA * z * z * z))
+            D[i] = D[i] * (<floating>0.5 * (1 + t) + <floating>0.5 * z * (1 - t * t)
+                           * <floating>GELU_BETA * (1 + 3 * <floating>GELU_KAPPA * z * z))
+    elif act == SILU:
+        for i in range(size):
+            s = sigmoid(Z[i])
+            D[i] = D[i] * (s * (1 + Z[i] * (1 - s)))
+    elif act == SOFTPLUS:
+        for i in range(size):
+            if Z[i] <= SOFTPLUS_THRESHOLD:
+                D[i] = D[i] * sigmoid(Z[i])

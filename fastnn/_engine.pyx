@@ -25,7 +25,8 @@ from cython cimport floating
 from libc.math cimport NAN
 from libc.stdint cimport uint64_t
 
-from fastnn._activations cimport IDENTITY, SIGMOID, RELU, TANH, SOFTMAX, LEAKY_RELU
+from fastnn._activations cimport (ELU, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
+                                  SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
 from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._lock cimport hold, take
@@ -102,7 +103,10 @@ cdef inline bint watch_interrupts() noexcept:
 LAYER_CODES = {"dense": DENSE, "activation": ACTIVATION, "dropout": DROPOUT,
                "batch_norm": BATCH_NORM}
 ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tanh": TANH,
-                    "softmax": SOFTMAX, "leaky_relu": LEAKY_RELU}
+                    "softmax": SOFTMAX, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
+                    "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS}
+# The activations whose backward kernel reads Z, which the memory plan therefore keeps.
+INPUT_DERIVATIVES = {name for name, code in ACTIVATION_CODES.items() if needs_input(code)}
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
 
 # forward and loss run over rows in blocks of at least this many, so evaluating a large data set
@@ -122,13 +126,14 @@ cdef inline void* optional(cnp.ndarray array) noexcept:
 
 
 cdef inline bint reads_output(Layer* L) noexcept:
-    """Whether the layer's backward kernel reads its own output (activations: f' from A)."""
-    return L.kind == ACTIVATION
+    """Whether the layer's backward kernel reads its own output (most activations: f' from A)."""
+    return L.kind == ACTIVATION and not needs_input(L.act)
 
 
 cdef inline bint reads_input(Layer* L) noexcept:
-    """Whether the layer's backward kernel reads its input (dense: dW = A^T D)."""
-    return L.kind == DENSE
+    """Whether the layer's backward kernel reads its input (dense: dW = A^T D; GELU, SiLU,
+    softplus: f' from Z)."""
+    return L.kind == DENSE or (L.kind == ACTIVATION and needs_input(L.act))
 
 
 cdef class Engine:

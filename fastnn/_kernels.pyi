@@ -7,6 +7,7 @@ import numpy as np
 gemm: Any
 activation_forward: Any
 activation_backward: Any
+activation_backward_input: Any
 dense_forward: Any
 dense_backward: Any
 dense_backward_descend: Any

@@ -6,7 +6,8 @@ import numpy as np
 from cython cimport floating
 
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
-from fastnn._activations cimport (activation_forward as _activation_forward,
+from fastnn._activations cimport (activation_backward_input as _activation_backward_input,
+                                  activation_forward as _activation_forward,
                                   activation_backward as _activation_backward)
 from fastnn._batchnorm cimport (batchnorm_forward as _batchnorm_forward,
                                 batchnorm_inference as _batchnorm_inference,
@@ -41,6 +42,11 @@ def activation_forward(floating[:, ::1] A, floating[:, ::1] Z, int act, floating
 def activation_backward(floating[:, ::1] D, floating[:, ::1] A, int act, floating alpha=0):
     """D = D * f'(Z), from the stored output A = f(Z)."""
     _activation_backward(&D[0, 0], &A[0, 0], A.shape[0], A.shape[1], act, alpha)
+
+
+def activation_backward_input(floating[:, ::1] D, floating[:, ::1] Z, int act, floating alpha=0):
+    """D = D * f'(Z), from the activation's input Z (for those that need it)."""
+    _activation_backward_input(&D[0, 0], &Z[0, 0], Z.shape[0], Z.shape[1], act, alpha)
 
 
 def uniform(unsigned long long key, unsigned long long counter, Py_ssize_t n):

@@ -10,7 +10,8 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from fastnn._plan cimport ACTIVATION, ADAM, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan, Rule
-from fastnn._activations cimport activation_forward, activation_backward
+from fastnn._activations cimport (activation_backward, activation_backward_input,
+                                  activation_forward, needs_input)
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
 from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
@@ -209,7 +210,11 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
             D = D_prev
             D_prev = swap
         elif L.kind == ACTIVATION:
-            activation_backward(D, work + L.out, N, n, L.act, <floating>L.alpha)
+            if needs_input(L.act):
+                activation_backward_input(D, layer_input(p, work, X, k), N, n, L.act,
+                                          <floating>L.alpha)
+            else:
+                activation_backward(D, work + L.out, N, n, L.act, <floating>L.alpha)
         elif L.kind == DROPOUT:
             if L.alpha > 0:
                 dropout_backward(D, work + L.saved, N * n)

@@ -9,7 +9,7 @@ CONTRIBUTING.md for the checklist of each kind.
 """
 from dataclasses import dataclass
 
-from fastnn._engine import ACTIVATION_CODES, LAYER_CODES, LOSS_CODES
+from fastnn._engine import ACTIVATION_CODES, INPUT_DERIVATIVES, LAYER_CODES, LOSS_CODES
 from fastnn._rules import STATE_VECTORS, UPDATE_CODES
 
 __all__ = ["ActivationInfo", "LossInfo", "LayerInfo", "OptimizerInfo", "ACTIVATIONS", "LOSSES",
@@ -36,6 +36,9 @@ class ActivationInfo:
         The parameter's default.
     torch : str
         The PyTorch function it equals (the parity tests hold it to that).
+    derivative : {"output", "input"}
+        Whether its backward kernel takes f' from the output A (the engine then runs it in place
+        over Z) or from Z (the engine keeps Z).
     """
 
     name: str
@@ -46,6 +49,7 @@ class ActivationInfo:
     torch: str
     parameter: str = None
     default: float = 0.0
+    derivative: str = "output"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,16 @@ ACTIVATIONS = {a.name: a for a in (
     ActivationInfo("leaky_relu", ACTIVATION_CODES["leaky_relu"], hidden=True, output=False,
                    init="he", torch="torch.nn.LeakyReLU", parameter="negative_slope",
                    default=0.01),
+    ActivationInfo("elu", ACTIVATION_CODES["elu"], hidden=True, output=False, init="he",
+                   torch="torch.nn.ELU", parameter="alpha", default=1.0),
+    ActivationInfo("gelu", ACTIVATION_CODES["gelu"], hidden=True, output=False, init="he",
+                   torch="torch.nn.GELU", derivative="input"),
+    ActivationInfo("gelu_tanh", ACTIVATION_CODES["gelu_tanh"], hidden=True, output=False,
+                   init="he", torch="torch.nn.GELU(approximate='tanh')", derivative="input"),
+    ActivationInfo("silu", ACTIVATION_CODES["silu"], hidden=True, output=False, init="he",
+                   torch="torch.nn.SiLU", derivative="input"),
+    ActivationInfo("softplus", ACTIVATION_CODES["softplus"], hidden=True, output=False,
+                   init="glorot", torch="torch.nn.Softplus", derivative="input"),
 )}
 
 LOSSES = {loss.name: loss for loss in (
@@ -187,6 +201,9 @@ def _check_against_kernels():
         if {name: info.code for name, info in table.items()} != codes:
             raise ImportError(f"fastnn's registry and its compiled kernels disagree: "
                               f"{sorted(table)} against {sorted(codes)}; rebuild fastnn")
+    if {n for n, a in ACTIVATIONS.items() if a.derivative == "input"} != INPUT_DERIVATIVES:
+        raise ImportError("fastnn's registry and its kernels disagree on which activations take "
+                          "their derivative from Z; rebuild fastnn")
     for info in OPTIMIZERS.values():
         if len(info.state) != STATE_VECTORS[info.code]:
             raise ImportError(f"the update rule {info.name!r} keeps {STATE_VECTORS[info.code]} "

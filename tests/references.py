@@ -2,6 +2,23 @@
 definitions (not the kernels' shortcuts): the oracle of the kernel tests. tests/test_registry.py
 fails when a registered activation, loss, layer kind or update rule has no entry here."""
 import numpy as np
+from scipy.special import erf
+
+GELU_BETA = np.sqrt(2 / np.pi)
+GELU_KAPPA = 0.044715
+
+
+def _sigmoid(Z):
+    return 1 / (1 + np.exp(-Z))
+
+
+def _gelu_tanh(Z):
+    return 0.5 * Z * (1 + np.tanh(GELU_BETA * (Z + GELU_KAPPA * Z ** 3)))
+
+
+def _gelu_tanh_derivative(Z):
+    t = np.tanh(GELU_BETA * (Z + GELU_KAPPA * Z ** 3))
+    return 0.5 * (1 + t) + 0.5 * Z * (1 - t ** 2) * GELU_BETA * (1 + 3 * GELU_KAPPA * Z ** 2)
 
 
 def _softmax(Z):
@@ -17,6 +34,16 @@ ACTIVATIONS = {
     "tanh": (lambda Z, a: np.tanh(Z), lambda Z, a: 1 / np.cosh(Z) ** 2),
     "softmax": (lambda Z, a: _softmax(Z), None),
     "leaky_relu": (lambda Z, a: np.where(Z > 0, Z, a * Z), lambda Z, a: np.where(Z > 0, 1.0, a)),
+    "elu": (lambda Z, a: np.where(Z > 0, Z, a * np.expm1(np.minimum(Z, 0))),
+            lambda Z, a: np.where(Z > 0, 1.0, a * np.exp(np.minimum(Z, 0)))),
+    "gelu": (lambda Z, a: Z * 0.5 * (1 + erf(Z / np.sqrt(2))),
+             lambda Z, a: 0.5 * (1 + erf(Z / np.sqrt(2))) + Z * np.exp(-Z ** 2 / 2)
+             / np.sqrt(2 * np.pi)),
+    "gelu_tanh": (lambda Z, a: _gelu_tanh(Z), lambda Z, a: _gelu_tanh_derivative(Z)),
+    "silu": (lambda Z, a: Z * _sigmoid(Z),
+             lambda Z, a: _sigmoid(Z) * (1 + Z * (1 - _sigmoid(Z)))),
+    "softplus": (lambda Z, a: np.where(Z > 20, Z, np.log1p(np.exp(np.minimum(Z, 20)))),
+                 lambda Z, a: np.where(Z > 20, 1.0, _sigmoid(Z))),
 }
 
 

@@ -17,7 +17,10 @@ from helpers import HIDDEN_ACTIVATIONS, OUTPUT_LOSS_PAIRS, batches, make_targets
 
 # name: the torch module, made from the activation's parameter (for those that have one)
 TORCH_ACTIVATIONS = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
-                     "identity": torch.nn.Identity, "leaky_relu": torch.nn.LeakyReLU}
+                     "identity": torch.nn.Identity, "leaky_relu": torch.nn.LeakyReLU,
+                     "elu": torch.nn.ELU, "gelu": torch.nn.GELU,
+                     "gelu_tanh": lambda: torch.nn.GELU(approximate="tanh"),
+                     "silu": torch.nn.SiLU, "softplus": torch.nn.Softplus}
 # Four hidden layers of mixed widths; with 25 rows the 40-wide layer takes the BLAS path and the
 # narrow ones the plain loop.
 DEEP_SIZES = [6, 40, 3, 17, 8, 4]
@@ -315,6 +318,10 @@ PLANS = {
                                Activation(out)],
     "both": lambda out: [Dense(12, bias=False), BatchNorm(), Activation("tanh"), Dropout(0.3),
                          Dense(3), Activation(out)],
+    # activations that keep Z, with a dropout overwriting their output and a normalization after
+    "keeps_z": lambda out: [Dense(12), Activation("gelu"), Dropout(0.3), Dense(7),
+                            Activation("silu"), BatchNorm(), Dense(5), Activation("softplus"),
+                            Dense(3), Activation(out)],
     # a bias before the normalization is subtracted again: its gradient is rounding noise, which
     # Adam amplifies, so this one is checked with SGD's trajectories and the gradients only
     "bias_before_norm": lambda out: [Dense(12), BatchNorm(), Activation("relu"), Dense(3),
