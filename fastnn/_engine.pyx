@@ -27,7 +27,7 @@ from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport (ELU, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
                                   SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
-from fastnn._losses cimport SQUARED_ERROR, CROSS_ENTROPY
+from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
@@ -107,7 +107,8 @@ ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tan
                     "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS}
 # The activations whose backward kernel reads Z, which the memory plan therefore keeps.
 INPUT_DERIVATIVES = {name for name, code in ACTIVATION_CODES.items() if needs_input(code)}
-LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
+LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY,
+              "absolute_error": ABSOLUTE_ERROR, "poisson": POISSON, "huber": HUBER}
 
 # forward and loss run over rows in blocks of at least this many, so evaluating a large data set
 # needs a workspace of this size, not one of its size.
@@ -159,6 +160,8 @@ cdef class Engine:
         Factor on the data term of the objective.
     l2_per_sample : bool, default False
         Divide the penalty by the batch's weight sum too (scikit-learn's objective).
+    loss_param : float, default 0
+        The loss' parameter (HUBER's delta, > 0; unused by the other losses).
 
     Notes
     -----
@@ -221,7 +224,7 @@ cdef class Engine:
         return N * self.plan.n_params >= LONG_PASS and watch_interrupts()
 
     def __init__(self, Py_ssize_t n_in, layers, int loss, double l2, dtype, double loss_scale=1,
-                 bint l2_per_sample=False):
+                 bint l2_per_sample=False, double loss_param=0.0):
         cdef Py_ssize_t k, n = len(layers), width = n_in, n_params = 0, n_buffers = 0
         cdef Layer* L
         if self.plan.layers != NULL:
@@ -274,6 +277,7 @@ cdef class Engine:
         self.plan.n_params = n_params
         self.plan.n_buffers = n_buffers
         self.plan.loss = loss
+        self.plan.loss_param = loss_param
         self.plan.key = 0
         self.plan.counter = 0
         self.plan.watch = False

@@ -1,21 +1,28 @@
 # Design: the loss of the output layer as a forward/backward pair. Cross-entropy is computed from
 # the logits Z (log-sum-exp for softmax, softplus for sigmoid), so huge logits give finite values;
-# its backward is the canonical dJ/dZ = (Yhat - Y) / N. Squared error differentiates through any
-# output activation with activation_backward.
+# its backward is the canonical dJ/dZ = (Yhat - Y) / N. Squared error, absolute error and Huber
+# read the outputs A and differentiate through any output activation with activation_backward.
+# Poisson goes with the identity output only: its input is the log-rate z (torch's
+# PoissonNLLLoss(log_input=True)), which is A itself. `param` is a loss' one parameter (Huber's
+# delta; unused by the others).
 from cython cimport floating
-from libc.math cimport log, log1p, fabs
+from libc.math cimport exp, log, log1p, fabs
 from fastnn._activations cimport SOFTMAX, activation_backward, fexp, row_max
 
 cdef enum Loss:
     SQUARED_ERROR = 0
     CROSS_ENTROPY = 1
+    ABSOLUTE_ERROR = 2  # L = sum_k |a_k - y_k|
+    POISSON = 3         # L = sum_k exp(z_k) - y_k z_k (log link; no log(y!) term)
+    HUBER = 4           # L = sum_k h(a_k - y_k), h quadratic within param of 0, linear beyond
 
 
 cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                                 floating* A,      # IN (N, M) output activations f(Z)
                                 floating* Y,      # IN (N, M) targets
                                 floating* s,      # IN (N,) sample weights, or NULL for ones
-                                Py_ssize_t N, Py_ssize_t M, int out_act, int loss) noexcept nogil:
+                                Py_ssize_t N, Py_ssize_t M, int out_act, int loss,
+                                double param) noexcept nogil:
     """sum_i s_i L_i: the per-sample losses, weighted, summed over the N samples."""
     cdef Py_ssize_t i, j
     cdef double total = 0, row, diff, z, zmax, lse
@@ -27,6 +34,17 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
             for j in range(M):
                 diff = <double>A[i * M + j] - <double>Y[i * M + j]
                 row += diff * diff
+        elif loss == ABSOLUTE_ERROR:
+            for j in range(M):
+                row += fabs(<double>A[i * M + j] - <double>Y[i * M + j])
+        elif loss == HUBER:
+            for j in range(M):
+                diff = fabs(<double>A[i * M + j] - <double>Y[i * M + j])
+                row += 0.5 * diff * diff if diff <= param else param * (diff - 0.5 * param)
+        elif loss == POISSON:
+            for j in range(M):
+                z = zi[j]
+                row += exp(z) - Y[i * M + j] * z
         elif out_act == SOFTMAX:
             # L = sum_k y_k (logsumexp(z) - z_k)
             zmax = row_max(zi, M)
@@ -50,15 +68,34 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                                floating* Y,       # IN  (N, M) targets
                                floating* s,       # IN  (N,) sample weights, or NULL for ones
                                Py_ssize_t N, Py_ssize_t M, int out_act, int loss,
-                               floating scale) noexcept nogil:
+                               floating scale, double param) noexcept nogil:
     """D = dJ/dZ of J = scale * sum_i s_i L_i (scale is 1/N for the mean over the batch)."""
     cdef Py_ssize_t i, j
-    cdef floating total, c
+    cdef floating total, c, diff
+    cdef floating delta = <floating>param
     for i in range(N):
         c = scale if s == NULL else scale * s[i]
         if loss == SQUARED_ERROR:
             for j in range(M):
                 D[i * M + j] = 2 * c * (A[i * M + j] - Y[i * M + j])
+        elif loss == ABSOLUTE_ERROR:
+            # sign(a - y), 0 at a == y as torch's L1Loss
+            for j in range(M):
+                diff = A[i * M + j] - Y[i * M + j]
+                D[i * M + j] = c if diff > 0 else (-c if diff < 0 else 0)
+        elif loss == HUBER:
+            # a - y within delta of 0, delta sign(a - y) beyond: torch's HuberLoss
+            for j in range(M):
+                diff = A[i * M + j] - Y[i * M + j]
+                if diff > delta:
+                    diff = delta
+                elif diff < -delta:
+                    diff = -delta
+                D[i * M + j] = c * diff
+        elif loss == POISSON:
+            # A is the log-rate z (identity output): dL/dz = exp(z) - y
+            for j in range(M):
+                D[i * M + j] = c * (fexp(A[i * M + j]) - Y[i * M + j])
         elif out_act == SOFTMAX:
             # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability
             # rows
@@ -70,5 +107,5 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
         else:
             for j in range(M):
                 D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
-    if loss == SQUARED_ERROR:
+    if loss == SQUARED_ERROR or loss == ABSOLUTE_ERROR or loss == HUBER:
         activation_backward(D, A, N, M, out_act, <floating>0)

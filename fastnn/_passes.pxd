@@ -128,7 +128,7 @@ cdef inline double forward_loss(Plan* p, floating* P, floating* B, floating* wor
     cdef Layer* head = &p.layers[p.n_layers - 1]
     forward_pass(p, P, B, work, X, N, training, counter)
     return loss_forward(layer_input(p, work, X, p.n_layers - 1), work + head.out, Y, s, N,
-                        p.n_out, head.act, p.loss)
+                        p.n_out, head.act, p.loss, p.loss_param)
 
 
 cdef inline double weight_sum(floating* s, Py_ssize_t N) noexcept nogil:
@@ -185,7 +185,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
     cdef bint input_gradient
     cdef floating decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
     loss_backward(D, work + head.out, Y, s, N, p.n_out, head.act, p.loss,
-                  <floating>(p.loss_scale / S))
+                  <floating>(p.loss_scale / S), p.loss_param)
     for k in range(p.n_layers - 2, p.first_param - 1, -1):
         if descend <= 0 and p.watch and fastnn_interrupted:
             return

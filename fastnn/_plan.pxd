@@ -46,6 +46,7 @@ cdef struct Plan:
     Py_ssize_t yb_off       # (rows, n_out) batch targets gathered for a shuffled epoch
     Py_ssize_t sb_off       # (rows,) batch sample weights gathered for a shuffled epoch
     int loss                # Loss, in _losses.pxd
+    double loss_param       # the loss' parameter (HUBER's delta)
     double l2
     # J = loss_scale sum_i s_i L_i / S + (l2/2) sum ||W||^2, divided by S too if l2_per_sample,
     # where S = sum_i s_i (N without sample weights). fastnn's own objective has loss_scale 1 and

@@ -37,7 +37,7 @@ CONFIG_KEYS = {
     1: ({"sizes", "activation", "output_activation", "loss", "l2", "dtype"},
         {"loss_scale", "l2_per_sample"}),
     2: ({"n_in", "layers", "loss", "l2", "dtype"},
-        {"activation", "loss_scale", "l2_per_sample", "options"}),
+        {"activation", "loss_scale", "l2_per_sample", "options", "loss_options"}),
 }
 
 # Limits on what a file may ask `load` to build: far beyond any network this CPU library
@@ -408,7 +408,8 @@ def _check_width(name, n):
 
 def _check_shown(config):
     """Check what a format-2 config records only to show it, and `MLP.from_config` takes as it
-    is: the constructor's options (for `MLP.__repr__`) and the hidden activation."""
+    is: the constructor's options (for `MLP.__repr__`) and the hidden activation; and the form of
+    the loss' options (their names and values are `MLP.from_config`'s to check)."""
     options = config.get("options")
     if options is not None:
         if not isinstance(options, dict) or not set(options) <= {"dropout", "batch_norm"}:
@@ -417,6 +418,11 @@ def _check_shown(config):
         if (isinstance(rate, bool) or not isinstance(rate, (int, float))
                 or not 0 <= rate < 1 or options.get("batch_norm", True) is not True):
             raise ModelFileError(f"its config has the options {_brief(options)}")
+    loss_options = config.get("loss_options")
+    if loss_options is not None and not (isinstance(loss_options, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for v in loss_options.values())):
+        raise ModelFileError(f"its config has the loss options {_brief(loss_options)}")
     activation = config.get("activation")
     if activation is not None and activation not in registry.hidden_activations():
         raise ModelFileError(f"its config has the hidden activation {_brief(repr(activation))}")

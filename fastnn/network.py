@@ -40,6 +40,26 @@ def _generator_state(value):
                  for name, v in zip(("key", "counter"), value))
 
 
+def _loss_options(info, options):
+    """The parameter of the loss ``info`` as ``{name: value}`` with its default filled in (``{}``
+    for a loss without one), from the user's ``loss_options``."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise TypeError(f"loss_options must be a dict, got {options!r}")
+    known = {info.parameter} - {None}
+    if not set(options) <= known:
+        raise ValueError(f'loss="{info.name}" takes the options {sorted(known)}, got '
+                         f'{sorted(map(str, options))}')
+    if info.parameter is None:
+        return {}
+    value = check_real(f"loss_options[{info.parameter!r}]",
+                       options.get(info.parameter, info.default), low=0)
+    if value == 0:
+        raise ValueError(f"loss_options[{info.parameter!r}] must be > 0, got {value}")
+    return {info.parameter: value}
+
+
 def _views(vector, slices):
     """{name: view of vector} for slices {name: (start, shape)}."""
     return {name: vector[start:start + math.prod(shape)].reshape(shape)
@@ -59,9 +79,14 @@ class MLP:
         ("sigmoid", "relu", "tanh", "identity", ...).
     output_activation : {"identity", "sigmoid", "softmax"}, default "identity"
         Activation of the output layer.
-    loss : {"squared_error", "cross_entropy"}, default "squared_error"
-        Per-sample loss L, summed over the outputs: ``sum_k (yhat_k - y_k)^2``, or the
-        cross-entropy of a softmax or sigmoid output, computed from the logits.
+    loss : str, default "squared_error"
+        Per-sample loss L, summed over the outputs, one of `fastnn.registry.LOSSES`:
+        "squared_error" ``sum_k (yhat_k - y_k)^2``; "cross_entropy" of a softmax or sigmoid
+        output, computed from the logits; "absolute_error" ``sum_k |yhat_k - y_k|``; "huber"
+        ``sum_k h(yhat_k - y_k)`` with ``h(d) = d^2 / 2`` for ``|d| <= delta``, else
+        ``delta (|d| - delta / 2)`` (torch's HuberLoss); "poisson" ``sum_k exp(z_k) - y_k z_k``
+        with the identity output z the log-rate (torch's PoissonNLLLoss with log_input=True;
+        the predicted rate is ``exp(forward(X))``, targets are counts >= 0).
     l2 : float, default 0.0
         The objective is ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` (dense weights only).
     dtype : {"float64", "float32"}, default "float64"
@@ -73,6 +98,9 @@ class MLP:
         With a rate > 0, a `fastnn.layers.Dropout` after each hidden activation.
     batch_norm : bool, default False
         A `fastnn.layers.BatchNorm` between each hidden dense layer and its activation.
+    loss_options : dict, optional
+        The loss' parameter, for a loss that has one (`fastnn.registry.LossInfo.parameter`):
+        ``{"delta": 1.0}`` for "huber" (> 0; 1.0 by default).
 
     Attributes
     ----------
@@ -101,7 +129,7 @@ class MLP:
 
     def __init__(self, sizes, activation="relu", output_activation="identity",
                  loss="squared_error", l2=0.0, dtype="float64", seed=None, *, dropout=0.0,
-                 batch_norm=False):
+                 batch_norm=False, loss_options=None):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
         if len(sizes) < 2:
@@ -119,13 +147,14 @@ class MLP:
                        *([Dropout(rate)] if rate > 0 else [])]
         layers += [Dense(sizes[-1]), Activation(check_choice(
             "output_activation", output_activation, registry.output_activations()))]
-        self._build(sizes[0], layers, loss, l2, dtype, seed, activation)
+        self._build(sizes[0], layers, loss, l2, dtype, seed, activation, loss_options)
         self._options = {"dropout": rate} if rate > 0 else {}
         if batch_norm:
             self._options["batch_norm"] = True
 
     @classmethod
-    def from_layers(cls, n_in, layers, loss="squared_error", l2=0.0, dtype="float64", seed=None):
+    def from_layers(cls, n_in, layers, loss="squared_error", l2=0.0, dtype="float64", seed=None,
+                    *, loss_options=None):
         """A network from an explicit list of layers.
 
         Parameters
@@ -137,7 +166,7 @@ class MLP:
             parameters is a Dense one, and the list ends with a Dense layer and the output
             Activation (e.g. ``[Dense(64), BatchNorm(), Activation("relu"), Dropout(0.2),
             Dense(10), Activation("softmax")]``).
-        loss, l2, dtype, seed
+        loss, l2, dtype, seed, loss_options
             As for `MLP`.
 
         Returns
@@ -146,11 +175,11 @@ class MLP:
         """
         net = cls.__new__(cls)
         net._build(check_int("n_in", n_in, 1, maximum=MAX_WIDTH), layers, loss, l2, dtype, seed,
-                   None)
+                   None, loss_options)
         net._options = None
         return net
 
-    def _build(self, n_in, layers, loss, l2, dtype, seed, activation):
+    def _build(self, n_in, layers, loss, l2, dtype, seed, activation, loss_options=None):
         if isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers must be a sequence of fastnn.layers.Layer, got {layers!r}")
         layers = tuple(layers)
@@ -185,6 +214,8 @@ class MLP:
         loss_info = registry.LOSSES[self._loss_name]
         self._label_targets = output in loss_info.labels
         self._unit_targets = loss_info.unit_targets
+        self._nonnegative_targets = loss_info.nonnegative_targets
+        self._loss_options = _loss_options(loss_info, loss_options)
         self._l2 = check_real("l2", l2, low=0)
         self._dtype = np.dtype(check_choice(
             "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
@@ -203,8 +234,8 @@ class MLP:
         for layer in layers:
             specs.append(layer.spec(width))
             width = specs[-1][2]
-        self._engine = Engine(n_in, specs, registry.LOSSES[self._loss_name].code, self._l2,
-                              self._dtype)
+        self._engine = Engine(n_in, specs, loss_info.code, self._l2, self._dtype,
+                              loss_param=self._loss_options.get(loss_info.parameter, 0.0))
         self._loss_scale, self._l2_per_sample = 1.0, False
         self._batch_norm = any(layer.kind == "batch_norm" for layer in layers)
         # the parameter layout is the engine's: name each layer's slices of its vectors
@@ -255,6 +286,11 @@ class MLP:
     def loss_name(self):
         """The per-sample loss, by its name in `fastnn.registry.LOSSES`."""
         return self._loss_name
+
+    @property
+    def loss_options(self):
+        """The loss' parameter as ``{name: value}`` (``{}`` for a loss without one; a copy)."""
+        return dict(self._loss_options)
 
     @property
     def dtype(self):
@@ -342,10 +378,14 @@ class MLP:
 
     def config(self):
         """The architecture and objective (not the seed) as a JSON-ready dict."""
-        return {"n_in": self._n_in, "layers": [layer.config() for layer in self._layers],
-                "loss": self.loss_name, "l2": self.l2, "dtype": self.dtype.name,
-                "activation": self.activation, "loss_scale": self._loss_scale,
-                "l2_per_sample": self._l2_per_sample, "options": self._options}
+        config = {"n_in": self._n_in, "layers": [layer.config() for layer in self._layers],
+                  "loss": self.loss_name, "l2": self.l2, "dtype": self.dtype.name,
+                  "activation": self.activation, "loss_scale": self._loss_scale,
+                  "l2_per_sample": self._l2_per_sample, "options": self._options}
+        # only a loss with a parameter records it: other configs stay as fastnn 0.2.0 wrote them
+        if self._loss_options:
+            config["loss_options"] = dict(self._loss_options)
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -355,7 +395,8 @@ class MLP:
             net = cls.__new__(cls)
             net._build(check_int("n_in", config["n_in"], 1, maximum=MAX_WIDTH),
                        [layer_from_config(c) for c in config["layers"]], config["loss"],
-                       config["l2"], config["dtype"], 0, config.get("activation"))
+                       config["l2"], config["dtype"], 0, config.get("activation"),
+                       config.get("loss_options"))
             net._options = config.get("options")
         else:
             net = cls(config["sizes"], activation=config["activation"],
@@ -462,6 +503,9 @@ class MLP:
         Y = as_targets(Y, X, self._n_out, self._dtype, self._label_targets)
         if self._unit_targets and (Y.min() < 0 or Y.max() > 1):
             raise ValueError(f"{self._loss_name} targets must be probabilities in [0, 1]")
+        if self._nonnegative_targets and Y.min() < 0:
+            raise ValueError(f"{self._loss_name} targets must be counts or rates >= 0, got "
+                             f"{Y.min()}")
         if sample_weight is None:
             return X, Y, None
         return X, Y, as_sample_weight(sample_weight, X.shape[0], self._dtype)
@@ -671,10 +715,11 @@ class MLP:
         io.save(self, path)
 
     def __repr__(self):
+        loss_options = f", loss_options={self._loss_options!r}" if self._loss_options else ""
         if self._options is not None:
             options = "".join(f", {k}={v!r}" for k, v in self._options.items())
             return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
                     f"output_activation={self.output_activation!r}, loss={self.loss_name!r}, "
-                    f"l2={self.l2!r}, dtype={self.dtype.name!r}{options})")
+                    f"l2={self.l2!r}, dtype={self.dtype.name!r}{options}{loss_options})")
         return (f"MLP.from_layers({self._n_in}, {list(self._layers)}, loss={self.loss_name!r}, "
-                f"l2={self.l2!r}, dtype={self.dtype.name!r})")
+                f"l2={self.l2!r}, dtype={self.dtype.name!r}{loss_options})")

@@ -69,6 +69,13 @@ class LossInfo:
         Output activations with which 1-D integer class labels are accepted as targets.
     torch : str
         The PyTorch loss it equals, up to the factor in README's conventions.
+    nonnegative_targets : bool
+        Whether targets must be >= 0 (counts or rates).
+    parameter : str or None
+        The name of its one parameter (the kernels' ``loss_param``), if it has one; it is given
+        as ``MLP(..., loss_options={parameter: value})`` and must be > 0.
+    default : float
+        The parameter's default.
     """
 
     name: str
@@ -77,6 +84,9 @@ class LossInfo:
     unit_targets: bool
     labels: tuple
     torch: str
+    nonnegative_targets: bool = False
+    parameter: str = None
+    default: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,15 @@ LOSSES = {loss.name: loss for loss in (
     LossInfo("cross_entropy", LOSS_CODES["cross_entropy"], outputs=("softmax", "sigmoid"),
              unit_targets=True, labels=("softmax",),
              torch="torch.nn.CrossEntropyLoss / torch.nn.BCEWithLogitsLoss"),
+    LossInfo("absolute_error", LOSS_CODES["absolute_error"],
+             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             torch="torch.nn.L1Loss"),
+    # the identity output is the log-rate (torch's log_input=True); the rate is exp(forward(X))
+    LossInfo("poisson", LOSS_CODES["poisson"], outputs=("identity",), unit_targets=False,
+             labels=(), torch="torch.nn.PoissonNLLLoss", nonnegative_targets=True),
+    LossInfo("huber", LOSS_CODES["huber"], outputs=("identity", "sigmoid", "softmax"),
+             unit_targets=False, labels=(), torch="torch.nn.HuberLoss", parameter="delta",
+             default=1.0),
 )}
 
 LAYERS = {layer.name: layer for layer in (

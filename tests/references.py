@@ -74,6 +74,12 @@ def _cross_entropy(A, Y, output):
 LOSSES = {
     "squared_error": lambda A, Y, output: ((A - Y) ** 2).sum(axis=1),
     "cross_entropy": _cross_entropy,
+    "absolute_error": lambda A, Y, output: np.abs(A - Y).sum(axis=1),
+    # A is the log-rate (identity output)
+    "poisson": lambda A, Y, output: (np.exp(A) - Y * A).sum(axis=1),
+    "huber": lambda A, Y, output, delta=1.0: np.where(
+        np.abs(A - Y) <= delta, 0.5 * (A - Y) ** 2, delta * (np.abs(A - Y) - 0.5 * delta)
+    ).sum(axis=1),
 }
 
 

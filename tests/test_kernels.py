@@ -146,6 +146,8 @@ def loss_targets(rng, kind, shape):
     """Targets for each case of the loss tests."""
     if kind == "real":
         return rng.normal(size=shape)
+    if kind == "counts":
+        return rng.poisson(2.0, size=shape).astype(np.float64)
     if kind == "onehot":
         return np.eye(shape[1])[rng.integers(shape[1], size=shape[0])]
     # probabilities in [0, 1]; as rows of a softmax target their sums are not 1
@@ -155,13 +157,26 @@ def loss_targets(rng, kind, shape):
 # (output activation, loss, targets)
 LOSS_CASES = [("identity", "squared_error", "real"), ("sigmoid", "squared_error", "unit"),
               ("softmax", "squared_error", "unit"), ("softmax", "cross_entropy", "onehot"),
-              ("softmax", "cross_entropy", "unit"), ("sigmoid", "cross_entropy", "unit")]
+              ("softmax", "cross_entropy", "unit"), ("sigmoid", "cross_entropy", "unit"),
+              ("identity", "absolute_error", "real"), ("sigmoid", "absolute_error", "unit"),
+              ("softmax", "absolute_error", "unit"), ("identity", "huber", "real"),
+              ("sigmoid", "huber", "unit"), ("softmax", "huber", "unit"),
+              ("identity", "poisson", "counts")]
+# Huber's delta in the kernel tests: logits of scale 2 put differences on both sides of it
+DELTA = 0.7
 
 
 def per_sample_losses(A, Y, out_act, loss):
     """L_i by the textbook definitions (cross-entropy from the probabilities)."""
     if loss == "squared_error":
         return np.sum((A - Y) ** 2, axis=1)
+    if loss == "absolute_error":
+        return np.sum(np.abs(A - Y), axis=1)
+    if loss == "huber":
+        d = np.abs(A - Y)
+        return np.sum(np.where(d <= DELTA, d ** 2 / 2, DELTA * (d - DELTA / 2)), axis=1)
+    if loss == "poisson":
+        return np.sum(np.exp(A) - Y * A, axis=1)
     if out_act == "softmax":
         return -np.sum(Y * np.log(A), axis=1)
     return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=1)
@@ -180,6 +195,12 @@ def loss_gradient_wrt_output(A, Y, out_act, loss):
     """dL/dA of the textbook per-sample loss."""
     if loss == "squared_error":
         return 2 * (A - Y)
+    if loss == "absolute_error":
+        return np.sign(A - Y)
+    if loss == "huber":
+        return np.clip(A - Y, -DELTA, DELTA)
+    if loss == "poisson":
+        return np.exp(A) - Y
     if out_act == "softmax":
         return -Y / A
     return -(Y / A - (1 - Y) / (1 - A))
@@ -194,11 +215,12 @@ def test_loss_forward_matches_definition(dtype, out_act, loss, targets, weighted
     A = activation(Z, out_act).astype(dtype)
     Y = loss_targets(rng, targets, Z.shape).astype(dtype)
     s = sample_weights(rng, weighted, 9, dtype)
-    # squared error reads the stored outputs A; cross-entropy reads the logits Z
-    seen = A.astype(np.float64) if loss == "squared_error" else activation(Z, out_act)
+    # the losses of differences read the stored outputs A; cross-entropy and Poisson the logits Z
+    reads_a = loss in ("squared_error", "absolute_error", "huber")
+    seen = A.astype(np.float64) if reads_a else activation(Z, out_act)
     losses = per_sample_losses(seen, Y.astype(np.float64), out_act, loss)
     expected = np.sum(losses if s is None else s.astype(np.float64) * losses)
-    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s)
+    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s, DELTA)
     assert got == pytest.approx(expected, rel=TOL[dtype]["rtol"])
 
 
@@ -218,7 +240,7 @@ def test_loss_backward_matches_chain_rule(dtype, out_act, loss, targets, weighte
     expected = scale * chain(G, Z, out_act)
     D = np.full(Z.shape, np.nan, dtype=dtype)
     kernel("loss_backward", dtype)(D, A.astype(dtype), Y.astype(dtype), ACTIVATIONS[out_act],
-                                   LOSSES[loss], scale, s)
+                                   LOSSES[loss], scale, s, DELTA)
     np.testing.assert_allclose(D, expected, **TOL[dtype])
 
 

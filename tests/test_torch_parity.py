@@ -77,6 +77,18 @@ def torch_output(logits, output_activation):
     return logits
 
 
+def torch_losses(net, logits, Y):
+    """The per-sample losses L_i of absolute error, Huber and Poisson by torch's elementwise
+    losses summed over the outputs."""
+    if net.loss_name == "poisson":
+        loss = torch.nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
+    elif net.loss_name == "huber":
+        loss = torch.nn.HuberLoss(reduction="none", delta=net.loss_options["delta"])
+    else:
+        loss = torch.nn.L1Loss(reduction="none")
+    return loss(torch_output(logits, net.output_activation), Y).sum(dim=1)
+
+
 def torch_objective(net, model, X, Y):
     """fastnn's J in torch: MSELoss * n_out, CrossEntropyLoss on logits, BCEWithLogitsLoss * n_out,
     plus (l2/2) sum ||W||^2."""
@@ -84,6 +96,8 @@ def torch_objective(net, model, X, Y):
     n_out = net.sizes[-1]
     if net.loss_name == "squared_error":
         data = torch.nn.MSELoss()(torch_output(logits, net.output_activation), Y) * n_out
+    elif net.loss_name in ("absolute_error", "huber", "poisson"):
+        data = torch_losses(net, logits, Y).mean()
     elif net.output_activation == "softmax":
         data = torch.nn.CrossEntropyLoss()(logits, Y)
     else:
@@ -157,6 +171,8 @@ def test_sample_weighted_objective_matches_autograd(output_activation, loss):
     Y_torch, s = torch.from_numpy(Y), torch.from_numpy(weights)
     if loss == "squared_error":
         losses = ((torch_output(logits, output_activation) - Y_torch) ** 2).sum(dim=1)
+    elif loss in ("absolute_error", "huber", "poisson"):
+        losses = torch_losses(net, logits, Y_torch)
     elif output_activation == "softmax":
         losses = torch.nn.CrossEntropyLoss(reduction="none")(logits, Y_torch)
     else:
