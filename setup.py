@@ -25,6 +25,7 @@ itself is not instrumented, so the sanitizers' runtimes must be preloaded into i
 A sanitized module imported without that LD_PRELOAD fails with "ASan runtime does not come first
 in initial library list".
 """
+import glob
 import os
 
 import numpy
@@ -81,6 +82,8 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
         extra_link_args=LINK_ARGS,
+        # the kernels are headers: a change to any of them rebuilds every module
+        depends=sorted(glob.glob("fastnn/*.pxd") + glob.glob("fastnn/*.h")),
     )
     for name in ("_checks", "_engine", "_kernels", "_rules")
 ]
