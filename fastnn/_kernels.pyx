@@ -140,9 +140,9 @@ def loss_backward(floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] Y, in
 
 
 def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, double momentum,
-               bint nesterov):
-    """One torch.optim.SGD step (no dampening, no weight decay)."""
-    _sgd_update(&P[0], &G[0], &buf[0], P.shape[0], lr, momentum, nesterov)
+               bint nesterov, double weight_decay=0):
+    """One torch.optim.SGD step (no dampening)."""
+    _sgd_update(&P[0], &G[0], &buf[0], P.shape[0], lr, momentum, nesterov, weight_decay)
 
 
 def adam_update(floating[::1] P, floating[::1] G, floating[::1] m, floating[::1] v, double lr,

@@ -257,7 +257,7 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
     """
     r.t += 1
     if r.kind == SGD:
-        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov)
+        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov, r.weight_decay)
     elif r.kind == ADAM:
         adam_update(P, G, state[0], state[1], p.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t,
                     r.eps_hat)
@@ -279,7 +279,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """
     cdef double S = weight_sum(s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
-    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0
+    # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter
+    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0 and r.weight_decay == 0
     cdef bint intact = True
     J[0] = 0
     if S == 0:

@@ -69,6 +69,7 @@ cdef enum:
 cdef struct Rule:
     int kind                # UpdateKind
     double lr, momentum, beta1, beta2, eps
+    double weight_decay     # torch.optim's: weight_decay * p added to every parameter's gradient
     bint nesterov
     bint eps_hat            # Adam's eps added before the bias correction (Keras, scikit-learn)
     long long t             # updates done so far

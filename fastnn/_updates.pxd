@@ -1,6 +1,7 @@
 # Design: optimizer updates as single loops over the flat parameter vector, following torch.optim
-# step by step (torch.optim.SGD without dampening or weight decay, torch.optim.Adam with bias
-# correction) so that trajectories can be compared to ~1e-12 in float64.
+# step by step (torch.optim.SGD without dampening, torch.optim.Adam with bias correction) so that
+# trajectories can be compared to ~1e-12 in float64. Weight decay is torch's: weight_decay * p
+# added to the gradient of every parameter, biases too.
 from cython cimport floating
 from libc.math cimport sqrt
 
@@ -17,18 +18,26 @@ cdef extern from "_adam_loop.h" nogil:
 cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
                             floating* G,          # IN    (n,) dJ/dP
                             floating* buf,        # INOUT (n,) momentum buffer, zeros at first
-                            Py_ssize_t n, double lr, double momentum, bint nesterov) noexcept nogil:
-    """buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else buf); plain GD if
-    momentum is 0."""
+                            Py_ssize_t n, double lr, double momentum, bint nesterov,
+                            double weight_decay) noexcept nogil:
+    """g = G + weight_decay P; buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else
+    buf); plain GD if momentum is 0. G is left as it was."""
     cdef Py_ssize_t i
-    cdef floating step, mu = <floating>momentum, rate = <floating>lr
+    cdef floating g, step, mu = <floating>momentum, rate = <floating>lr
+    cdef floating wd = <floating>weight_decay
     if momentum == 0:
-        for i in range(n):
-            P[i] = P[i] - rate * G[i]
+        if weight_decay == 0:
+            for i in range(n):
+                P[i] = P[i] - rate * G[i]
+        else:
+            for i in range(n):
+                P[i] = P[i] - rate * (G[i] + wd * P[i])
         return
     for i in range(n):
-        buf[i] = mu * buf[i] + G[i]
-        step = G[i] + mu * buf[i] if nesterov else buf[i]
+        # torch rounds g + wd p once, before the momentum, and skips it when wd is 0
+        g = G[i] + wd * P[i] if weight_decay != 0 else G[i]
+        buf[i] = mu * buf[i] + g
+        step = g + mu * buf[i] if nesterov else buf[i]
         P[i] = P[i] - rate * step
 
 

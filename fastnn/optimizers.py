@@ -43,6 +43,19 @@ def _after_fork():
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
+def _weight_decay_property():
+    """The ``weight_decay`` property of an optimizer that keeps it in ``_weight_decay``."""
+
+    def get(self):
+        return self._weight_decay
+
+    def set(self, value):
+        self._weight_decay = check_real("weight_decay", value, low=0)
+        self._sync()
+
+    return property(get, set, doc="torch.optim's weight decay factor (finite, >= 0).")
+
+
 class Optimizer:
     """Base class of the optimizers; use `SGD` or `Adam`.
 
@@ -171,9 +184,9 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
 
-    ``buf = momentum * buf + g`` (``buf = g`` at the first step), then
-    ``w -= lr * (g + momentum * buf)`` with Nesterov or ``w -= lr * buf`` without;
-    ``w -= lr * g`` when momentum is 0.
+    ``g += weight_decay * w`` (every parameter, biases too), ``buf = momentum * buf + g``
+    (``buf = g`` at the first step), then ``w -= lr * (g + momentum * buf)`` with Nesterov or
+    ``w -= lr * buf`` without; ``w -= lr * g`` when momentum is 0.
 
     Parameters
     ----------
@@ -183,16 +196,21 @@ class SGD(Optimizer):
         The momentum factor, finite and >= 0.
     nesterov : bool, default False
         Use Nesterov momentum (needs momentum > 0).
+    weight_decay : float, default 0.0
+        torch's weight decay, finite and >= 0: added times the parameters to the gradient of
+        every parameter. Unlike the network's ``l2`` (on the dense weights only), it is part of
+        the optimizer, not of the objective.
     """
 
     _kind = "sgd"
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
-        self._momentum, self._nesterov = 0.0, False
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self._momentum, self._nesterov, self._weight_decay = 0.0, False, 0.0
         super().__init__(lr)
         self._check_nesterov(check_real("momentum", momentum, low=0), nesterov)
         self.momentum = momentum
         self.nesterov = nesterov
+        self.weight_decay = weight_decay
 
     @property
     def momentum(self):
@@ -219,16 +237,20 @@ class SGD(Optimizer):
         self._nesterov = value
         self._sync()
 
+    weight_decay = _weight_decay_property()
+
     @staticmethod
     def _check_nesterov(momentum, nesterov):
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
 
     def _sync(self):
-        self._rule.set(self._lr, self._momentum, self._nesterov, 0.0, 0.0, 0.0, False)
+        self._rule.set(self._lr, momentum=self._momentum, nesterov=self._nesterov,
+                       weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r})"
+        return (f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r}, "
+                f"weight_decay={self._weight_decay!r})")
 
 
 class Adam(Optimizer):

@@ -86,8 +86,9 @@ LAYERS = {
 }
 
 
-def sgd(p, g, buf, lr, momentum, nesterov):
+def sgd(p, g, buf, lr, momentum, nesterov, weight_decay=0.0):
     """torch.optim.SGD's step: (p, buf)."""
+    g = g + weight_decay * p
     buf = momentum * buf + g
     return p - lr * (g + momentum * buf if nesterov else buf), buf
 

@@ -5,7 +5,7 @@ shortcuts); and the numerics promised by the design: sigmoid, softmax and the lo
 finite and exact for huge inputs."""
 import numpy as np
 import pytest
-from references import activation, chain
+from references import activation, chain, sgd as sgd_reference
 
 from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
@@ -237,6 +237,26 @@ def test_sgd_update_follows_torch_rule_over_steps(dtype, momentum, nesterov):
             p_ref = p_ref - lr * (g + momentum * buf_ref if nesterov else buf_ref)
             np.testing.assert_allclose(buf, buf_ref, **TOL[dtype])
         np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.8, True)])
+def test_sgd_update_with_weight_decay_follows_torch_rule_over_steps(dtype, momentum, nesterov):
+    rng = np.random.default_rng(17)
+    n, lr, weight_decay = 11, 0.05, 0.3
+    P = rng.normal(size=n).astype(dtype)
+    buf = np.zeros(n, dtype=dtype)
+    p_ref, buf_ref = P.astype(np.float64), np.zeros(n)
+    for _ in range(5):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("sgd_update", dtype)(P, G, buf, lr, momentum, nesterov, weight_decay)
+        p_ref, buf_ref = sgd_reference(p_ref, G.astype(np.float64), buf_ref, lr, momentum,
+                                       nesterov, weight_decay)
+        np.testing.assert_array_equal(G, kept)
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+        if momentum:
+            np.testing.assert_allclose(buf, buf_ref, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -44,6 +44,7 @@ def test_eps_hat_changes_only_where_eps_matters(data):
 
 
 @pytest.mark.parametrize("make", [lambda: fastnn.SGD(lr=0.05, momentum=0.9, nesterov=True),
+                                  lambda: fastnn.SGD(lr=0.05, weight_decay=0.1),
                                   lambda: fastnn.Adam(lr=0.01, eps_hat=True)])
 def test_a_pickled_optimizer_continues_exactly(data, make):
     X, Y = data
@@ -72,3 +73,12 @@ def test_a_pickled_optimizer_starts_afresh_on_a_network_of_another_size(data):
 def test_eps_hat_must_be_a_bool():
     with pytest.raises(TypeError, match="eps_hat must be True or False"):
         fastnn.Adam(eps_hat="yes")
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: fastnn.SGD(weight_decay=-0.1), "weight_decay"),
+    (lambda: fastnn.SGD(weight_decay=float("nan")), "weight_decay"),
+])
+def test_hyperparameters_out_of_range_are_refused_by_name(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

@@ -177,6 +177,15 @@ OPTIMIZERS = {
                  lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     "nesterov": (lambda: fastnn.SGD(lr=0.05, momentum=0.8, nesterov=True),
                  lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True)),
+    # torch's weight decay, on the biases too, on top of the network's own l2
+    "sgd_weight_decay": (lambda: fastnn.SGD(lr=0.1, weight_decay=0.05),
+                         lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05)),
+    "momentum_weight_decay": (lambda: fastnn.SGD(lr=0.05, momentum=0.9, weight_decay=0.02),
+                              lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
+                                                        weight_decay=0.02)),
+    "nesterov_weight_decay": (
+        lambda: fastnn.SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
     "adam": (lambda: fastnn.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
     "adam_custom": (lambda: fastnn.Adam(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4),
                     lambda p: torch.optim.Adam(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4)),
