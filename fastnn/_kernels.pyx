@@ -146,6 +146,9 @@ def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, d
 
 
 def adam_update(floating[::1] P, floating[::1] G, floating[::1] m, floating[::1] v, double lr,
-                double beta1, double beta2, double eps, long long t, bint eps_hat=False):
-    """Adam step number t of torch.optim.Adam (with eps_hat, of Keras and scikit-learn)."""
-    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t, eps_hat)
+                double beta1, double beta2, double eps, long long t, bint eps_hat=False,
+                double weight_decay=0, bint decoupled=False):
+    """Adam step number t of torch.optim.Adam (with eps_hat, of Keras and scikit-learn);
+    decoupled, of torch.optim.AdamW."""
+    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t, eps_hat,
+                 weight_decay, decoupled)

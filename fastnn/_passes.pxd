@@ -9,7 +9,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from fastnn._plan cimport ACTIVATION, ADAM, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan, Rule
+from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan,
+                           Rule)
 from fastnn._activations cimport activation_forward, activation_backward
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
@@ -236,12 +237,12 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
 
 cdef inline bint known_rule(int kind) noexcept nogil:
     """Whether `update` has a branch for this kind of rule."""
-    return kind == SGD or kind == ADAM
+    return kind == SGD or kind == ADAM or kind == ADAMW
 
 
 cdef inline Py_ssize_t state_count(int kind) noexcept nogil:
     """How many state vectors a rule of this kind keeps (see STATE_VECTORS in _rules.pyx)."""
-    return 2 if kind == ADAM else 1
+    return 2 if kind == ADAM or kind == ADAMW else 1
 
 
 cdef inline Py_ssize_t states_updated(Rule* r) noexcept nogil:
@@ -258,9 +259,9 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
     r.t += 1
     if r.kind == SGD:
         sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov, r.weight_decay)
-    elif r.kind == ADAM:
+    elif r.kind == ADAM or r.kind == ADAMW:
         adam_update(P, G, state[0], state[1], p.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t,
-                    r.eps_hat)
+                    r.eps_hat, r.weight_decay, r.kind == ADAMW)
 
 
 cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,

@@ -60,6 +60,7 @@ cdef struct Plan:
 cdef enum UpdateKind:
     SGD = 0                 # state: the momentum buffer
     ADAM = 1                # state: the first and second moments
+    ADAMW = 2               # Adam with decoupled weight decay; state as ADAM
 
 
 cdef enum:

@@ -9,13 +9,13 @@ import numpy as np
 from cpython.pythread cimport PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock
 
 from fastnn._lock cimport take
-from fastnn._plan cimport ADAM, MAX_STATE, SGD
+from fastnn._plan cimport ADAM, ADAMW, MAX_STATE, SGD
 from fastnn._passes cimport known_rule
 
 # The codes of the update kernels, by the names fastnn/registry.py uses.
-UPDATE_CODES = {"sgd": SGD, "adam": ADAM}
+UPDATE_CODES = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW}
 # How many state vectors each kind keeps, each as long as the parameter vector.
-STATE_VECTORS = {SGD: 1, ADAM: 2}
+STATE_VECTORS = {SGD: 1, ADAM: 2, ADAMW: 2}
 # Every rule alive, for the fork handlers of fastnn._engine.
 LIVE = weakref.WeakSet()
 

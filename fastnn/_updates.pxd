@@ -1,7 +1,8 @@
 # Design: optimizer updates as single loops over the flat parameter vector, following torch.optim
 # step by step (torch.optim.SGD without dampening, torch.optim.Adam with bias correction) so that
 # trajectories can be compared to ~1e-12 in float64. Weight decay is torch's: weight_decay * p
-# added to the gradient of every parameter, biases too.
+# added to the gradient of every parameter, biases too (AdamW's decoupled decay shrinks the
+# parameters before the step instead).
 from cython cimport floating
 from libc.math cimport sqrt
 
@@ -9,10 +10,17 @@ cdef extern from "_adam_loop.h" nogil:
     # the elementwise loop of adam_update, in C for per-processor clones (see the header)
     void fastnn_adam_loop_double(double* P, const double* G, double* m, double* v, Py_ssize_t n,
                                  double w, double b2, double eps, double step_size,
-                                 double inv_bias2_sqrt)
+                                 double inv_bias2_sqrt, double wd)
     void fastnn_adam_loop_float(float* P, const float* G, float* m, float* v, Py_ssize_t n,
                                 float w, float b2, float eps, float step_size,
-                                float inv_bias2_sqrt)
+                                float inv_bias2_sqrt, float wd)
+    # the same with torch.optim.Adam's weight decay, G + wd P in place of G (G unchanged)
+    void fastnn_adam_l2_loop_double(double* P, const double* G, double* m, double* v,
+                                    Py_ssize_t n, double w, double b2, double eps,
+                                    double step_size, double inv_bias2_sqrt, double wd)
+    void fastnn_adam_l2_loop_float(float* P, const float* G, float* m, float* v, Py_ssize_t n,
+                                   float w, float b2, float eps, float step_size,
+                                   float inv_bias2_sqrt, float wd)
 
 
 cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
@@ -46,9 +54,13 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
                              floating* m,         # INOUT (n,) first moment, zeros at first
                              floating* v,         # INOUT (n,) second moment, zeros at first
                              Py_ssize_t n, double lr, double beta1, double beta2, double eps,
-                             long long t, bint eps_hat) noexcept nogil:
+                             long long t, bint eps_hat, double weight_decay,
+                             bint decoupled) noexcept nogil:
     """Adam step number t >= 1: m, v moving averages of g and g^2;
     P -= lr m_hat / (sqrt(v_hat) + eps).
+
+    weight_decay as torch.optim.Adam: g = G + weight_decay P (G unchanged); decoupled, as
+    torch.optim.AdamW: P *= 1 - lr weight_decay first, then the step on g = G.
 
     With eps_hat, eps is Kingma and Ba's epsilon-hat, added before the bias correction as Keras
     and scikit-learn do: P -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps).
@@ -59,10 +71,20 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
     # an ulp and leaves a single division per parameter, the bottleneck of this loop
     cdef floating inv_bias2_sqrt = <floating>(1 / sqrt(1 - beta2 ** t))
     cdef floating w = <floating>(1 - beta1), b2 = <floating>beta2, e = <floating>eps
+    cdef floating wd = <floating>weight_decay, shrink = <floating>(1 - lr * weight_decay)
+    cdef Py_ssize_t i
     if eps_hat:
         step_size = <floating>(lr * sqrt(1 - beta2 ** t) / bias1)
         inv_bias2_sqrt = 1
-    if floating is float:
-        fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)
+    if decoupled and weight_decay != 0:
+        for i in range(n):
+            P[i] = P[i] * shrink
+    if weight_decay != 0 and not decoupled:
+        if floating is float:
+            fastnn_adam_l2_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, wd)
+        else:
+            fastnn_adam_l2_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, wd)
+    elif floating is float:
+        fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)
     else:
-        fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)
+        fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)

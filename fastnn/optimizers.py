@@ -1,4 +1,5 @@
-"""Optimizers: the update rules of ``torch.optim.SGD`` and ``torch.optim.Adam``.
+"""Optimizers: the update rules of ``torch.optim.SGD``, ``torch.optim.Adam`` and
+``torch.optim.AdamW``.
 
 An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
 allocated at its first update as flat vectors like the network's parameters. The updates
@@ -15,7 +16,7 @@ from fastnn import registry
 from fastnn._rules import UpdateRule
 from fastnn._validation import check_int, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 # Every optimizer alive: their binding locks are taken across fork(), as the engine's are, so a
 # child never inherits one held by a thread it does not have.
@@ -272,17 +273,27 @@ class Adam(Optimizer):
     eps_hat : bool, default False
         Add eps before the bias correction of the second moment (Keras's and scikit-learn's
         Adam) rather than after it (torch's).
+    weight_decay : float, default 0.0
+        torch.optim.Adam's weight decay, finite and >= 0: ``g += weight_decay * w`` for every
+        parameter before the moments (an L2 term in the gradient; see `AdamW` for the
+        decoupled form).
     """
 
     _kind = "adam"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False):
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False,
+                 weight_decay=0.0):
         self._beta1, self._beta2, self._eps, self._eps_hat = 0.9, 0.999, 1e-8, False
-        super().__init__(lr)
+        self._weight_decay = 0.0
+        # not super(): AdamW runs this too without being an Adam (see AdamW)
+        Optimizer.__init__(self, lr)
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
         self.eps_hat = eps_hat
+        self.weight_decay = weight_decay
+
+    weight_decay = _weight_decay_property()
 
     @property
     def beta1(self):
@@ -327,8 +338,43 @@ class Adam(Optimizer):
         self._sync()
 
     def _sync(self):
-        self._rule.set(self._lr, 0.0, False, self._beta1, self._beta2, self._eps, self._eps_hat)
+        self._rule.set(self._lr, beta1=self._beta1, beta2=self._beta2, eps=self._eps,
+                       eps_hat=self._eps_hat, weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return (f"Adam(lr={self._lr!r}, beta1={self._beta1!r}, beta2={self._beta2!r}, "
-                f"eps={self._eps!r}, eps_hat={self._eps_hat!r})")
+        return (f"{type(self).__name__}(lr={self._lr!r}, beta1={self._beta1!r}, "
+                f"beta2={self._beta2!r}, eps={self._eps!r}, eps_hat={self._eps_hat!r}, "
+                f"weight_decay={self._weight_decay!r})")
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    ``w *= 1 - lr * weight_decay`` (every parameter, biases too), then `Adam`'s step on the
+    gradient itself.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate, finite and >= 0.
+    beta1, beta2 : float, default 0.9, 0.999
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, finite and >= 0.
+    eps_hat : bool, default False
+        Add eps before the bias correction (see `Adam`).
+    weight_decay : float, default 0.01
+        The decoupled decay factor, finite and >= 0.
+    """
+
+    _kind = "adamw"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False,
+                 weight_decay=0.01):
+        Adam.__init__(self, lr, beta1, beta2, eps, eps_hat, weight_decay)
+
+    # Adam's settings, shared rather than inherited: an AdamW is not an Adam (its kind and
+    # state differ in meaning), and every optimizer is a direct subclass of Optimizer
+    beta1, beta2, eps, eps_hat = Adam.beta1, Adam.beta2, Adam.eps, Adam.eps_hat
+    weight_decay = Adam.weight_decay
+    _sync, __repr__ = Adam._sync, Adam.__repr__

@@ -93,12 +93,18 @@ def sgd(p, g, buf, lr, momentum, nesterov, weight_decay=0.0):
     return p - lr * (g + momentum * buf if nesterov else buf), buf
 
 
-def adam(p, g, m, v, t, lr, beta1, beta2, eps):
+def adam(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0):
     """torch.optim.Adam's step t: (p, m, v)."""
+    g = g + weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
-OPTIMIZERS = {"sgd": sgd, "adam": adam}
+def adamw(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.01):
+    """torch.optim.AdamW's step t: (p, m, v), the decay decoupled from the gradient."""
+    return adam(p * (1 - lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}

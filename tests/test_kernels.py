@@ -5,7 +5,7 @@ shortcuts); and the numerics promised by the design: sigmoid, softmax and the lo
 finite and exact for huge inputs."""
 import numpy as np
 import pytest
-from references import activation, chain, sgd as sgd_reference
+from references import OPTIMIZERS as STEPS, activation, chain, sgd as sgd_reference
 
 from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
@@ -280,6 +280,29 @@ def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps, eps_h
             p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - beta2 ** t))
         else:
             p_ref = p_ref - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(m, m_ref, **TOL[dtype])
+        np.testing.assert_allclose(v, v_ref, **TOL[dtype])
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, decoupled", [("adam", False), ("adamw", True)])
+@pytest.mark.parametrize("beta1, beta2, eps", [(0.9, 0.999, 1e-8), (0.3, 0.5, 1e-3)])
+def test_adam_update_with_weight_decay_follows_torch_over_steps(dtype, kind, decoupled, beta1,
+                                                                 beta2, eps):
+    rng = np.random.default_rng(18)
+    n, lr, weight_decay = 13, 0.01, 0.7
+    P = rng.normal(size=n).astype(dtype)
+    m, v = np.zeros(n, dtype=dtype), np.zeros(n, dtype=dtype)
+    p_ref, m_ref, v_ref = P.astype(np.float64), np.zeros(n), np.zeros(n)
+    for t in range(1, 7):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("adam_update", dtype)(P, G, m, v, lr, beta1, beta2, eps, t, False, weight_decay,
+                                     decoupled)
+        p_ref, m_ref, v_ref = STEPS[kind](p_ref, G.astype(np.float64), m_ref, v_ref, t, lr, beta1,
+                                          beta2, eps, weight_decay)
+        np.testing.assert_array_equal(G, kept)
         np.testing.assert_allclose(m, m_ref, **TOL[dtype])
         np.testing.assert_allclose(v, v_ref, **TOL[dtype])
         np.testing.assert_allclose(P, p_ref, **TOL[dtype])

@@ -45,6 +45,8 @@ def test_eps_hat_changes_only_where_eps_matters(data):
 
 @pytest.mark.parametrize("make", [lambda: fastnn.SGD(lr=0.05, momentum=0.9, nesterov=True),
                                   lambda: fastnn.SGD(lr=0.05, weight_decay=0.1),
+                                  lambda: fastnn.Adam(lr=0.01, weight_decay=0.1),
+                                  lambda: fastnn.AdamW(lr=0.01, weight_decay=0.1),
                                   lambda: fastnn.Adam(lr=0.01, eps_hat=True)])
 def test_a_pickled_optimizer_continues_exactly(data, make):
     X, Y = data
@@ -78,6 +80,9 @@ def test_eps_hat_must_be_a_bool():
 @pytest.mark.parametrize("make, name", [
     (lambda: fastnn.SGD(weight_decay=-0.1), "weight_decay"),
     (lambda: fastnn.SGD(weight_decay=float("nan")), "weight_decay"),
+    (lambda: fastnn.Adam(weight_decay=-1), "weight_decay"),
+    (lambda: fastnn.AdamW(weight_decay=-1e-3), "weight_decay"),
+    (lambda: fastnn.AdamW(beta2=1.0), "beta2"),
 ])
 def test_hyperparameters_out_of_range_are_refused_by_name(make, name):
     with pytest.raises(ValueError, match=name):

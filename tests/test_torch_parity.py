@@ -170,7 +170,7 @@ def test_sample_weighted_objective_matches_autograd(output_activation, loss):
 
 
 # The torch.optim class of each registered update rule.
-TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 OPTIMIZERS = {
     "sgd": (lambda: fastnn.SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
     "momentum": (lambda: fastnn.SGD(lr=0.05, momentum=0.9),
@@ -189,6 +189,13 @@ OPTIMIZERS = {
     "adam": (lambda: fastnn.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
     "adam_custom": (lambda: fastnn.Adam(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4),
                     lambda p: torch.optim.Adam(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4)),
+    "adam_weight_decay": (lambda: fastnn.Adam(lr=0.01, weight_decay=0.05),
+                          lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.05)),
+    "adamw": (lambda: fastnn.AdamW(lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+    "adamw_custom": (lambda: fastnn.AdamW(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4,
+                                          weight_decay=0.3),
+                     lambda p: torch.optim.AdamW(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4,
+                                                 weight_decay=0.3)),
 }
 # (hidden activation, output activation, loss) of the networks the trajectories train
 TRAJECTORY_NETWORKS = [("tanh", "softmax", "cross_entropy"), ("relu", "identity", "squared_error")]
