@@ -88,3 +88,34 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
         fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)
     else:
         fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)
+
+
+cdef inline void rmsprop_update(floating* P,      # INOUT (n,) parameters
+                                floating* G,      # IN    (n,) dJ/dP
+                                floating* sq,     # INOUT (n,) square_avg, zeros at first
+                                floating* buf,    # INOUT (n,) momentum buffer (momentum > 0)
+                                floating* ga,     # INOUT (n,) grad_avg (centered)
+                                Py_ssize_t n, double lr, double alpha, double eps,
+                                double momentum, bint centered,
+                                double weight_decay) noexcept nogil:
+    """torch.optim.RMSprop: g = G + weight_decay P; sq = alpha sq + (1 - alpha) g^2;
+    avg = sqrt(sq - ga^2) + eps with ga = lerp(ga, g, 1 - alpha) if centered, else
+    sqrt(sq) + eps; then buf = momentum buf + g / avg, P -= lr buf if momentum > 0, else
+    P -= lr g / avg. G is left as it was."""
+    cdef Py_ssize_t i
+    cdef floating g, avg, a = <floating>alpha, w = <floating>(1 - alpha), e = <floating>eps
+    cdef floating mu = <floating>momentum, rate = <floating>lr, wd = <floating>weight_decay
+    for i in range(n):
+        g = G[i] + wd * P[i] if weight_decay != 0 else G[i]
+        sq[i] = sq[i] * a + w * g * g
+        if centered:
+            # torch's lerp_, whose two forms switch at a weight of 0.5
+            ga[i] = ga[i] + w * (g - ga[i]) if w < 0.5 else g - (g - ga[i]) * (1 - w)
+            avg = sqrt(sq[i] - ga[i] * ga[i]) + e
+        else:
+            avg = sqrt(sq[i]) + e
+        if momentum > 0:
+            buf[i] = buf[i] * mu + g / avg
+            P[i] = P[i] - rate * buf[i]
+        else:
+            P[i] = P[i] - rate * (g / avg)

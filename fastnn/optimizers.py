@@ -1,5 +1,5 @@
-"""Optimizers: the update rules of ``torch.optim.SGD``, ``torch.optim.Adam`` and
-``torch.optim.AdamW``.
+"""Optimizers: the update rules of ``torch.optim.SGD``, ``torch.optim.Adam``,
+``torch.optim.AdamW`` and ``torch.optim.RMSprop``.
 
 An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
 allocated at its first update as flat vectors like the network's parameters. The updates
@@ -16,7 +16,7 @@ from fastnn import registry
 from fastnn._rules import UpdateRule
 from fastnn._validation import check_int, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 # Every optimizer alive: their binding locks are taken across fork(), as the engine's are, so a
 # child never inherits one held by a thread it does not have.
@@ -378,3 +378,95 @@ class AdamW(Optimizer):
     beta1, beta2, eps, eps_hat = Adam.beta1, Adam.beta2, Adam.eps, Adam.eps_hat
     weight_decay = Adam.weight_decay
     _sync, __repr__ = Adam._sync, Adam.__repr__
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``.
+
+    ``g += weight_decay * w``; ``square_avg = alpha square_avg + (1 - alpha) g^2``;
+    ``avg = sqrt(square_avg - grad_avg^2) + eps`` when centered (``grad_avg`` the moving
+    average of g), else ``sqrt(square_avg) + eps``; then ``buf = momentum buf + g / avg``,
+    ``w -= lr buf`` with momentum, ``w -= lr g / avg`` without.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, finite and >= 0.
+    alpha : float, default 0.99
+        The smoothing constant, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, finite and >= 0.
+    momentum : float, default 0.0
+        The momentum factor, finite and >= 0.
+    centered : bool, default False
+        Normalize by an estimate of the gradient's variance rather than its second moment.
+    weight_decay : float, default 0.0
+        torch's weight decay, finite and >= 0 (added times the parameters to the gradient).
+    """
+
+    _kind = "rmsprop"
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
+                 weight_decay=0.0):
+        self._alpha, self._eps, self._momentum, self._centered = 0.99, 1e-8, 0.0, False
+        self._weight_decay = 0.0
+        super().__init__(lr)
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+        self.weight_decay = weight_decay
+
+    @property
+    def alpha(self):
+        """The smoothing constant of the moving averages."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value):
+        self._alpha = check_real("alpha", value, low=0, high=1, high_open=True)
+        self._sync()
+
+    @property
+    def eps(self):
+        """Added to the denominator for numerical stability."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value):
+        self._eps = check_real("eps", value, low=0)
+        self._sync()
+
+    @property
+    def momentum(self):
+        """The momentum factor."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value):
+        self._momentum = check_real("momentum", value, low=0)
+        self._sync()
+
+    @property
+    def centered(self):
+        """Whether the gradient is normalized by its estimated variance."""
+        return self._centered
+
+    @centered.setter
+    def centered(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"centered must be True or False, got {value!r}")
+        self._centered = value
+        self._sync()
+
+    weight_decay = _weight_decay_property()
+
+    def _sync(self):
+        self._rule.set(self._lr, momentum=self._momentum, eps=self._eps,
+                       weight_decay=self._weight_decay, alpha=self._alpha,
+                       centered=self._centered)
+
+    def __repr__(self):
+        return (f"RMSprop(lr={self._lr!r}, alpha={self._alpha!r}, eps={self._eps!r}, "
+                f"momentum={self._momentum!r}, centered={self._centered!r}, "
+                f"weight_decay={self._weight_decay!r})")

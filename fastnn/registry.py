@@ -169,6 +169,8 @@ OPTIMIZERS = {o.name: o for o in (
                   torch="torch.optim.Adam"),
     OptimizerInfo("adamw", UPDATE_CODES["adamw"], state=("exp_avg", "exp_avg_sq"),
                   torch="torch.optim.AdamW"),
+    OptimizerInfo("rmsprop", UPDATE_CODES["rmsprop"],
+                  state=("square_avg", "momentum_buffer", "grad_avg"), torch="torch.optim.RMSprop"),
 )}
 
 

@@ -107,4 +107,20 @@ def adamw(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.01):
     return adam(p * (1 - lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
 
 
-OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
+def rmsprop(p, g, square_avg, buf, grad_avg, lr, alpha, eps, momentum=0.0, centered=False,
+            weight_decay=0.0):
+    """torch.optim.RMSprop's step: (p, square_avg, buf, grad_avg)."""
+    g = g + weight_decay * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    if centered:
+        grad_avg = alpha * grad_avg + (1 - alpha) * g
+        avg = np.sqrt(square_avg - grad_avg ** 2) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf = momentum * buf + g / avg
+        return p - lr * buf, square_avg, buf, grad_avg
+    return p - lr * g / avg, square_avg, buf, grad_avg
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop}

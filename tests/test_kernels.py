@@ -309,6 +309,29 @@ def test_adam_update_with_weight_decay_follows_torch_over_steps(dtype, kind, dec
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha, momentum, centered, weight_decay", [
+    (0.99, 0.0, False, 0.0), (0.9, 0.8, False, 0.0), (0.6, 0.0, True, 0.0),
+    (0.3, 0.9, True, 0.2)])
+def test_rmsprop_update_follows_torch_over_steps(dtype, alpha, momentum, centered, weight_decay):
+    rng = np.random.default_rng(19)
+    n, lr, eps = 13, 0.01, 1e-6
+    P = rng.normal(size=n).astype(dtype)
+    sq, buf, ga = (np.zeros(n, dtype=dtype) for _ in range(3))
+    p_ref, sq_ref, buf_ref, ga_ref = P.astype(np.float64), np.zeros(n), np.zeros(n), np.zeros(n)
+    for _ in range(6):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("rmsprop_update", dtype)(P, G, sq, buf, ga, lr, alpha, eps, momentum, centered,
+                                        weight_decay)
+        p_ref, sq_ref, buf_ref, ga_ref = STEPS["rmsprop"](
+            p_ref, G.astype(np.float64), sq_ref, buf_ref, ga_ref, lr, alpha, eps, momentum,
+            centered, weight_decay)
+        np.testing.assert_array_equal(G, kept)
+        for actual, expected in ((sq, sq_ref), (buf, buf_ref), (ga, ga_ref), (P, p_ref)):
+            np.testing.assert_allclose(actual, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_sigmoid_of_huge_inputs_is_exactly_zero_or_one(dtype):
     Z = np.array([[-1000.0, 1000.0, -1e30, 1e30]], dtype=dtype)
     A = np.empty_like(Z)
