@@ -4,6 +4,8 @@
  * the processor it runs on; elsewhere only the baseline is compiled. Contraction into fused
  * multiply-adds is off, so every clone rounds exactly as the baseline does: results do not depend
  * on the processor. See _updates.pxd for the math (torch.optim.Adam's order of operations).
+ * The _l2 loops are torch.optim.Adam with weight_decay: g = G + wd P (P before this step) in place
+ * of G, G itself unchanged; a second pair so that the plain loop carries no test per element.
  */
 #ifndef FASTNN_ADAM_LOOP_H
 #define FASTNN_ADAM_LOOP_H
@@ -17,22 +19,27 @@
 #define FASTNN_CLONES
 #endif
 
-#define FASTNN_ADAM_LOOP(NAME, T, SQRT)                                                        \
+#define FASTNN_ADAM_LOOP(NAME, T, SQRT, GRAD)                                                  \
 static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T b2, T eps,   \
-                               T step_size, T inv_bias2_sqrt) {                              \
+                               T step_size, T inv_bias2_sqrt, T wd) {                        \
     ptrdiff_t i;                                                                             \
+    T g;                                                                                     \
+    (void)wd;                                                                                \
     if (w < 0.5) {                                                                           \
-        for (i = 0; i < n; i++) m[i] = m[i] + w * (G[i] - m[i]);                             \
+        for (i = 0; i < n; i++) { g = GRAD; m[i] = m[i] + w * (g - m[i]); }                  \
     } else {                                                                                 \
-        for (i = 0; i < n; i++) m[i] = G[i] - (G[i] - m[i]) * (1 - w);                       \
+        for (i = 0; i < n; i++) { g = GRAD; m[i] = g - (g - m[i]) * (1 - w); }              \
     }                                                                                        \
     for (i = 0; i < n; i++) {                                                                \
-        v[i] = v[i] * b2 + (1 - b2) * G[i] * G[i];                                           \
+        g = GRAD;                                                                            \
+        v[i] = v[i] * b2 + (1 - b2) * g * g;                                                 \
         P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);                \
     }                                                                                        \
 }
 
-FASTNN_ADAM_LOOP(fastnn_adam_loop_double, double, sqrt)
-FASTNN_ADAM_LOOP(fastnn_adam_loop_float, float, sqrtf)
+FASTNN_ADAM_LOOP(fastnn_adam_loop_double, double, sqrt, G[i])
+FASTNN_ADAM_LOOP(fastnn_adam_loop_float, float, sqrtf, G[i])
+FASTNN_ADAM_LOOP(fastnn_adam_l2_loop_double, double, sqrt, G[i] + wd * P[i])
+FASTNN_ADAM_LOOP(fastnn_adam_l2_loop_float, float, sqrtf, G[i] + wd * P[i])
 
 #endif

@@ -15,6 +15,7 @@ loss_forward: Any
 loss_backward: Any
 sgd_update: Any
 adam_update: Any
+rmsprop_update: Any
 dropout_forward: Any
 dropout_backward: Any
 batchnorm_forward: Any

@@ -18,7 +18,8 @@ from fastnn._dropout cimport (dropout_forward as _dropout_forward,
 from fastnn._dense cimport (dense_forward as _dense_forward, dense_backward as _dense_backward,
                             dense_backward_descend as _dense_backward_descend)
 from fastnn._losses cimport loss_forward as _loss_forward, loss_backward as _loss_backward
-from fastnn._updates cimport sgd_update as _sgd_update, adam_update as _adam_update
+from fastnn._updates cimport (sgd_update as _sgd_update, adam_update as _adam_update,
+                              rmsprop_update as _rmsprop_update)
 
 
 def gemm(bint trans_a, bint trans_b, floating alpha, floating[:, ::1] A, floating[:, ::1] B,
@@ -147,12 +148,23 @@ def loss_backward(floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] Y, in
 
 
 def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, double momentum,
-               bint nesterov):
-    """One torch.optim.SGD step (no dampening, no weight decay)."""
-    _sgd_update(&P[0], &G[0], &buf[0], P.shape[0], lr, momentum, nesterov)
+               bint nesterov, double weight_decay=0):
+    """One torch.optim.SGD step (no dampening)."""
+    _sgd_update(&P[0], &G[0], &buf[0], P.shape[0], lr, momentum, nesterov, weight_decay)
 
 
 def adam_update(floating[::1] P, floating[::1] G, floating[::1] m, floating[::1] v, double lr,
-                double beta1, double beta2, double eps, long long t, bint eps_hat=False):
-    """Adam step number t of torch.optim.Adam (with eps_hat, of Keras and scikit-learn)."""
-    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t, eps_hat)
+                double beta1, double beta2, double eps, long long t, bint eps_hat=False,
+                double weight_decay=0, bint decoupled=False):
+    """Adam step number t of torch.optim.Adam (with eps_hat, of Keras and scikit-learn);
+    decoupled, of torch.optim.AdamW."""
+    _adam_update(&P[0], &G[0], &m[0], &v[0], P.shape[0], lr, beta1, beta2, eps, t, eps_hat,
+                 weight_decay, decoupled)
+
+
+def rmsprop_update(floating[::1] P, floating[::1] G, floating[::1] sq, floating[::1] buf,
+                   floating[::1] ga, double lr, double alpha, double eps, double momentum=0,
+                   bint centered=False, double weight_decay=0):
+    """One torch.optim.RMSprop step."""
+    _rmsprop_update(&P[0], &G[0], &sq[0], &buf[0], &ga[0], P.shape[0], lr, alpha, eps, momentum,
+                    centered, weight_decay)

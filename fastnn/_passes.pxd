@@ -9,7 +9,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from fastnn._plan cimport ACTIVATION, ADAM, BATCH_NORM, DENSE, DROPOUT, SGD, Layer, Plan, Rule
+from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, RMSPROP, SGD, Layer,
+                           Plan, Rule)
 from fastnn._activations cimport (activation_backward, activation_backward_input,
                                   activation_forward, needs_input)
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
@@ -17,7 +18,7 @@ from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnor
 from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport loss_forward, loss_backward
-from fastnn._updates cimport sgd_update, adam_update
+from fastnn._updates cimport sgd_update, adam_update, rmsprop_update
 
 cdef extern from "_interrupt.h" nogil:
     # raised by fastnn's SIGINT handler (see the header); read between batches
@@ -241,16 +242,21 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
 
 cdef inline bint known_rule(int kind) noexcept nogil:
     """Whether `update` has a branch for this kind of rule."""
-    return kind == SGD or kind == ADAM
+    return kind == SGD or kind == ADAM or kind == ADAMW or kind == RMSPROP
 
 
 cdef inline Py_ssize_t state_count(int kind) noexcept nogil:
     """How many state vectors a rule of this kind keeps (see STATE_VECTORS in _rules.pyx)."""
-    return 2 if kind == ADAM else 1
+    if kind == RMSPROP:
+        return 3
+    return 2 if kind == ADAM or kind == ADAMW else 1
 
 
 cdef inline Py_ssize_t states_updated(Rule* r) noexcept nogil:
-    """How many of its state vectors the rule's update changes (plain SGD: none)."""
+    """How many of its state vectors, from the first, the rule's update changes (plain SGD: none;
+    RMSprop: square_avg, then the momentum buffer if momentum > 0, then grad_avg if centered)."""
+    if r.kind == RMSPROP:
+        return 3 if r.centered else (2 if r.momentum > 0 else 1)
     return 0 if r.kind == SGD and r.momentum == 0 else state_count(r.kind)
 
 
@@ -262,10 +268,13 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
     """
     r.t += 1
     if r.kind == SGD:
-        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov)
-    elif r.kind == ADAM:
+        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov, r.weight_decay)
+    elif r.kind == ADAM or r.kind == ADAMW:
         adam_update(P, G, state[0], state[1], p.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t,
-                    r.eps_hat)
+                    r.eps_hat, r.weight_decay, r.kind == ADAMW)
+    elif r.kind == RMSPROP:
+        rmsprop_update(P, G, state[0], state[1], state[2], p.n_params, r.lr, r.alpha, r.eps,
+                       r.momentum, r.centered, r.weight_decay)
 
 
 cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
@@ -284,7 +293,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """
     cdef double S = weight_sum(s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
-    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0
+    # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter
+    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0 and r.weight_decay == 0
     cdef bint intact = True
     J[0] = 0
     if S == 0:

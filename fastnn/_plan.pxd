@@ -61,15 +61,20 @@ cdef struct Plan:
 cdef enum UpdateKind:
     SGD = 0                 # state: the momentum buffer
     ADAM = 1                # state: the first and second moments
+    ADAMW = 2               # Adam with decoupled weight decay; state as ADAM
+    RMSPROP = 3             # state: square_avg, the momentum buffer, grad_avg
 
 
 cdef enum:
-    MAX_STATE = 2           # the most state vectors an update rule has
+    MAX_STATE = 3           # the most state vectors an update rule has
 
 
 cdef struct Rule:
     int kind                # UpdateKind
     double lr, momentum, beta1, beta2, eps
+    double weight_decay     # torch.optim's: weight_decay * p added to every parameter's gradient
+    double alpha            # RMSprop's smoothing constant
+    bint centered           # RMSprop's: normalized by an estimate of the gradient's variance
     bint nesterov
     bint eps_hat            # Adam's eps added before the bias correction (Keras, scikit-learn)
     long long t             # updates done so far

@@ -9,13 +9,13 @@ import numpy as np
 from cpython.pythread cimport PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock
 
 from fastnn._lock cimport take
-from fastnn._plan cimport ADAM, MAX_STATE, SGD
+from fastnn._plan cimport ADAM, ADAMW, MAX_STATE, RMSPROP, SGD
 from fastnn._passes cimport known_rule
 
 # The codes of the update kernels, by the names fastnn/registry.py uses.
-UPDATE_CODES = {"sgd": SGD, "adam": ADAM}
+UPDATE_CODES = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW, "rmsprop": RMSPROP}
 # How many state vectors each kind keeps, each as long as the parameter vector.
-STATE_VECTORS = {SGD: 1, ADAM: 2}
+STATE_VECTORS = {SGD: 1, ADAM: 2, ADAMW: 2, RMSPROP: 3}
 # Every rule alive, for the fork handlers of fastnn._engine.
 LIVE = weakref.WeakSet()
 
@@ -27,7 +27,7 @@ cdef class UpdateRule:
     ----------
     kind : int
         A code of UPDATE_CODES; any other is a ValueError.
-    lr, momentum, nesterov, beta1, beta2, eps, eps_hat
+    lr, momentum, nesterov, beta1, beta2, eps, eps_hat, weight_decay, alpha, centered
         The hyperparameters (see `set`).
     """
 
@@ -47,18 +47,20 @@ cdef class UpdateRule:
         PyThread_release_lock(self.lock)
 
     def __init__(self, int kind, double lr, double momentum=0, bint nesterov=False,
-                 double beta1=0, double beta2=0, double eps=0, bint eps_hat=False):
+                 double beta1=0, double beta2=0, double eps=0, bint eps_hat=False,
+                 double weight_decay=0, double alpha=0, bint centered=False):
         if not known_rule(kind) or kind not in STATE_VECTORS or STATE_VECTORS[kind] > MAX_STATE:
             raise ValueError(f"unknown update rule kind {kind}")
         self.rule.kind = kind
         self.rule.t = 0
-        self.set(lr, momentum, nesterov, beta1, beta2, eps, eps_hat)
+        self.set(lr, momentum, nesterov, beta1, beta2, eps, eps_hat, weight_decay, alpha, centered)
         self.states = None
         LIVE.add(self)
 
-    def set(self, double lr, double momentum, bint nesterov, double beta1, double beta2,
-            double eps, bint eps_hat):
-        """Change the hyperparameters; the state is kept."""
+    def set(self, double lr, double momentum=0, bint nesterov=False, double beta1=0,
+            double beta2=0, double eps=0, bint eps_hat=False, double weight_decay=0,
+            double alpha=0, bint centered=False):
+        """Change the hyperparameters (those a kind does not read stay 0); the state is kept."""
         self.acquire()
         self.rule.lr = lr
         self.rule.momentum = momentum
@@ -67,6 +69,9 @@ cdef class UpdateRule:
         self.rule.beta2 = beta2
         self.rule.eps = eps
         self.rule.eps_hat = eps_hat
+        self.rule.weight_decay = weight_decay
+        self.rule.alpha = alpha
+        self.rule.centered = centered
         self.release()
 
     def allocate(self, Py_ssize_t n_params, dtype):

@@ -1,6 +1,8 @@
 # Design: optimizer updates as single loops over the flat parameter vector, following torch.optim
-# step by step (torch.optim.SGD without dampening or weight decay, torch.optim.Adam with bias
-# correction) so that trajectories can be compared to ~1e-12 in float64.
+# step by step (torch.optim.SGD without dampening, torch.optim.Adam with bias correction) so that
+# trajectories can be compared to ~1e-12 in float64. Weight decay is torch's: weight_decay * p
+# added to the gradient of every parameter, biases too (AdamW's decoupled decay shrinks the
+# parameters before the step instead).
 from cython cimport floating
 from libc.math cimport sqrt
 
@@ -8,27 +10,42 @@ cdef extern from "_adam_loop.h" nogil:
     # the elementwise loop of adam_update, in C for per-processor clones (see the header)
     void fastnn_adam_loop_double(double* P, const double* G, double* m, double* v, Py_ssize_t n,
                                  double w, double b2, double eps, double step_size,
-                                 double inv_bias2_sqrt)
+                                 double inv_bias2_sqrt, double wd)
     void fastnn_adam_loop_float(float* P, const float* G, float* m, float* v, Py_ssize_t n,
                                 float w, float b2, float eps, float step_size,
-                                float inv_bias2_sqrt)
+                                float inv_bias2_sqrt, float wd)
+    # the same with torch.optim.Adam's weight decay, G + wd P in place of G (G unchanged)
+    void fastnn_adam_l2_loop_double(double* P, const double* G, double* m, double* v,
+                                    Py_ssize_t n, double w, double b2, double eps,
+                                    double step_size, double inv_bias2_sqrt, double wd)
+    void fastnn_adam_l2_loop_float(float* P, const float* G, float* m, float* v, Py_ssize_t n,
+                                   float w, float b2, float eps, float step_size,
+                                   float inv_bias2_sqrt, float wd)
 
 
 cdef inline void sgd_update(floating* P,          # INOUT (n,) parameters
                             floating* G,          # IN    (n,) dJ/dP
                             floating* buf,        # INOUT (n,) momentum buffer, zeros at first
-                            Py_ssize_t n, double lr, double momentum, bint nesterov) noexcept nogil:
-    """buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else buf); plain GD if
-    momentum is 0."""
+                            Py_ssize_t n, double lr, double momentum, bint nesterov,
+                            double weight_decay) noexcept nogil:
+    """g = G + weight_decay P; buf = momentum buf + g; P -= lr (g + momentum buf if nesterov else
+    buf); plain GD if momentum is 0. G is left as it was."""
     cdef Py_ssize_t i
-    cdef floating step, mu = <floating>momentum, rate = <floating>lr
+    cdef floating g, step, mu = <floating>momentum, rate = <floating>lr
+    cdef floating wd = <floating>weight_decay
     if momentum == 0:
-        for i in range(n):
-            P[i] = P[i] - rate * G[i]
+        if weight_decay == 0:
+            for i in range(n):
+                P[i] = P[i] - rate * G[i]
+        else:
+            for i in range(n):
+                P[i] = P[i] - rate * (G[i] + wd * P[i])
         return
     for i in range(n):
-        buf[i] = mu * buf[i] + G[i]
-        step = G[i] + mu * buf[i] if nesterov else buf[i]
+        # torch rounds g + wd p once, before the momentum, and skips it when wd is 0
+        g = G[i] + wd * P[i] if weight_decay != 0 else G[i]
+        buf[i] = mu * buf[i] + g
+        step = g + mu * buf[i] if nesterov else buf[i]
         P[i] = P[i] - rate * step
 
 
@@ -37,9 +54,13 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
                              floating* m,         # INOUT (n,) first moment, zeros at first
                              floating* v,         # INOUT (n,) second moment, zeros at first
                              Py_ssize_t n, double lr, double beta1, double beta2, double eps,
-                             long long t, bint eps_hat) noexcept nogil:
+                             long long t, bint eps_hat, double weight_decay,
+                             bint decoupled) noexcept nogil:
     """Adam step number t >= 1: m, v moving averages of g and g^2;
     P -= lr m_hat / (sqrt(v_hat) + eps).
+
+    weight_decay as torch.optim.Adam: g = G + weight_decay P (G unchanged); decoupled, as
+    torch.optim.AdamW: P *= 1 - lr weight_decay first, then the step on g = G.
 
     With eps_hat, eps is Kingma and Ba's epsilon-hat, added before the bias correction as Keras
     and scikit-learn do: P -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps).
@@ -50,10 +71,51 @@ cdef inline void adam_update(floating* P,         # INOUT (n,) parameters
     # an ulp and leaves a single division per parameter, the bottleneck of this loop
     cdef floating inv_bias2_sqrt = <floating>(1 / sqrt(1 - beta2 ** t))
     cdef floating w = <floating>(1 - beta1), b2 = <floating>beta2, e = <floating>eps
+    cdef floating wd = <floating>weight_decay, shrink = <floating>(1 - lr * weight_decay)
+    cdef Py_ssize_t i
     if eps_hat:
         step_size = <floating>(lr * sqrt(1 - beta2 ** t) / bias1)
         inv_bias2_sqrt = 1
-    if floating is float:
-        fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)
+    if decoupled and weight_decay != 0:
+        for i in range(n):
+            P[i] = P[i] * shrink
+    if weight_decay != 0 and not decoupled:
+        if floating is float:
+            fastnn_adam_l2_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, wd)
+        else:
+            fastnn_adam_l2_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, wd)
+    elif floating is float:
+        fastnn_adam_loop_float(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)
     else:
-        fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt)
+        fastnn_adam_loop_double(P, G, m, v, n, w, b2, e, step_size, inv_bias2_sqrt, 0)
+
+
+cdef inline void rmsprop_update(floating* P,      # INOUT (n,) parameters
+                                floating* G,      # IN    (n,) dJ/dP
+                                floating* sq,     # INOUT (n,) square_avg, zeros at first
+                                floating* buf,    # INOUT (n,) momentum buffer (momentum > 0)
+                                floating* ga,     # INOUT (n,) grad_avg (centered)
+                                Py_ssize_t n, double lr, double alpha, double eps,
+                                double momentum, bint centered,
+                                double weight_decay) noexcept nogil:
+    """torch.optim.RMSprop: g = G + weight_decay P; sq = alpha sq + (1 - alpha) g^2;
+    avg = sqrt(sq - ga^2) + eps with ga = lerp(ga, g, 1 - alpha) if centered, else
+    sqrt(sq) + eps; then buf = momentum buf + g / avg, P -= lr buf if momentum > 0, else
+    P -= lr g / avg. G is left as it was."""
+    cdef Py_ssize_t i
+    cdef floating g, avg, a = <floating>alpha, w = <floating>(1 - alpha), e = <floating>eps
+    cdef floating mu = <floating>momentum, rate = <floating>lr, wd = <floating>weight_decay
+    for i in range(n):
+        g = G[i] + wd * P[i] if weight_decay != 0 else G[i]
+        sq[i] = sq[i] * a + w * g * g
+        if centered:
+            # torch's lerp_, whose two forms switch at a weight of 0.5
+            ga[i] = ga[i] + w * (g - ga[i]) if w < 0.5 else g - (g - ga[i]) * (1 - w)
+            avg = sqrt(sq[i] - ga[i] * ga[i]) + e
+        else:
+            avg = sqrt(sq[i]) + e
+        if momentum > 0:
+            buf[i] = buf[i] * mu + g / avg
+            P[i] = P[i] - rate * buf[i]
+        else:
+            P[i] = P[i] - rate * (g / avg)

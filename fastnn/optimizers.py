@@ -1,4 +1,5 @@
-"""Optimizers: the update rules of ``torch.optim.SGD`` and ``torch.optim.Adam``.
+"""Optimizers: the update rules of ``torch.optim.SGD``, ``torch.optim.Adam``,
+``torch.optim.AdamW`` and ``torch.optim.RMSprop``.
 
 An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
 allocated at its first update as flat vectors like the network's parameters. The updates
@@ -15,7 +16,7 @@ from fastnn import registry
 from fastnn._rules import UpdateRule
 from fastnn._validation import check_int, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 # Every optimizer alive: their binding locks are taken across fork(), as the engine's are, so a
 # child never inherits one held by a thread it does not have.
@@ -41,6 +42,19 @@ def _after_fork():
 # "before" in reverse order, so these locks are taken first, as bind() takes its lock before the
 # rule's
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+
+
+def _weight_decay_property():
+    """The ``weight_decay`` property of an optimizer that keeps it in ``_weight_decay``."""
+
+    def get(self):
+        return self._weight_decay
+
+    def set(self, value):
+        self._weight_decay = check_real("weight_decay", value, low=0)
+        self._sync()
+
+    return property(get, set, doc="torch.optim's weight decay factor (finite, >= 0).")
 
 
 class Optimizer:
@@ -171,9 +185,9 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
 
-    ``buf = momentum * buf + g`` (``buf = g`` at the first step), then
-    ``w -= lr * (g + momentum * buf)`` with Nesterov or ``w -= lr * buf`` without;
-    ``w -= lr * g`` when momentum is 0.
+    ``g += weight_decay * w`` (every parameter, biases too), ``buf = momentum * buf + g``
+    (``buf = g`` at the first step), then ``w -= lr * (g + momentum * buf)`` with Nesterov or
+    ``w -= lr * buf`` without; ``w -= lr * g`` when momentum is 0.
 
     Parameters
     ----------
@@ -183,16 +197,21 @@ class SGD(Optimizer):
         The momentum factor, finite and >= 0.
     nesterov : bool, default False
         Use Nesterov momentum (needs momentum > 0).
+    weight_decay : float, default 0.0
+        torch's weight decay, finite and >= 0: added times the parameters to the gradient of
+        every parameter. Unlike the network's ``l2`` (on the dense weights only), it is part of
+        the optimizer, not of the objective.
     """
 
     _kind = "sgd"
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
-        self._momentum, self._nesterov = 0.0, False
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self._momentum, self._nesterov, self._weight_decay = 0.0, False, 0.0
         super().__init__(lr)
         self._check_nesterov(check_real("momentum", momentum, low=0), nesterov)
         self.momentum = momentum
         self.nesterov = nesterov
+        self.weight_decay = weight_decay
 
     @property
     def momentum(self):
@@ -219,16 +238,20 @@ class SGD(Optimizer):
         self._nesterov = value
         self._sync()
 
+    weight_decay = _weight_decay_property()
+
     @staticmethod
     def _check_nesterov(momentum, nesterov):
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
 
     def _sync(self):
-        self._rule.set(self._lr, self._momentum, self._nesterov, 0.0, 0.0, 0.0, False)
+        self._rule.set(self._lr, momentum=self._momentum, nesterov=self._nesterov,
+                       weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r})"
+        return (f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r}, "
+                f"weight_decay={self._weight_decay!r})")
 
 
 class Adam(Optimizer):
@@ -250,17 +273,27 @@ class Adam(Optimizer):
     eps_hat : bool, default False
         Add eps before the bias correction of the second moment (Keras's and scikit-learn's
         Adam) rather than after it (torch's).
+    weight_decay : float, default 0.0
+        torch.optim.Adam's weight decay, finite and >= 0: ``g += weight_decay * w`` for every
+        parameter before the moments (an L2 term in the gradient; see `AdamW` for the
+        decoupled form).
     """
 
     _kind = "adam"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False):
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False,
+                 weight_decay=0.0):
         self._beta1, self._beta2, self._eps, self._eps_hat = 0.9, 0.999, 1e-8, False
-        super().__init__(lr)
+        self._weight_decay = 0.0
+        # not super(): AdamW runs this too without being an Adam (see AdamW)
+        Optimizer.__init__(self, lr)
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
         self.eps_hat = eps_hat
+        self.weight_decay = weight_decay
+
+    weight_decay = _weight_decay_property()
 
     @property
     def beta1(self):
@@ -305,8 +338,135 @@ class Adam(Optimizer):
         self._sync()
 
     def _sync(self):
-        self._rule.set(self._lr, 0.0, False, self._beta1, self._beta2, self._eps, self._eps_hat)
+        self._rule.set(self._lr, beta1=self._beta1, beta2=self._beta2, eps=self._eps,
+                       eps_hat=self._eps_hat, weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return (f"Adam(lr={self._lr!r}, beta1={self._beta1!r}, beta2={self._beta2!r}, "
-                f"eps={self._eps!r}, eps_hat={self._eps_hat!r})")
+        return (f"{type(self).__name__}(lr={self._lr!r}, beta1={self._beta1!r}, "
+                f"beta2={self._beta2!r}, eps={self._eps!r}, eps_hat={self._eps_hat!r}, "
+                f"weight_decay={self._weight_decay!r})")
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    ``w *= 1 - lr * weight_decay`` (every parameter, biases too), then `Adam`'s step on the
+    gradient itself.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate, finite and >= 0.
+    beta1, beta2 : float, default 0.9, 0.999
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, finite and >= 0.
+    eps_hat : bool, default False
+        Add eps before the bias correction (see `Adam`).
+    weight_decay : float, default 0.01
+        The decoupled decay factor, finite and >= 0.
+    """
+
+    _kind = "adamw"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False,
+                 weight_decay=0.01):
+        Adam.__init__(self, lr, beta1, beta2, eps, eps_hat, weight_decay)
+
+    # Adam's settings, shared rather than inherited: an AdamW is not an Adam (its kind and
+    # state differ in meaning), and every optimizer is a direct subclass of Optimizer
+    beta1, beta2, eps, eps_hat = Adam.beta1, Adam.beta2, Adam.eps, Adam.eps_hat
+    weight_decay = Adam.weight_decay
+    _sync, __repr__ = Adam._sync, Adam.__repr__
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``.
+
+    ``g += weight_decay * w``; ``square_avg = alpha square_avg + (1 - alpha) g^2``;
+    ``avg = sqrt(square_avg - grad_avg^2) + eps`` when centered (``grad_avg`` the moving
+    average of g), else ``sqrt(square_avg) + eps``; then ``buf = momentum buf + g / avg``,
+    ``w -= lr buf`` with momentum, ``w -= lr g / avg`` without.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, finite and >= 0.
+    alpha : float, default 0.99
+        The smoothing constant, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, finite and >= 0.
+    momentum : float, default 0.0
+        The momentum factor, finite and >= 0.
+    centered : bool, default False
+        Normalize by an estimate of the gradient's variance rather than its second moment.
+    weight_decay : float, default 0.0
+        torch's weight decay, finite and >= 0 (added times the parameters to the gradient).
+    """
+
+    _kind = "rmsprop"
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
+                 weight_decay=0.0):
+        self._alpha, self._eps, self._momentum, self._centered = 0.99, 1e-8, 0.0, False
+        self._weight_decay = 0.0
+        super().__init__(lr)
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+        self.weight_decay = weight_decay
+
+    @property
+    def alpha(self):
+        """The smoothing constant of the moving averages."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value):
+        self._alpha = check_real("alpha", value, low=0, high=1, high_open=True)
+        self._sync()
+
+    @property
+    def eps(self):
+        """Added to the denominator for numerical stability."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value):
+        self._eps = check_real("eps", value, low=0)
+        self._sync()
+
+    @property
+    def momentum(self):
+        """The momentum factor."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value):
+        self._momentum = check_real("momentum", value, low=0)
+        self._sync()
+
+    @property
+    def centered(self):
+        """Whether the gradient is normalized by its estimated variance."""
+        return self._centered
+
+    @centered.setter
+    def centered(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"centered must be True or False, got {value!r}")
+        self._centered = value
+        self._sync()
+
+    weight_decay = _weight_decay_property()
+
+    def _sync(self):
+        self._rule.set(self._lr, momentum=self._momentum, eps=self._eps,
+                       weight_decay=self._weight_decay, alpha=self._alpha,
+                       centered=self._centered)
+
+    def __repr__(self):
+        return (f"RMSprop(lr={self._lr!r}, alpha={self._alpha!r}, eps={self._eps!r}, "
+                f"momentum={self._momentum!r}, centered={self._centered!r}, "
+                f"weight_decay={self._weight_decay!r})")

@@ -200,6 +200,10 @@ OPTIMIZERS = {o.name: o for o in (
     OptimizerInfo("sgd", UPDATE_CODES["sgd"], state=("momentum_buffer",), torch="torch.optim.SGD"),
     OptimizerInfo("adam", UPDATE_CODES["adam"], state=("exp_avg", "exp_avg_sq"),
                   torch="torch.optim.Adam"),
+    OptimizerInfo("adamw", UPDATE_CODES["adamw"], state=("exp_avg", "exp_avg_sq"),
+                  torch="torch.optim.AdamW"),
+    OptimizerInfo("rmsprop", UPDATE_CODES["rmsprop"],
+                  state=("square_avg", "momentum_buffer", "grad_avg"), torch="torch.optim.RMSprop"),
 )}
 
 

@@ -119,18 +119,41 @@ LAYERS = {
 }
 
 
-def sgd(p, g, buf, lr, momentum, nesterov):
+def sgd(p, g, buf, lr, momentum, nesterov, weight_decay=0.0):
     """torch.optim.SGD's step: (p, buf)."""
+    g = g + weight_decay * p
     buf = momentum * buf + g
     return p - lr * (g + momentum * buf if nesterov else buf), buf
 
 
-def adam(p, g, m, v, t, lr, beta1, beta2, eps):
+def adam(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0):
     """torch.optim.Adam's step t: (p, m, v)."""
+    g = g + weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
-OPTIMIZERS = {"sgd": sgd, "adam": adam}
+def adamw(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.01):
+    """torch.optim.AdamW's step t: (p, m, v), the decay decoupled from the gradient."""
+    return adam(p * (1 - lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
+
+
+def rmsprop(p, g, square_avg, buf, grad_avg, lr, alpha, eps, momentum=0.0, centered=False,
+            weight_decay=0.0):
+    """torch.optim.RMSprop's step: (p, square_avg, buf, grad_avg)."""
+    g = g + weight_decay * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    if centered:
+        grad_avg = alpha * grad_avg + (1 - alpha) * g
+        avg = np.sqrt(square_avg - grad_avg ** 2) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf = momentum * buf + g / avg
+        return p - lr * buf, square_avg, buf, grad_avg
+    return p - lr * g / avg, square_avg, buf, grad_avg
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop}

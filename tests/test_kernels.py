@@ -5,7 +5,7 @@ shortcuts); and the numerics promised by the design: sigmoid, softmax and the lo
 finite and exact for huge inputs."""
 import numpy as np
 import pytest
-from references import activation, chain
+from references import OPTIMIZERS as STEPS, activation, chain, sgd as sgd_reference
 
 from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
@@ -266,6 +266,26 @@ def test_sgd_update_follows_torch_rule_over_steps(dtype, momentum, nesterov):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.8, True)])
+def test_sgd_update_with_weight_decay_follows_torch_rule_over_steps(dtype, momentum, nesterov):
+    rng = np.random.default_rng(17)
+    n, lr, weight_decay = 11, 0.05, 0.3
+    P = rng.normal(size=n).astype(dtype)
+    buf = np.zeros(n, dtype=dtype)
+    p_ref, buf_ref = P.astype(np.float64), np.zeros(n)
+    for _ in range(5):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("sgd_update", dtype)(P, G, buf, lr, momentum, nesterov, weight_decay)
+        p_ref, buf_ref = sgd_reference(p_ref, G.astype(np.float64), buf_ref, lr, momentum,
+                                       nesterov, weight_decay)
+        np.testing.assert_array_equal(G, kept)
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+        if momentum:
+            np.testing.assert_allclose(buf, buf_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta1, beta2, eps", [(0.9, 0.999, 1e-8), (0.3, 0.5, 1e-3),
                                                (0.0, 0.0, 0.0)])
 @pytest.mark.parametrize("eps_hat", [False, True])
@@ -289,6 +309,52 @@ def test_adam_update_follows_textbook_over_steps(dtype, beta1, beta2, eps, eps_h
         np.testing.assert_allclose(m, m_ref, **TOL[dtype])
         np.testing.assert_allclose(v, v_ref, **TOL[dtype])
         np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, decoupled", [("adam", False), ("adamw", True)])
+@pytest.mark.parametrize("beta1, beta2, eps", [(0.9, 0.999, 1e-8), (0.3, 0.5, 1e-3)])
+def test_adam_update_with_weight_decay_follows_torch_over_steps(dtype, kind, decoupled, beta1,
+                                                                 beta2, eps):
+    rng = np.random.default_rng(18)
+    n, lr, weight_decay = 13, 0.01, 0.7
+    P = rng.normal(size=n).astype(dtype)
+    m, v = np.zeros(n, dtype=dtype), np.zeros(n, dtype=dtype)
+    p_ref, m_ref, v_ref = P.astype(np.float64), np.zeros(n), np.zeros(n)
+    for t in range(1, 7):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("adam_update", dtype)(P, G, m, v, lr, beta1, beta2, eps, t, False, weight_decay,
+                                     decoupled)
+        p_ref, m_ref, v_ref = STEPS[kind](p_ref, G.astype(np.float64), m_ref, v_ref, t, lr, beta1,
+                                          beta2, eps, weight_decay)
+        np.testing.assert_array_equal(G, kept)
+        np.testing.assert_allclose(m, m_ref, **TOL[dtype])
+        np.testing.assert_allclose(v, v_ref, **TOL[dtype])
+        np.testing.assert_allclose(P, p_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha, momentum, centered, weight_decay", [
+    (0.99, 0.0, False, 0.0), (0.9, 0.8, False, 0.0), (0.6, 0.0, True, 0.0),
+    (0.3, 0.9, True, 0.2)])
+def test_rmsprop_update_follows_torch_over_steps(dtype, alpha, momentum, centered, weight_decay):
+    rng = np.random.default_rng(19)
+    n, lr, eps = 13, 0.01, 1e-6
+    P = rng.normal(size=n).astype(dtype)
+    sq, buf, ga = (np.zeros(n, dtype=dtype) for _ in range(3))
+    p_ref, sq_ref, buf_ref, ga_ref = P.astype(np.float64), np.zeros(n), np.zeros(n), np.zeros(n)
+    for _ in range(6):
+        G = rng.normal(size=n).astype(dtype)
+        kept = G.copy()
+        kernel("rmsprop_update", dtype)(P, G, sq, buf, ga, lr, alpha, eps, momentum, centered,
+                                        weight_decay)
+        p_ref, sq_ref, buf_ref, ga_ref = STEPS["rmsprop"](
+            p_ref, G.astype(np.float64), sq_ref, buf_ref, ga_ref, lr, alpha, eps, momentum,
+            centered, weight_decay)
+        np.testing.assert_array_equal(G, kept)
+        for actual, expected in ((sq, sq_ref), (buf, buf_ref), (ga, ga_ref), (P, p_ref)):
+            np.testing.assert_allclose(actual, expected, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -44,6 +44,10 @@ def test_eps_hat_changes_only_where_eps_matters(data):
 
 
 @pytest.mark.parametrize("make", [lambda: fastnn.SGD(lr=0.05, momentum=0.9, nesterov=True),
+                                  lambda: fastnn.SGD(lr=0.05, weight_decay=0.1),
+                                  lambda: fastnn.Adam(lr=0.01, weight_decay=0.1),
+                                  lambda: fastnn.AdamW(lr=0.01, weight_decay=0.1),
+                                  lambda: fastnn.RMSprop(momentum=0.5, centered=True),
                                   lambda: fastnn.Adam(lr=0.01, eps_hat=True)])
 def test_a_pickled_optimizer_continues_exactly(data, make):
     X, Y = data
@@ -72,3 +76,32 @@ def test_a_pickled_optimizer_starts_afresh_on_a_network_of_another_size(data):
 def test_eps_hat_must_be_a_bool():
     with pytest.raises(TypeError, match="eps_hat must be True or False"):
         fastnn.Adam(eps_hat="yes")
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: fastnn.SGD(weight_decay=-0.1), "weight_decay"),
+    (lambda: fastnn.SGD(weight_decay=float("nan")), "weight_decay"),
+    (lambda: fastnn.Adam(weight_decay=-1), "weight_decay"),
+    (lambda: fastnn.AdamW(weight_decay=-1e-3), "weight_decay"),
+    (lambda: fastnn.AdamW(beta2=1.0), "beta2"),
+    (lambda: fastnn.RMSprop(alpha=1.0), "alpha"),
+    (lambda: fastnn.RMSprop(alpha=-0.1), "alpha"),
+    (lambda: fastnn.RMSprop(eps=-1e-8), "eps"),
+    (lambda: fastnn.RMSprop(momentum=-0.5), "momentum"),
+    (lambda: fastnn.RMSprop(lr=-1), "lr"),
+    (lambda: fastnn.RMSprop(weight_decay=-1), "weight_decay"),
+])
+def test_hyperparameters_out_of_range_are_refused_by_name(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_rmsprop_state_is_torchs_three_vectors_and_centered_must_be_a_bool(data):
+    X, Y = data
+    net, optimizer = fastnn.MLP([3, 5, 2], seed=0), fastnn.RMSprop(momentum=0.9, centered=True)
+    net.train_step(X, Y, optimizer)
+    state = optimizer.state_dict()
+    assert set(state) == {"step", "square_avg", "momentum_buffer", "grad_avg"}
+    assert all(np.any(state[name]) for name in ("square_avg", "momentum_buffer", "grad_avg"))
+    with pytest.raises(TypeError, match="centered must be True or False"):
+        fastnn.RMSprop(centered=1)

@@ -189,16 +189,43 @@ def test_sample_weighted_objective_matches_autograd(output_activation, loss):
 
 
 # The torch.optim class of each registered update rule.
-TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                    "rmsprop": torch.optim.RMSprop}
 OPTIMIZERS = {
     "sgd": (lambda: fastnn.SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
     "momentum": (lambda: fastnn.SGD(lr=0.05, momentum=0.9),
                  lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     "nesterov": (lambda: fastnn.SGD(lr=0.05, momentum=0.8, nesterov=True),
                  lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True)),
+    # torch's weight decay, on the biases too, on top of the network's own l2
+    "sgd_weight_decay": (lambda: fastnn.SGD(lr=0.1, weight_decay=0.05),
+                         lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05)),
+    "momentum_weight_decay": (lambda: fastnn.SGD(lr=0.05, momentum=0.9, weight_decay=0.02),
+                              lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
+                                                        weight_decay=0.02)),
+    "nesterov_weight_decay": (
+        lambda: fastnn.SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
     "adam": (lambda: fastnn.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
     "adam_custom": (lambda: fastnn.Adam(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4),
                     lambda p: torch.optim.Adam(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4)),
+    "adam_weight_decay": (lambda: fastnn.Adam(lr=0.01, weight_decay=0.05),
+                          lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.05)),
+    "adamw": (lambda: fastnn.AdamW(lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+    "adamw_custom": (lambda: fastnn.AdamW(lr=0.003, beta1=0.5, beta2=0.9, eps=1e-4,
+                                          weight_decay=0.3),
+                     lambda p: torch.optim.AdamW(p, lr=0.003, betas=(0.5, 0.9), eps=1e-4,
+                                                 weight_decay=0.3)),
+    "rmsprop": (lambda: fastnn.RMSprop(lr=0.01), lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    "rmsprop_momentum": (lambda: fastnn.RMSprop(lr=0.003, alpha=0.9, momentum=0.8),
+                         lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.9, momentum=0.8)),
+    "rmsprop_centered": (
+        lambda: fastnn.RMSprop(lr=0.003, alpha=0.8, eps=1e-4, centered=True, weight_decay=0.1),
+        lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.8, eps=1e-4, centered=True,
+                                      weight_decay=0.1)),
+    "rmsprop_centered_momentum": (
+        lambda: fastnn.RMSprop(lr=0.002, momentum=0.5, centered=True),
+        lambda p: torch.optim.RMSprop(p, lr=0.002, momentum=0.5, centered=True)),
 }
 # (hidden activation, output activation, loss) of the networks the trajectories train
 TRAJECTORY_NETWORKS = [("tanh", "softmax", "cross_entropy"), ("relu", "identity", "squared_error")]
