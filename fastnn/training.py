@@ -51,8 +51,8 @@ class History:
 def check_optimizer(optimizer):
     """``optimizer`` if it is a fastnn optimizer, else a TypeError."""
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastnn optimizer (fastnn.SGD, fastnn.Adam, fastnn.AdamW, fastnn.RMSprop), got "
-                        f"{type(optimizer).__name__}")
+        raise TypeError(f"optimizer must be a fastnn optimizer (fastnn.SGD, fastnn.Adam, "
+                        f"fastnn.AdamW, fastnn.RMSprop), got {type(optimizer).__name__}")
     return optimizer
 
 
