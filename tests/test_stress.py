@@ -768,7 +768,8 @@ SIGINT_ONE_PASS = """
     import fastnn
     which, target = sys.argv[1], float(sys.argv[2])
     rng = np.random.default_rng(0)
-    net = fastnn.MLP([32, 1024, 1024, 10], dtype="float32", seed=0)
+    # the pass stops between layers: many layers of like cost, so no one layer is most of it
+    net = fastnn.MLP([32] + [384] * 8 + [10], dtype="float32", seed=0)
     opt = fastnn.Adam(1e-4)
     probe = rng.normal(size=(4096, 32)).astype(np.float32)
     probe_y = rng.normal(size=(4096, 10)).astype(np.float32)
@@ -811,8 +812,9 @@ SIGINT_ONE_PASS = """
 @pytest.mark.parametrize("which", ["train_step", "gradients"])
 def test_sigint_interrupts_one_long_training_pass_and_changes_nothing(which):
     """6: SIGINT 0.5 s into one train_step (or gradients) on a batch sized to take ~3 s: the
-    pass stops between layers with KeyboardInterrupt within 1 s, and the network and the
-    optimizer are exactly as before the call (the step is not half-done)."""
+    pass stops between layers (of a network of eight hidden layers, none of which takes much of
+    the pass) with KeyboardInterrupt within 1 s, and the network and the optimizer are exactly as
+    before the call (the step is not half-done)."""
     done = run_python(SIGINT_ONE_PASS, timeout=120, args=[which, 3.0])
     assert_clean_exit(done)
     result = result_line(done)
