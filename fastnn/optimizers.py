@@ -44,17 +44,38 @@ def _after_fork():
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
-def _weight_decay_property():
-    """The ``weight_decay`` property of an optimizer that keeps it in ``_weight_decay``."""
+def _setting(name, doc, **bounds):
+    """A real hyperparameter, kept in ``_<name>``, checked by `check_real` with ``bounds`` and
+    handed to the compiled rule (``_sync``) when set."""
 
     def get(self):
-        return self._weight_decay
+        return getattr(self, f"_{name}")
 
     def set(self, value):
-        self._weight_decay = check_real("weight_decay", value, low=0)
+        setattr(self, f"_{name}", check_real(name, value, **bounds))
         self._sync()
 
-    return property(get, set, doc="torch.optim's weight decay factor (finite, >= 0).")
+    return property(get, set, doc=doc)
+
+
+def _flag(name, doc):
+    """A True/False hyperparameter, kept in ``_<name>`` and handed to the compiled rule."""
+
+    def get(self):
+        return getattr(self, f"_{name}")
+
+    def set(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+        setattr(self, f"_{name}", value)
+        self._sync()
+
+    return property(get, set, doc=doc)
+
+
+def _weight_decay_property():
+    """The ``weight_decay`` property (torch.optim's weight decay factor)."""
+    return _setting("weight_decay", "torch.optim's weight decay factor (finite, >= 0).", low=0)
 
 
 class Optimizer:
@@ -295,47 +316,13 @@ class Adam(Optimizer):
 
     weight_decay = _weight_decay_property()
 
-    @property
-    def beta1(self):
-        """Decay rate of the first moment estimate."""
-        return self._beta1
-
-    @beta1.setter
-    def beta1(self, value):
-        self._beta1 = check_real("beta1", value, low=0, high=1, high_open=True)
-        self._sync()
-
-    @property
-    def beta2(self):
-        """Decay rate of the second moment estimate."""
-        return self._beta2
-
-    @beta2.setter
-    def beta2(self, value):
-        self._beta2 = check_real("beta2", value, low=0, high=1, high_open=True)
-        self._sync()
-
-    @property
-    def eps(self):
-        """Added to the denominator for numerical stability."""
-        return self._eps
-
-    @eps.setter
-    def eps(self, value):
-        self._eps = check_real("eps", value, low=0)
-        self._sync()
-
-    @property
-    def eps_hat(self):
-        """Whether eps is added before the bias correction (Keras, scikit-learn)."""
-        return self._eps_hat
-
-    @eps_hat.setter
-    def eps_hat(self, value):
-        if not isinstance(value, bool):
-            raise TypeError(f"eps_hat must be True or False, got {value!r}")
-        self._eps_hat = value
-        self._sync()
+    beta1 = _setting("beta1", "Decay rate of the first moment estimate.", low=0, high=1,
+                     high_open=True)
+    beta2 = _setting("beta2", "Decay rate of the second moment estimate.", low=0, high=1,
+                     high_open=True)
+    eps = _setting("eps", "Added to the denominator for numerical stability.", low=0)
+    eps_hat = _flag("eps_hat", "Whether eps is added before the bias correction (Keras, "
+                               "scikit-learn).")
 
     def _sync(self):
         self._rule.set(self._lr, beta1=self._beta1, beta2=self._beta2, eps=self._eps,
@@ -417,47 +404,11 @@ class RMSprop(Optimizer):
         self.centered = centered
         self.weight_decay = weight_decay
 
-    @property
-    def alpha(self):
-        """The smoothing constant of the moving averages."""
-        return self._alpha
-
-    @alpha.setter
-    def alpha(self, value):
-        self._alpha = check_real("alpha", value, low=0, high=1, high_open=True)
-        self._sync()
-
-    @property
-    def eps(self):
-        """Added to the denominator for numerical stability."""
-        return self._eps
-
-    @eps.setter
-    def eps(self, value):
-        self._eps = check_real("eps", value, low=0)
-        self._sync()
-
-    @property
-    def momentum(self):
-        """The momentum factor."""
-        return self._momentum
-
-    @momentum.setter
-    def momentum(self, value):
-        self._momentum = check_real("momentum", value, low=0)
-        self._sync()
-
-    @property
-    def centered(self):
-        """Whether the gradient is normalized by its estimated variance."""
-        return self._centered
-
-    @centered.setter
-    def centered(self, value):
-        if not isinstance(value, bool):
-            raise TypeError(f"centered must be True or False, got {value!r}")
-        self._centered = value
-        self._sync()
+    alpha = _setting("alpha", "The smoothing constant of the moving averages.", low=0, high=1,
+                     high_open=True)
+    eps = _setting("eps", "Added to the denominator for numerical stability.", low=0)
+    momentum = _setting("momentum", "The momentum factor.", low=0)
+    centered = _flag("centered", "Whether the gradient is normalized by its estimated variance.")
 
     weight_decay = _weight_decay_property()
 
