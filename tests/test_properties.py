@@ -41,11 +41,12 @@ arrays = st.one_of(
     scalars)
 
 
-def survives(call):
-    """Run ``call``: it works or raises one of the documented errors."""
+def survives(call, also=()):
+    """Run ``call``: it works or raises one of the documented errors (and ``also``, the errors
+    the call documents for its own case)."""
     try:
         call()
-    except EXPECTED:
+    except (*EXPECTED, *also):
         pass
 
 
@@ -141,7 +142,8 @@ def test_evaluation_and_gradients_on_garbage_data(case, X, Y, sample_weight, whi
     before = net.params.copy()
     survives(lambda: net.forward(X))
     survives(lambda: net.loss(X, Y, sample_weight))
-    survives(lambda: net.gradients(X, Y, sample_weight, flat=True))
+    # gradients documents FloatingPointError for a loss or gradient that is not finite
+    survives(lambda: net.gradients(X, Y, sample_weight, flat=True), also=(FloatingPointError,))
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -159,7 +161,8 @@ def test_train_step_on_garbage(case, X, Y, lr, which, flat):
         net.train_step(X, Y, optimizer)
     except (*EXPECTED, FloatingPointError):
         pass
-    survives(lambda: net.gradients(X_good, Y_good, flat=flat))
+    # a huge learning rate may leave huge (finite) weights, whose gradient overflows
+    survives(lambda: net.gradients(X_good, Y_good, flat=flat), also=(FloatingPointError,))
     assert np.all(np.isfinite(net.params))
 
 
