@@ -25,8 +25,8 @@ from cython cimport floating
 from libc.math cimport NAN
 from libc.stdint cimport uint64_t
 
-from fastnn._activations cimport (ELU, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
-                                  SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
+from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
+                                  SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._lock cimport hold, take
@@ -104,7 +104,7 @@ LAYER_CODES = {"dense": DENSE, "activation": ACTIVATION, "dropout": DROPOUT,
                "batch_norm": BATCH_NORM}
 ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tanh": TANH,
                     "softmax": SOFTMAX, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
-                    "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS}
+                    "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS, "exp": EXP}
 # The activations whose backward kernel reads Z, which the memory plan therefore keeps.
 INPUT_DERIVATIVES = {name for name, code in ACTIVATION_CODES.items() if needs_input(code)}
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY,

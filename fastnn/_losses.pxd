@@ -2,11 +2,11 @@
 # the logits Z (log-sum-exp for softmax, softplus for sigmoid), so huge logits give finite values;
 # its backward is the canonical dJ/dZ = (Yhat - Y) / N. Squared error, absolute error and Huber
 # read the outputs A and differentiate through any output activation with activation_backward.
-# Poisson goes with the identity output only: its input is the log-rate z (torch's
-# PoissonNLLLoss(log_input=True)), which is A itself. `param` is a loss' one parameter (Huber's
-# delta; unused by the others).
+# Poisson goes with the exp output, on the log link as cross-entropy is on the logits: its input
+# is the log-rate z (torch's PoissonNLLLoss(log_input=True)), its dJ/dZ = (A - Y) / N.
+# `param` is a loss' one parameter (Huber's delta; unused by the others).
 from cython cimport floating
-from libc.math cimport exp, log, log1p, fabs
+from libc.math cimport log, log1p, fabs
 from fastnn._activations cimport SOFTMAX, activation_backward, fexp, row_max
 
 cdef enum Loss:
@@ -42,9 +42,9 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                 diff = fabs(<double>A[i * M + j] - <double>Y[i * M + j])
                 row += 0.5 * diff * diff if diff <= param else param * (diff - 0.5 * param)
         elif loss == POISSON:
+            # A = exp(Z): infinite when z overflows, and so is the loss
             for j in range(M):
-                z = zi[j]
-                row += exp(z) - Y[i * M + j] * z
+                row += <double>A[i * M + j] - Y[i * M + j] * <double>zi[j]
         elif out_act == SOFTMAX:
             # L = sum_k y_k (logsumexp(z) - z_k)
             zmax = row_max(zi, M)
@@ -93,9 +93,9 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                     diff = -delta
                 D[i * M + j] = c * diff
         elif loss == POISSON:
-            # A is the log-rate z (identity output): dL/dz = exp(z) - y
+            # A is exp(z): dL/dz = exp(z) - y
             for j in range(M):
-                D[i * M + j] = c * (fexp(A[i * M + j]) - Y[i * M + j])
+                D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
         elif out_act == SOFTMAX:
             # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability
             # rows

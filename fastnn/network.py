@@ -77,16 +77,17 @@ class MLP:
     activation : str, default "relu"
         Activation of the hidden layers: one of `fastnn.registry.hidden_activations()`
         ("sigmoid", "relu", "tanh", "identity", ...).
-    output_activation : {"identity", "sigmoid", "softmax"}, default "identity"
-        Activation of the output layer.
+    output_activation : {"identity", "sigmoid", "softmax", "exp"}, default "identity"
+        Activation of the output layer ("exp": ``exp(z)``, a rate, for counts).
     loss : str, default "squared_error"
         Per-sample loss L, summed over the outputs, one of `fastnn.registry.LOSSES`:
         "squared_error" ``sum_k (yhat_k - y_k)^2``; "cross_entropy" of a softmax or sigmoid
         output, computed from the logits; "absolute_error" ``sum_k |yhat_k - y_k|``; "huber"
         ``sum_k h(yhat_k - y_k)`` with ``h(d) = d^2 / 2`` for ``|d| <= delta``, else
         ``delta (|d| - delta / 2)`` (torch's HuberLoss); "poisson" ``sum_k exp(z_k) - y_k z_k``
-        with the identity output z the log-rate (torch's PoissonNLLLoss with log_input=True;
-        the predicted rate is ``exp(forward(X))``, targets are counts >= 0).
+        of the exp output, computed from its input z, the log-rate (torch's PoissonNLLLoss with
+        log_input=True, applied to z; `forward` gives the rate ``exp(z)``, targets are counts
+        or rates >= 0).
     l2 : float, default 0.0
         The objective is ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` (dense weights only).
     dtype : {"float64", "float32"}, default "float64"

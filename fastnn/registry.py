@@ -164,22 +164,26 @@ ACTIVATIONS = {a.name: a for a in (
                    torch="torch.nn.SiLU", derivative="input"),
     ActivationInfo("softplus", ACTIVATION_CODES["softplus"], hidden=True, output=False,
                    init="glorot", torch="torch.nn.Softplus", derivative="input"),
+    # the rate of a log link: its input is the log-rate
+    ActivationInfo("exp", ACTIVATION_CODES["exp"], hidden=False, output=True, init="glorot",
+                   torch="torch.exp"),
 )}
 
 LOSSES = {loss.name: loss for loss in (
     LossInfo("squared_error", LOSS_CODES["squared_error"],
-             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             outputs=("identity", "sigmoid", "softmax", "exp"), unit_targets=False, labels=(),
              torch="torch.nn.MSELoss"),
     LossInfo("cross_entropy", LOSS_CODES["cross_entropy"], outputs=("softmax", "sigmoid"),
              unit_targets=True, labels=("softmax",),
              torch="torch.nn.CrossEntropyLoss / torch.nn.BCEWithLogitsLoss"),
     LossInfo("absolute_error", LOSS_CODES["absolute_error"],
-             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             outputs=("identity", "sigmoid", "softmax", "exp"), unit_targets=False, labels=(),
              torch="torch.nn.L1Loss"),
-    # the identity output is the log-rate (torch's log_input=True); the rate is exp(forward(X))
-    LossInfo("poisson", LOSS_CODES["poisson"], outputs=("identity",), unit_targets=False,
+    # computed from the exp output's input, the log-rate (torch's log_input=True); the network's
+    # output is the rate
+    LossInfo("poisson", LOSS_CODES["poisson"], outputs=("exp",), unit_targets=False,
              labels=(), torch="torch.nn.PoissonNLLLoss", nonnegative_targets=True),
-    LossInfo("huber", LOSS_CODES["huber"], outputs=("identity", "sigmoid", "softmax"),
+    LossInfo("huber", LOSS_CODES["huber"], outputs=("identity", "sigmoid", "softmax", "exp"),
              unit_targets=False, labels=(), torch="torch.nn.HuberLoss", parameter="delta",
              default=1.0),
 )}

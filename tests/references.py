@@ -44,6 +44,7 @@ ACTIVATIONS = {
              lambda Z, a: _sigmoid(Z) * (1 + Z * (1 - _sigmoid(Z)))),
     "softplus": (lambda Z, a: np.where(Z > 20, Z, np.log1p(np.exp(np.minimum(Z, 20)))),
                  lambda Z, a: np.where(Z > 20, 1.0, _sigmoid(Z))),
+    "exp": (lambda Z, a: np.exp(Z), lambda Z, a: np.exp(Z)),
 }
 
 
@@ -75,8 +76,8 @@ LOSSES = {
     "squared_error": lambda A, Y, output: ((A - Y) ** 2).sum(axis=1),
     "cross_entropy": _cross_entropy,
     "absolute_error": lambda A, Y, output: np.abs(A - Y).sum(axis=1),
-    # A is the log-rate (identity output)
-    "poisson": lambda A, Y, output: (np.exp(A) - Y * A).sum(axis=1),
+    # A is the rate exp(z) (exp output)
+    "poisson": lambda A, Y, output: (A - Y * np.log(A)).sum(axis=1),
     "huber": lambda A, Y, output, delta=1.0: np.where(
         np.abs(A - Y) <= delta, 0.5 * (A - Y) ** 2, delta * (np.abs(A - Y) - 0.5 * delta)
     ).sum(axis=1),

@@ -161,7 +161,8 @@ LOSS_CASES = [("identity", "squared_error", "real"), ("sigmoid", "squared_error"
               ("identity", "absolute_error", "real"), ("sigmoid", "absolute_error", "unit"),
               ("softmax", "absolute_error", "unit"), ("identity", "huber", "real"),
               ("sigmoid", "huber", "unit"), ("softmax", "huber", "unit"),
-              ("identity", "poisson", "counts")]
+              ("exp", "poisson", "counts"), ("exp", "squared_error", "counts"),
+              ("exp", "absolute_error", "counts"), ("exp", "huber", "counts")]
 # Huber's delta in the kernel tests: logits of scale 2 put differences on both sides of it
 DELTA = 0.7
 
@@ -176,7 +177,8 @@ def per_sample_losses(A, Y, out_act, loss):
         d = np.abs(A - Y)
         return np.sum(np.where(d <= DELTA, d ** 2 / 2, DELTA * (d - DELTA / 2)), axis=1)
     if loss == "poisson":
-        return np.sum(np.exp(A) - Y * A, axis=1)
+        # A is the rate exp(z)
+        return np.sum(A - Y * np.log(A), axis=1)
     if out_act == "softmax":
         return -np.sum(Y * np.log(A), axis=1)
     return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=1)
@@ -200,7 +202,7 @@ def loss_gradient_wrt_output(A, Y, out_act, loss):
     if loss == "huber":
         return np.clip(A - Y, -DELTA, DELTA)
     if loss == "poisson":
-        return np.exp(A) - Y
+        return 1 - Y / A
     if out_act == "softmax":
         return -Y / A
     return -(Y / A - (1 - Y) / (1 - A))
@@ -216,6 +218,7 @@ def test_loss_forward_matches_definition(dtype, out_act, loss, targets, weighted
     Y = loss_targets(rng, targets, Z.shape).astype(dtype)
     s = sample_weights(rng, weighted, 9, dtype)
     # the losses of differences read the stored outputs A; cross-entropy and Poisson the logits Z
+    # (Poisson A too: its exp(z))
     reads_a = loss in ("squared_error", "absolute_error", "huber")
     seen = A.astype(np.float64) if reads_a else activation(Z, out_act)
     losses = per_sample_losses(seen, Y.astype(np.float64), out_act, loss)
@@ -399,3 +402,13 @@ def test_cross_entropy_of_huge_logits_is_finite_and_correct(dtype):
     D = np.empty_like(Z)
     loss_backward(D, A, Y, sigmoid, CE, 1.0)
     np.testing.assert_array_equal(D, [[0.0, 0.0, 1.0, -1.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_output_overflows_to_an_infinite_poisson_loss_not_nan(dtype):
+    Z = np.array([[1e4, -1e4, 0.0]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS["exp"])
+    np.testing.assert_array_equal(A, [[np.inf, 0.0, 1.0]])
+    Y = np.array([[3.0, 0.0, 2.0]], dtype=dtype)
+    assert kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS["exp"], LOSSES["poisson"]) == np.inf
