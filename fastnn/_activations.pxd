@@ -23,6 +23,7 @@ cdef enum Activation:
     GELU_TANH = 8       # PyTorch's approximate="tanh"
     SILU = 9
     SOFTPLUS = 11       # PyTorch's Softplus(beta=1, threshold=20)
+    EXP = 12            # an output only: the rate exp(z) of a log link (Poisson counts)
 
 cdef extern from *:
     """
@@ -138,6 +139,11 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
     elif act == SILU:
         for i in range(size):
             A[i] = Z[i] * sigmoid(Z[i])
+    elif act == EXP:
+        # overflows to inf beyond z ~ 709 (88 in float32): the loss is then infinite and the
+        # training step refused
+        for i in range(size):
+            A[i] = fexp(Z[i])
     elif act == SOFTPLUS:
         for i in range(size):
             if Z[i] > SOFTPLUS_THRESHOLD:
@@ -156,7 +162,7 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
                                      Py_ssize_t N, Py_ssize_t M, int act,
                                      floating alpha) noexcept nogil:
     """D = D * f'(Z), with f' from the output: a (1 - a), 1 - a^2, [a > 0],
-    [a > 0] + alpha [a <= 0]; softmax's Jacobian."""
+    [a > 0] + alpha [a <= 0], exp's a; softmax's Jacobian."""
     cdef Py_ssize_t i, j, size = N * M
     cdef floating dot
     if act == SIGMOID:
@@ -176,6 +182,9 @@ cdef inline void activation_backward(floating* D,       # INOUT (N, M): dJ/dA in
         # alpha > 0: a > 0 exactly when z > 0, and alpha exp(z) = a + alpha below
         for i in range(size):
             D[i] = D[i] if A[i] > 0 else D[i] * (A[i] + alpha)
+    elif act == EXP:
+        for i in range(size):
+            D[i] = D[i] * A[i]
     elif act == SOFTMAX:
         # dz_j = a_j (d_j - sum_k d_k a_k)
         for i in range(N):

@@ -25,15 +25,14 @@ from cython cimport floating
 from libc.math cimport NAN
 from libc.stdint cimport uint64_t
 
-from fastnn._activations cimport (ELU, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
-                                  SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
+from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
+                                  SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
-                             backward_pass, forward_loss,
-                             forward_pass, head_output, known_rule, objective, run_epoch,
-                             state_count, train_step, weight_sum)
+                             backward_pass, forward_loss, forward_pass, head_output, known_rule,
+                             normalizer, objective, run_epoch, state_count, train_step)
 from fastnn._rules cimport UpdateRule
 from fastnn._rules import LIVE as LIVE_RULES
 
@@ -104,7 +103,7 @@ LAYER_CODES = {"dense": DENSE, "activation": ACTIVATION, "dropout": DROPOUT,
                "batch_norm": BATCH_NORM}
 ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "relu": RELU, "tanh": TANH,
                     "softmax": SOFTMAX, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
-                    "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS}
+                    "gelu_tanh": GELU_TANH, "silu": SILU, "softplus": SOFTPLUS, "exp": EXP}
 # The activations whose backward kernel reads Z, which the memory plan therefore keeps.
 INPUT_DERIVATIVES = {name for name, code in ACTIVATION_CODES.items() if needs_input(code)}
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY,
@@ -161,12 +160,17 @@ cdef class Engine:
     l2_per_sample : bool, default False
         Divide the penalty by the batch's weight sum too (scikit-learn's objective).
     loss_param : float, default 0
-        The loss' parameter (HUBER's delta, > 0; unused by the other losses).
+        The loss' parameter (HUBER's delta, > 0; softmax CROSS_ENTROPY's label smoothing, in
+        [0, 1]; unused by the other losses).
+    loss_weight : array-like of shape (n_out,), optional
+        CROSS_ENTROPY's weights per output, finite and >= 0: the class weights w of a softmax
+        output (not all zero), the pos_weight of a sigmoid one. Copied as float64.
 
     Notes
     -----
     The objective on a batch of N rows with sample weights s (ones when None) is
-    ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum_l ||W_l||^2 [/ S]`` with ``S = sum_i s_i``.
+    ``J = loss_scale sum_i s_i L_i / S + (l2/2) sum_l ||W_l||^2 [/ S]`` with ``S = sum_i s_i``,
+    or with class weights ``S = sum_i s_i r_i``, ``r_i = sum_k w_k Y_ik`` (`normalizer`).
     forward and loss evaluate (running statistics, no dropout); gradients, step and epoch train
     (batch statistics, dropout). gradients changes nothing but the gradient; step and epoch move
     the running statistics and the dropout generator's counter. Arrays passed to the methods are
@@ -183,11 +187,13 @@ cdef class Engine:
     cdef readonly cnp.ndarray buffers  # (n_buffers,) each batch normalization's running statistics
     cdef cnp.ndarray work
     cdef cnp.ndarray backup            # parameters and rule state before a checked step
+    cdef cnp.ndarray loss_weight       # (n_out,) float64: what plan.loss_weight points to
     cdef PyThread_type_lock lock
     cdef object __weakref__            # for the fork handlers' registry
 
     def __cinit__(self):
         self.plan.layers = NULL
+        self.plan.loss_weight = NULL
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError("could not allocate the engine's lock")
@@ -224,7 +230,7 @@ cdef class Engine:
         return N * self.plan.n_params >= LONG_PASS and watch_interrupts()
 
     def __init__(self, Py_ssize_t n_in, layers, int loss, double l2, dtype, double loss_scale=1,
-                 bint l2_per_sample=False, double loss_param=0.0):
+                 bint l2_per_sample=False, double loss_param=0.0, loss_weight=None):
         cdef Py_ssize_t k, n = len(layers), width = n_in, n_params = 0, n_buffers = 0
         cdef Layer* L
         if self.plan.layers != NULL:
@@ -278,6 +284,15 @@ cdef class Engine:
         self.plan.n_buffers = n_buffers
         self.plan.loss = loss
         self.plan.loss_param = loss_param
+        if loss_weight is not None:
+            if loss != CROSS_ENTROPY or self.plan.layers[n - 1].act not in (SOFTMAX, SIGMOID):
+                raise ValueError("loss weights go with the cross-entropy of a softmax or sigmoid "
+                                 "output")
+            self.loss_weight = np.array(loss_weight, dtype=np.float64).reshape(-1)
+            if self.loss_weight.shape[0] != width:
+                raise ValueError(f"the loss weights must be one per output ({width}), got "
+                                 f"{self.loss_weight.shape[0]}")
+            self.plan.loss_weight = <double*>data(self.loss_weight)
         self.plan.key = 0
         self.plan.counter = 0
         self.plan.watch = False
@@ -474,6 +489,13 @@ cdef class Engine:
         finally:
             PyThread_release_lock(self.lock)
 
+    def normalizer(self, cnp.ndarray Y, cnp.ndarray s=None):
+        """S for targets Y (N, n_out) and sample weights s (N,) or None: N, sum_i s_i, or with
+        class weights sum_i s_i r_i (see Notes), in float64."""
+        if self.is_double:
+            return normalizer(&self.plan, <double*>data(Y), <double*>optional(s), Y.shape[0])
+        return normalizer(&self.plan, <float*>data(Y), <float*>optional(s), Y.shape[0])
+
     cdef double _loss_blocks(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s) except? -1:
         cdef Py_ssize_t N = X.shape[0], k, start, rows, block = self.block_rows(N)
         cdef Py_ssize_t n_in = self.plan.n_in, n_out = self.plan.n_out
@@ -496,9 +518,9 @@ cdef class Engine:
                                            <float*>optional(s), start, rows)
         if self.is_double:
             return objective(&self.plan, <double*>data(self.params), total,
-                             weight_sum(<double*>optional(s), N))
+                             normalizer(&self.plan, <double*>data(Y), <double*>optional(s), N))
         return objective(&self.plan, <float*>data(self.params), total,
-                         weight_sum(<float*>optional(s), N))
+                         normalizer(&self.plan, <float*>data(Y), <float*>optional(s), N))
 
     cdef double _loss(self, floating* X, floating* Y, floating* s, Py_ssize_t start,
                       Py_ssize_t N) noexcept:
@@ -547,7 +569,7 @@ cdef class Engine:
         cdef double J, S
         cdef bint intact
         with nogil:
-            S = weight_sum(s, N)
+            S = normalizer(&self.plan, Y, s, N)
             J = objective(&self.plan, P,
                           forward_loss(&self.plan, P, B, work, X, Y, s, N, True,
                                        self.plan.counter), S)

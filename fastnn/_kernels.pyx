@@ -133,18 +133,22 @@ def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1
 
 
 def loss_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] Y, int out_act, int loss,
-                 floating[::1] s=None, double param=0):
-    """sum_i s_i L_i over the rows (weights s default to ones; param: the loss' parameter)."""
+                 floating[::1] s=None, double param=0, const double[::1] w=None):
+    """sum_i s_i L_i over the rows (weights s default to ones; param: the loss' parameter; w:
+    its weights per output, or None)."""
     return _loss_forward(&Z[0, 0], &A[0, 0], &Y[0, 0], &s[0] if s is not None else NULL,
-                         Z.shape[0], Z.shape[1], out_act, loss, param)
+                         <double*>&w[0] if w is not None else NULL, Z.shape[0], Z.shape[1],
+                         out_act, loss, param)
 
 
 def loss_backward(floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] Y, int out_act,
-                  int loss, floating scale, floating[::1] s=None, double param=0):
+                  int loss, floating scale, floating[::1] s=None, double param=0,
+                  const double[::1] w=None):
     """D = dJ/dZ for J = scale * sum_i s_i L_i (weights s default to ones; param: the loss'
-    parameter)."""
-    _loss_backward(&D[0, 0], &A[0, 0], &Y[0, 0], &s[0] if s is not None else NULL, A.shape[0],
-                   A.shape[1], out_act, loss, scale, param)
+    parameter; w: its weights per output, or None)."""
+    _loss_backward(&D[0, 0], &A[0, 0], &Y[0, 0], &s[0] if s is not None else NULL,
+                   <double*>&w[0] if w is not None else NULL, A.shape[0], A.shape[1], out_act,
+                   loss, scale, param)
 
 
 def sgd_update(floating[::1] P, floating[::1] G, floating[::1] buf, double lr, double momentum,

@@ -2,11 +2,14 @@
 # the logits Z (log-sum-exp for softmax, softplus for sigmoid), so huge logits give finite values;
 # its backward is the canonical dJ/dZ = (Yhat - Y) / N. Squared error, absolute error and Huber
 # read the outputs A and differentiate through any output activation with activation_backward.
-# Poisson goes with the identity output only: its input is the log-rate z (torch's
-# PoissonNLLLoss(log_input=True)), which is A itself. `param` is a loss' one parameter (Huber's
-# delta; unused by the others).
+# Poisson goes with the exp output, on the log link as cross-entropy is on the logits: its input
+# is the log-rate z (torch's PoissonNLLLoss(log_input=True)), its dJ/dZ = (A - Y) / N.
+# `param` is a loss' one real parameter (Huber's delta, softmax cross-entropy's label smoothing;
+# unused by the others) and `w` its weights per output (softmax cross-entropy's class weights,
+# sigmoid cross-entropy's pos_weight), NULL without: the branches of the weighted forms are
+# separate, so the plain losses do no more work than before they existed.
 from cython cimport floating
-from libc.math cimport exp, log, log1p, fabs
+from libc.math cimport log, log1p, fabs
 from fastnn._activations cimport SOFTMAX, activation_backward, fexp, row_max
 
 cdef enum Loss:
@@ -17,15 +20,25 @@ cdef enum Loss:
     HUBER = 4           # L = sum_k h(a_k - y_k), h quadratic within param of 0, linear beyond
 
 
+cdef inline double smoothed_weight(floating* y,      # IN (M,) one row of targets
+                                   double* w,        # IN (M,) class weights, or NULL for ones
+                                   double eps, Py_ssize_t j, Py_ssize_t M) noexcept nogil:
+    """w_j q_j, q = (1 - eps) y + eps / M: the factor on -log p_j in softmax cross-entropy with
+    class weights w and label smoothing eps (torch's CrossEntropyLoss(weight, label_smoothing))."""
+    cdef double q = (1 - eps) * <double>y[j] + eps / M
+    return q if w == NULL else w[j] * q
+
+
 cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                                 floating* A,      # IN (N, M) output activations f(Z)
                                 floating* Y,      # IN (N, M) targets
                                 floating* s,      # IN (N,) sample weights, or NULL for ones
+                                double* w,        # IN (M,) weights per output, or NULL
                                 Py_ssize_t N, Py_ssize_t M, int out_act, int loss,
                                 double param) noexcept nogil:
     """sum_i s_i L_i: the per-sample losses, weighted, summed over the N samples."""
     cdef Py_ssize_t i, j
-    cdef double total = 0, row, diff, z, zmax, lse
+    cdef double total = 0, row, diff, y, z, zmax, lse
     cdef floating* zi
     for i in range(N):
         row = 0
@@ -42,23 +55,35 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                 diff = fabs(<double>A[i * M + j] - <double>Y[i * M + j])
                 row += 0.5 * diff * diff if diff <= param else param * (diff - 0.5 * param)
         elif loss == POISSON:
+            # A = exp(Z): infinite when z overflows, and so is the loss
             for j in range(M):
-                z = zi[j]
-                row += exp(z) - Y[i * M + j] * z
+                row += <double>A[i * M + j] - Y[i * M + j] * <double>zi[j]
         elif out_act == SOFTMAX:
-            # L = sum_k y_k (logsumexp(z) - z_k)
+            # L = sum_k w_k q_k (logsumexp(z) - z_k), q = y without smoothing
             zmax = row_max(zi, M)
             lse = 0
             for j in range(M):
                 lse += fexp(<double>zi[j] - zmax)
             lse = zmax + log(lse)
-            for j in range(M):
-                row += Y[i * M + j] * (lse - zi[j])
-        else:
+            if w == NULL and param == 0:
+                for j in range(M):
+                    row += Y[i * M + j] * (lse - zi[j])
+            else:
+                for j in range(M):
+                    row += smoothed_weight(Y + i * M, w, param, j, M) * (lse - zi[j])
+        elif w == NULL:
             # sigmoid: L = sum_k softplus(z_k) - y_k z_k, softplus(z) = max(z, 0) + log1p(exp(-|z|))
             for j in range(M):
                 z = zi[j]
                 row += (z if z > 0 else 0) - Y[i * M + j] * z + log1p(fexp(-fabs(z)))
+        else:
+            # sigmoid with pos_weight w, as torch's BCEWithLogitsLoss computes it:
+            # L = sum_k (1 - y_k) z_k + (w_k y_k + 1 - y_k) softplus(-z_k)
+            for j in range(M):
+                z = zi[j]
+                y = Y[i * M + j]
+                row += (1 - y) * z + (w[j] * y + 1 - y) * ((-z if z < 0 else 0)
+                                                           + log1p(fexp(-fabs(z))))
         total += row if s == NULL else s[i] * row
     return total
 
@@ -67,12 +92,14 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                                floating* A,       # IN  (N, M) output activations f(Z)
                                floating* Y,       # IN  (N, M) targets
                                floating* s,       # IN  (N,) sample weights, or NULL for ones
+                               double* w,         # IN  (M,) weights per output, or NULL
                                Py_ssize_t N, Py_ssize_t M, int out_act, int loss,
                                floating scale, double param) noexcept nogil:
     """D = dJ/dZ of J = scale * sum_i s_i L_i (scale is 1/N for the mean over the batch)."""
     cdef Py_ssize_t i, j
     cdef floating total, c, diff
     cdef floating delta = <floating>param
+    cdef double weight_total, y
     for i in range(N):
         c = scale if s == NULL else scale * s[i]
         if loss == SQUARED_ERROR:
@@ -93,10 +120,10 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                     diff = -delta
                 D[i * M + j] = c * diff
         elif loss == POISSON:
-            # A is the log-rate z (identity output): dL/dz = exp(z) - y
+            # A is exp(z): dL/dz = exp(z) - y
             for j in range(M):
-                D[i * M + j] = c * (fexp(A[i * M + j]) - Y[i * M + j])
-        elif out_act == SOFTMAX:
+                D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
+        elif out_act == SOFTMAX and w == NULL and param == 0:
             # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability
             # rows
             total = 0
@@ -104,8 +131,21 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                 total = total + Y[i * M + j]
             for j in range(M):
                 D[i * M + j] = c * (total * A[i * M + j] - Y[i * M + j])
-        else:
+        elif out_act == SOFTMAX:
+            # dL/dz_k = (sum_j w_j q_j) yhat_k - w_k q_k
+            weight_total = 0
+            for j in range(M):
+                weight_total += smoothed_weight(Y + i * M, w, param, j, M)
+            for j in range(M):
+                D[i * M + j] = c * <floating>(weight_total * A[i * M + j]
+                                              - smoothed_weight(Y + i * M, w, param, j, M))
+        elif w == NULL:
             for j in range(M):
                 D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
+        else:
+            # sigmoid with pos_weight: dL/dz_k = (w_k y_k + 1 - y_k) yhat_k - w_k y_k
+            for j in range(M):
+                y = Y[i * M + j]
+                D[i * M + j] = c * <floating>((w[j] * y + 1 - y) * A[i * M + j] - w[j] * y)
     if loss == SQUARED_ERROR or loss == ABSOLUTE_ERROR or loss == HUBER:
         activation_backward(D, A, N, M, out_act, <floating>0)

@@ -11,13 +11,13 @@ from libc.string cimport memcpy
 
 from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, RMSPROP, SGD, Layer,
                            Plan, Rule)
-from fastnn._activations cimport (activation_backward, activation_backward_input,
+from fastnn._activations cimport (SOFTMAX, activation_backward, activation_backward_input,
                                   activation_forward, needs_input)
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
 from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
-from fastnn._losses cimport loss_forward, loss_backward
+from fastnn._losses cimport CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._updates cimport sgd_update, adam_update, rmsprop_update
 
 cdef extern from "_interrupt.h" nogil:
@@ -128,8 +128,8 @@ cdef inline double forward_loss(Plan* p, floating* P, floating* B, floating* wor
     """
     cdef Layer* head = &p.layers[p.n_layers - 1]
     forward_pass(p, P, B, work, X, N, training, counter)
-    return loss_forward(layer_input(p, work, X, p.n_layers - 1), work + head.out, Y, s, N,
-                        p.n_out, head.act, p.loss, p.loss_param)
+    return loss_forward(layer_input(p, work, X, p.n_layers - 1), work + head.out, Y, s,
+                        p.loss_weight, N, p.n_out, head.act, p.loss, p.loss_param)
 
 
 cdef inline double weight_sum(floating* s, Py_ssize_t N) noexcept nogil:
@@ -143,8 +143,28 @@ cdef inline double weight_sum(floating* s, Py_ssize_t N) noexcept nogil:
     return total
 
 
+cdef inline double normalizer(Plan* p,
+                              floating* Y,     # IN (N, n_out) targets
+                              floating* s,     # IN (N,) sample weights, or NULL
+                              Py_ssize_t N) noexcept nogil:
+    """S, what the objective divides sum_i s_i L_i by: sum_i s_i r_i with the row weights
+    r_i = sum_k w_k y_ik under softmax cross-entropy's class weights w (torch's normalizer), else
+    weight_sum(s, N)."""
+    cdef Py_ssize_t i, k, M = p.n_out
+    cdef double total = 0, row
+    if (p.loss_weight == NULL or p.loss != CROSS_ENTROPY
+            or p.layers[p.n_layers - 1].act != SOFTMAX):
+        return weight_sum(s, N)
+    for i in range(N):
+        row = 0
+        for k in range(M):
+            row += p.loss_weight[k] * Y[i * M + k]
+        total += row if s == NULL else s[i] * row
+    return total
+
+
 cdef inline double objective(Plan* p, floating* P, double weighted_loss, double S) noexcept nogil:
-    """J from sum_i s_i L_i and S = sum_i s_i."""
+    """J from sum_i s_i L_i and S (see normalizer)."""
     return p.loss_scale * weighted_loss / S + penalty(p, P) / (S if p.l2_per_sample else 1)
 
 
@@ -168,7 +188,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
                                Py_ssize_t N, double S, double descend,
                                floating* backup,       # OUT (n_params,) or NULL
                                bint* intact) noexcept nogil:
-    """G = dJ/dP (see Plan for J; S = sum_i s_i), after a training forward_pass on X.
+    """G = dJ/dP (see Plan for J; S from normalizer), after a training forward_pass on X.
 
     With descend > 0, take the plain gradient-descent step P -= descend * dJ/dP instead, layer by
     layer as the gradient is found (G is then scratch); with a backup, each layer's parameters
@@ -185,7 +205,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
     cdef floating* gamma
     cdef bint input_gradient
     cdef floating decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
-    loss_backward(D, work + head.out, Y, s, N, p.n_out, head.act, p.loss,
+    loss_backward(D, work + head.out, Y, s, p.loss_weight, N, p.n_out, head.act, p.loss,
                   <floating>(p.loss_scale / S), p.loss_param)
     for k in range(p.n_layers - 2, p.first_param - 1, -1):
         if descend <= 0 and p.watch and fastnn_interrupted:
@@ -289,9 +309,9 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     parameter, a value of the rule's state or a running statistic NaN or infinite, all of them
     are put back as they were. Only a completed update moves the running statistics and the
     dropout generator's counter. A batch whose sample weights are all zero carries no
-    information: J = 0, no update.
+    information (nor does one whose rows all have class weight 0): J = 0, no update.
     """
-    cdef double S = weight_sum(s, N)
+    cdef double S = normalizer(p, Y, s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
     # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter
     cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0 and r.weight_decay == 0
@@ -351,9 +371,9 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
     on (an EpochStatus).
 
-    Adds J times the rows (or, with sample weights, the weight) of each batch to total and counts
-    the batches done in done[0]; the epoch stops early at a step that did not complete (its
-    batch made no update) or, when watching, at SIGINT.
+    Adds J times the rows (with sample or class weights, the normalizer S) of each batch to
+    total and counts the batches done in done[0]; the epoch stops early at a step that did not
+    complete (its batch made no update) or, when watching, at SIGINT.
     """
     cdef Py_ssize_t k, start, rows, i, j
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
@@ -383,6 +403,6 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                     sb[i] = s[order[start + i]]
         if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, &J) != STEP_DONE:
             return EPOCH_DIVERGED
-        total[0] += J * weight_sum(sb, rows)
+        total[0] += J * normalizer(p, yb, sb, rows)
         done[0] = k + 1
     return EPOCH_DONE

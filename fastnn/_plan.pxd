@@ -46,11 +46,16 @@ cdef struct Plan:
     Py_ssize_t yb_off       # (rows, n_out) batch targets gathered for a shuffled epoch
     Py_ssize_t sb_off       # (rows,) batch sample weights gathered for a shuffled epoch
     int loss                # Loss, in _losses.pxd
-    double loss_param       # the loss' parameter (HUBER's delta)
+    double loss_param       # HUBER's delta; softmax CROSS_ENTROPY's label smoothing
+    # (n_out,) the loss' weights per output, or NULL: softmax CROSS_ENTROPY's class weights w,
+    # sigmoid CROSS_ENTROPY's pos_weight (owned by the Engine)
+    double* loss_weight
     double l2
     # J = loss_scale sum_i s_i L_i / S + (l2/2) sum ||W||^2, divided by S too if l2_per_sample,
-    # where S = sum_i s_i (N without sample weights). fastnn's own objective has loss_scale 1 and
-    # no l2_per_sample; scikit-learn's has 1/2 for squared error and l2_per_sample.
+    # where S = sum_i s_i (N without sample weights), or with class weights sum_i s_i r_i,
+    # r_i = sum_k w_k y_ik (torch's normalizer, w_{y_i} for one-hot rows). fastnn's own objective
+    # has loss_scale 1 and no l2_per_sample; scikit-learn's has 1/2 for squared error and
+    # l2_per_sample.
     double loss_scale
     bint l2_per_sample
     bint watch              # stop a single long pass at SIGINT (see fastnn/_interrupt.h)

@@ -409,7 +409,8 @@ def _check_width(name, n):
 def _check_shown(config):
     """Check what a format-2 config records only to show it, and `MLP.from_config` takes as it
     is: the constructor's options (for `MLP.__repr__`) and the hidden activation; and the form of
-    the loss' options (their names and values are `MLP.from_config`'s to check)."""
+    the loss' options, numbers or lists of numbers (their names and values are
+    `MLP.from_config`'s to check)."""
     options = config.get("options")
     if options is not None:
         if not isinstance(options, dict) or not set(options) <= {"dropout", "batch_norm"}:
@@ -420,12 +421,17 @@ def _check_shown(config):
             raise ModelFileError(f"its config has the options {_brief(options)}")
     loss_options = config.get("loss_options")
     if loss_options is not None and not (isinstance(loss_options, dict) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool)
+            _is_number(v) or (isinstance(v, list) and all(map(_is_number, v)))
             for v in loss_options.values())):
         raise ModelFileError(f"its config has the loss options {_brief(loss_options)}")
     activation = config.get("activation")
     if activation is not None and activation not in registry.hidden_activations():
         raise ModelFileError(f"its config has the hidden activation {_brief(repr(activation))}")
+
+
+def _is_number(value):
+    """Whether a JSON value is a number (JSON's true and false are Python bools, not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _read_scalar(archive, name, kinds, max_bytes):

@@ -10,12 +10,15 @@ from fastnn._validation import (
     MAX_WIDTH,
     CheckedData,
     as_matrix,
+    as_numeric_array,
     as_sample_weight,
     as_targets,
     check_allocation,
     check_choice,
     check_int,
     check_real,
+    finite,
+    to_dtype,
 )
 from fastnn.layers import (
     Activation,
@@ -40,24 +43,61 @@ def _generator_state(value):
                  for name, v in zip(("key", "counter"), value))
 
 
-def _loss_options(info, options):
-    """The parameter of the loss ``info`` as ``{name: value}`` with its default filled in (``{}``
-    for a loss without one), from the user's ``loss_options``."""
+def _loss_options(info, output, n_out, dtype, options):
+    """The options of the loss ``info`` with the output activation ``output``, checked, as
+    ``{name: value}`` (a float, or weights as a tuple of n_out floats), with the defaults of
+    those that have one filled in, from the user's ``loss_options``."""
     if options is None:
         options = {}
     if not isinstance(options, dict):
         raise TypeError(f"loss_options must be a dict, got {options!r}")
-    known = {info.parameter} - {None}
-    if not set(options) <= known:
-        raise ValueError(f'loss="{info.name}" takes the options {sorted(known)}, got '
-                         f'{sorted(map(str, options))}')
-    if info.parameter is None:
-        return {}
-    value = check_real(f"loss_options[{info.parameter!r}]",
-                       options.get(info.parameter, info.default), low=0)
-    if value == 0:
-        raise ValueError(f"loss_options[{info.parameter!r}] must be > 0, got {value}")
-    return {info.parameter: value}
+    allowed = info.options_for(output)
+    for name in options:
+        if name in allowed:
+            continue
+        elsewhere = [option for option in info.options if option.name == name]
+        if elsewhere:
+            outputs = " or ".join(f'"{o}"' for o in elsewhere[0].outputs)
+            raise ValueError(f'loss_options[{name!r}] of loss="{info.name}" goes with '
+                             f'output_activation {outputs}, not "{output}"')
+        raise ValueError(f'loss="{info.name}" with output_activation "{output}" takes the '
+                         f'options {sorted(allowed)}, got {sorted(map(str, options))}')
+    result = {}
+    for name, option in allowed.items():
+        if name in options:
+            result[name] = _loss_option(option, options[name], n_out, dtype)
+        elif option.default is not None:
+            result[name] = option.default
+    return result
+
+
+def _loss_option(option, value, n_out, dtype):
+    """``value`` checked as the loss option ``option`` (a `fastnn.registry.LossOption`) of a
+    network of n_out outputs and the given dtype."""
+    name = f"loss_options[{option.name!r}]"
+    if option.kind == "positive":
+        value = check_real(name, value, low=0)
+        if value == 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+        return value
+    if option.kind == "fraction":
+        return check_real(name, value, low=0, high=1)
+    weights = as_numeric_array(name, value)
+    if weights.dtype.kind == "b":
+        raise TypeError(f"{name} must hold real numbers, not booleans")
+    if weights.ndim == 0:
+        weights = np.full(n_out, weights)
+    if weights.shape != (n_out,):
+        raise ValueError(f"{name} must hold one weight per output ({n_out}), or one for all, got "
+                         f"shape {weights.shape}")
+    weights = finite(name, to_dtype(weights, np.float64))
+    if weights.min() < 0 or not weights.any():
+        raise ValueError(f"{name} must be >= 0 and not all zero, got {weights.tolist()}")
+    # the kernels multiply by them in the network's dtype
+    with np.errstate(over="ignore"):
+        if not np.isfinite(weights.sum(dtype=dtype)):
+            raise ValueError(f"{name} sums to more than {dtype} can hold; scale it down")
+    return tuple(weights.tolist())
 
 
 def _views(vector, slices):
@@ -77,16 +117,17 @@ class MLP:
     activation : str, default "relu"
         Activation of the hidden layers: one of `fastnn.registry.hidden_activations()`
         ("sigmoid", "relu", "tanh", "identity", ...).
-    output_activation : {"identity", "sigmoid", "softmax"}, default "identity"
-        Activation of the output layer.
+    output_activation : {"identity", "sigmoid", "softmax", "exp"}, default "identity"
+        Activation of the output layer ("exp": ``exp(z)``, a rate, for counts).
     loss : str, default "squared_error"
         Per-sample loss L, summed over the outputs, one of `fastnn.registry.LOSSES`:
         "squared_error" ``sum_k (yhat_k - y_k)^2``; "cross_entropy" of a softmax or sigmoid
         output, computed from the logits; "absolute_error" ``sum_k |yhat_k - y_k|``; "huber"
         ``sum_k h(yhat_k - y_k)`` with ``h(d) = d^2 / 2`` for ``|d| <= delta``, else
         ``delta (|d| - delta / 2)`` (torch's HuberLoss); "poisson" ``sum_k exp(z_k) - y_k z_k``
-        with the identity output z the log-rate (torch's PoissonNLLLoss with log_input=True;
-        the predicted rate is ``exp(forward(X))``, targets are counts >= 0).
+        of the exp output, computed from its input z, the log-rate (torch's PoissonNLLLoss with
+        log_input=True, applied to z; `forward` gives the rate ``exp(z)``, targets are counts
+        or rates >= 0).
     l2 : float, default 0.0
         The objective is ``J = (1/N) sum_i L_i + (l2/2) sum_l ||W_l||^2`` (dense weights only).
     dtype : {"float64", "float32"}, default "float64"
@@ -99,8 +140,18 @@ class MLP:
     batch_norm : bool, default False
         A `fastnn.layers.BatchNorm` between each hidden dense layer and its activation.
     loss_options : dict, optional
-        The loss' parameter, for a loss that has one (`fastnn.registry.LossInfo.parameter`):
-        ``{"delta": 1.0}`` for "huber" (> 0; 1.0 by default).
+        The loss' options by PyTorch's names (`fastnn.registry.LossInfo.options`):
+
+        - "huber": ``{"delta": 1.0}`` (> 0; 1.0 by default).
+        - "cross_entropy" of a softmax output, as ``torch.nn.CrossEntropyLoss``: ``"weight"`` w,
+          one weight per class (finite, >= 0, not all zero): ``L_i = -sum_k w_k q_ik log
+          yhat_ik`` and the mean over the samples becomes ``sum_i L_i / sum_i r_i`` with the row
+          weight ``r_i = sum_k w_k y_ik`` (``w_{y_i}`` for a class label, as torch's mean; for
+          probability rows torch divides by N instead); ``"label_smoothing"`` eps in [0, 1]:
+          ``q_i = (1 - eps) y_i + eps / n_out`` (``y_i`` without it).
+        - "cross_entropy" of a sigmoid output, as ``torch.nn.BCEWithLogitsLoss``: ``"pos_weight"``
+          p, one weight per output or one for all (finite, >= 0, not all zero):
+          ``L = -sum_k [p_k y_k log yhat_k + (1 - y_k) log(1 - yhat_k)]``.
 
     Attributes
     ----------
@@ -215,10 +266,18 @@ class MLP:
         self._label_targets = output in loss_info.labels
         self._unit_targets = loss_info.unit_targets
         self._nonnegative_targets = loss_info.nonnegative_targets
-        self._loss_options = _loss_options(loss_info, loss_options)
         self._l2 = check_real("l2", l2, low=0)
         self._dtype = np.dtype(check_choice(
             "dtype", dtype if isinstance(dtype, str) else str(np.dtype(dtype)), DTYPES))
+        self._loss_options = _loss_options(loss_info, output, self._n_out, self._dtype,
+                                           loss_options)
+        # the kernels take one real parameter and one weight vector (the registry checks it)
+        allowed = loss_info.options_for(output)
+        loss_param = next((value for name, value in self._loss_options.items()
+                           if allowed[name].kind != "weights"), 0.0)
+        loss_weight = next((value for name, value in self._loss_options.items()
+                            if allowed[name].kind == "weights"), None)
+        self._loss_weighted = loss_weight is not None
         # the engine allocates the parameters and their gradient: counted here, in Python
         # integers, which cannot overflow as the engine's C sizes could
         n_params, width = 0, n_in
@@ -235,7 +294,7 @@ class MLP:
             specs.append(layer.spec(width))
             width = specs[-1][2]
         self._engine = Engine(n_in, specs, loss_info.code, self._l2, self._dtype,
-                              loss_param=self._loss_options.get(loss_info.parameter, 0.0))
+                              loss_param=loss_param, loss_weight=loss_weight)
         self._loss_scale, self._l2_per_sample = 1.0, False
         self._batch_norm = any(layer.kind == "batch_norm" for layer in layers)
         # the parameter layout is the engine's: name each layer's slices of its vectors
@@ -289,7 +348,8 @@ class MLP:
 
     @property
     def loss_options(self):
-        """The loss' parameter as ``{name: value}`` (``{}`` for a loss without one; a copy)."""
+        """The loss' options as ``{name: value}``: those given, and those with a default (Huber's
+        delta); weights as tuples of floats, one per output (a copy)."""
         return dict(self._loss_options)
 
     @property
@@ -382,9 +442,10 @@ class MLP:
                   "loss": self.loss_name, "l2": self.l2, "dtype": self.dtype.name,
                   "activation": self.activation, "loss_scale": self._loss_scale,
                   "l2_per_sample": self._l2_per_sample, "options": self._options}
-        # only a loss with a parameter records it: other configs stay as fastnn 0.2.0 wrote them
+        # only a loss with options records them: other configs stay as fastnn 0.2.0 wrote them
         if self._loss_options:
-            config["loss_options"] = dict(self._loss_options)
+            config["loss_options"] = {name: list(value) if isinstance(value, tuple) else value
+                                      for name, value in self._loss_options.items()}
         return config
 
     @classmethod
@@ -506,9 +567,31 @@ class MLP:
         if self._nonnegative_targets and Y.min() < 0:
             raise ValueError(f"{self._loss_name} targets must be counts or rates >= 0, got "
                              f"{Y.min()}")
-        if sample_weight is None:
-            return X, Y, None
-        return X, Y, as_sample_weight(sample_weight, X.shape[0], self._dtype)
+        if sample_weight is not None:
+            sample_weight = as_sample_weight(sample_weight, X.shape[0], self._dtype)
+        if self._loss_weighted:
+            self._check_normalizer(Y, sample_weight)
+        return X, Y, sample_weight
+
+    def _check_normalizer(self, Y, sample_weight):
+        """Refuse data whose normalizer S is 0 or overflows, which class weights make possible:
+        the objective, a mean weighted by S, would be NaN."""
+        S = self._engine.normalizer(Y, sample_weight)
+        if not S > 0:
+            raise ValueError("the class weights of these targets (times their sample weights) sum "
+                             "to 0: the weighted mean loss is undefined (every row of a class of "
+                             "weight 0?)")
+        if not math.isfinite(S):
+            raise ValueError("the class weights of these targets (times their sample weights) sum "
+                             "to more than float64 can hold; scale them down")
+
+    def _normalizer(self, data):
+        """S of checked data, what its objective is divided by: its rows, or the sum of its
+        sample weights, or with class weights ``sum_i s_i r_i`` (see `loss`)."""
+        X, Y, s = data
+        if not self._loss_weighted:
+            return X.shape[0] if s is None else float(s.sum())
+        return self._engine.normalizer(Y, s)
 
     def _checked_layout(self, data):
         """``data`` if its arrays have the layout the engine reads (a CheckedData's values were
@@ -558,7 +641,8 @@ class MLP:
             Targets; for softmax cross-entropy also integer labels of shape (N,).
         sample_weight : array-like of shape (N,), optional
             Non-negative weights s_i: the mean over the samples becomes the weighted mean
-            ``sum_i s_i L_i / sum_i s_i``.
+            ``sum_i s_i L_i / sum_i s_i`` (``sum_i s_i L_i / sum_i s_i r_i`` with the class
+            weights of softmax cross-entropy, ``r_i = sum_k w_k y_ik``).
 
         Returns
         -------
@@ -654,7 +738,8 @@ class MLP:
         Returns
         -------
         float
-            The mean over the samples (weighted) of J on their batch before its update.
+            The mean over the samples (weighted) of J on their batch before its update; with
+            class weights, the mean of the batches' J weighted by their normalizers S.
 
         Raises
         ------
@@ -693,7 +778,7 @@ class MLP:
                 "the loss became NaN or infinite; the network and the optimizer were restored to "
                 "their state at the start of the epoch (a learning rate too high, or inputs or "
                 "targets too large?)")
-        return total / (n if s is None else float(s.sum()))
+        return total / self._normalizer(data)
 
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,

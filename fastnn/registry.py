@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from fastnn._engine import ACTIVATION_CODES, INPUT_DERIVATIVES, LAYER_CODES, LOSS_CODES
 from fastnn._rules import STATE_VECTORS, UPDATE_CODES
 
-__all__ = ["ActivationInfo", "LossInfo", "LayerInfo", "OptimizerInfo", "ACTIVATIONS", "LOSSES",
-           "LAYERS", "OPTIMIZERS", "hidden_activations", "output_activations"]
+__all__ = ["ActivationInfo", "LossInfo", "LossOption", "LayerInfo", "OptimizerInfo", "ACTIVATIONS",
+           "LOSSES", "LAYERS", "OPTIMIZERS", "hidden_activations", "output_activations"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,32 @@ class ActivationInfo:
 
 
 @dataclass(frozen=True)
+class LossOption:
+    """An option of a loss, given by its PyTorch name as ``MLP(..., loss_options={name: value})``.
+
+    Attributes
+    ----------
+    name : str
+        The keyword of the PyTorch loss it equals.
+    kind : {"positive", "fraction", "weights"}
+        What it is: a real > 0; a real in [0, 1]; one weight per output, finite and >= 0, not all
+        zero (a sequence of n_out values, or one value for all). A real goes to the kernels as
+        the loss' parameter (``loss_param``), weights as its weights per output
+        (``loss_weight``): a loss has at most one of each for any output activation.
+    outputs : tuple of str
+        The output activations it goes with; empty for all of the loss'.
+    default : float or None
+        Its value when not given. None: off unless given (no weights, no smoothing), and then
+        not listed in ``MLP.loss_options``.
+    """
+
+    name: str
+    kind: str
+    outputs: tuple = ()
+    default: float = None
+
+
+@dataclass(frozen=True)
 class LossInfo:
     """A per-sample loss.
 
@@ -71,11 +97,8 @@ class LossInfo:
         The PyTorch loss it equals, up to the factor in README's conventions.
     nonnegative_targets : bool
         Whether targets must be >= 0 (counts or rates).
-    parameter : str or None
-        The name of its one parameter (the kernels' ``loss_param``), if it has one; it is given
-        as ``MLP(..., loss_options={parameter: value})`` and must be > 0.
-    default : float
-        The parameter's default.
+    options : tuple of LossOption
+        The options it takes (``MLP(..., loss_options=...)``).
     """
 
     name: str
@@ -85,8 +108,12 @@ class LossInfo:
     labels: tuple
     torch: str
     nonnegative_targets: bool = False
-    parameter: str = None
-    default: float = 0.0
+    options: tuple = ()
+
+    def options_for(self, output):
+        """The options it takes with the output activation ``output``, by name."""
+        return {option.name: option for option in self.options
+                if not option.outputs or output in option.outputs}
 
 
 @dataclass(frozen=True)
@@ -164,24 +191,31 @@ ACTIVATIONS = {a.name: a for a in (
                    torch="torch.nn.SiLU", derivative="input"),
     ActivationInfo("softplus", ACTIVATION_CODES["softplus"], hidden=True, output=False,
                    init="glorot", torch="torch.nn.Softplus", derivative="input"),
+    # the rate of a log link: its input is the log-rate
+    ActivationInfo("exp", ACTIVATION_CODES["exp"], hidden=False, output=True, init="glorot",
+                   torch="torch.exp"),
 )}
 
 LOSSES = {loss.name: loss for loss in (
     LossInfo("squared_error", LOSS_CODES["squared_error"],
-             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             outputs=("identity", "sigmoid", "softmax", "exp"), unit_targets=False, labels=(),
              torch="torch.nn.MSELoss"),
     LossInfo("cross_entropy", LOSS_CODES["cross_entropy"], outputs=("softmax", "sigmoid"),
              unit_targets=True, labels=("softmax",),
-             torch="torch.nn.CrossEntropyLoss / torch.nn.BCEWithLogitsLoss"),
+             torch="torch.nn.CrossEntropyLoss / torch.nn.BCEWithLogitsLoss",
+             options=(LossOption("weight", "weights", outputs=("softmax",)),
+                      LossOption("label_smoothing", "fraction", outputs=("softmax",)),
+                      LossOption("pos_weight", "weights", outputs=("sigmoid",)))),
     LossInfo("absolute_error", LOSS_CODES["absolute_error"],
-             outputs=("identity", "sigmoid", "softmax"), unit_targets=False, labels=(),
+             outputs=("identity", "sigmoid", "softmax", "exp"), unit_targets=False, labels=(),
              torch="torch.nn.L1Loss"),
-    # the identity output is the log-rate (torch's log_input=True); the rate is exp(forward(X))
-    LossInfo("poisson", LOSS_CODES["poisson"], outputs=("identity",), unit_targets=False,
+    # computed from the exp output's input, the log-rate (torch's log_input=True); the network's
+    # output is the rate
+    LossInfo("poisson", LOSS_CODES["poisson"], outputs=("exp",), unit_targets=False,
              labels=(), torch="torch.nn.PoissonNLLLoss", nonnegative_targets=True),
-    LossInfo("huber", LOSS_CODES["huber"], outputs=("identity", "sigmoid", "softmax"),
-             unit_targets=False, labels=(), torch="torch.nn.HuberLoss", parameter="delta",
-             default=1.0),
+    LossInfo("huber", LOSS_CODES["huber"], outputs=("identity", "sigmoid", "softmax", "exp"),
+             unit_targets=False, labels=(), torch="torch.nn.HuberLoss",
+             options=(LossOption("delta", "positive", default=1.0),)),
 )}
 
 LAYERS = {layer.name: layer for layer in (
@@ -218,7 +252,8 @@ def output_activations():
 
 
 def _check_against_kernels():
-    """Every compiled code has exactly one entry, with the state the kernel declares."""
+    """Every compiled code has exactly one entry, with the state the kernel declares; no loss
+    has more options than the kernels take."""
     for table, codes in ((ACTIVATIONS, ACTIVATION_CODES), (LOSSES, LOSS_CODES),
                          (LAYERS, LAYER_CODES), (OPTIMIZERS, UPDATE_CODES)):
         if {name: info.code for name, info in table.items()} != codes:
@@ -227,6 +262,13 @@ def _check_against_kernels():
     if {n for n, a in ACTIVATIONS.items() if a.derivative == "input"} != INPUT_DERIVATIVES:
         raise ImportError("fastnn's registry and its kernels disagree on which activations take "
                           "their derivative from Z; rebuild fastnn")
+    for loss in LOSSES.values():
+        for output in loss.outputs:
+            kinds = [option.kind == "weights" for option in loss.options_for(output).values()]
+            if kinds.count(True) > 1 or kinds.count(False) > 1:
+                raise ImportError(f"the loss {loss.name!r} has more options with the output "
+                                  f"{output!r} than the kernels' one parameter and one weight "
+                                  f"vector")
     for info in OPTIMIZERS.values():
         if len(info.state) != STATE_VECTORS[info.code]:
             raise ImportError(f"the update rule {info.name!r} keeps {STATE_VECTORS[info.code]} "

@@ -55,8 +55,10 @@ Differences from scikit-learn that remain
   consistent pair (the objective whose gradient it is). The fits agree while L-BFGS takes full
   steps and part once a line search shortens one (diabetes, 3 outputs: equal to 1e-13 after 20
   iterations, predictions 0.1 apart after 50). Identical for one output and for classification.
-- ``loss="poisson"`` of `MLPRegressor` is rejected (fastnn has no exponential output and no
-  Poisson deviance); only ``"squared_error"`` is accepted.
+- ``loss="poisson"`` of `MLPRegressor` is rejected (fastnn's Poisson loss leaves out the
+  deviance's terms in y alone, which scikit-learn reports); only ``"squared_error"`` is accepted.
+  ``fastnn.MLP(..., output_activation="exp", loss="poisson")`` minimizes the same loss up to
+  those terms.
 - Sparse X is accepted and converted to a dense array (the kernels are dense), which needs
   ``n_samples * n_features`` floats of memory.
 - ``partial_fit`` of `MLPRegressor` with ``solver="lbfgs"`` raises AttributeError, as

@@ -80,9 +80,9 @@ def _split(net, X, Y, sample_weight, validation_data, validation_split):
     parts = [(a[:n_train], a[n_train:]) if a is not None else (None, None) for a in train]
     train = CheckedData(*(p[0] for p in parts))
     validation = CheckedData(*(p[1] for p in parts))
-    if train.sample_weight is not None and (train.sample_weight.sum() <= 0
-                                            or validation.sample_weight.sum() <= 0):
-        raise ValueError("validation_split leaves a part whose sample weights are all zero")
+    if min(net._normalizer(train), net._normalizer(validation)) <= 0:
+        raise ValueError("validation_split leaves a part whose sample weights are all zero (or "
+                         "whose class weights sum to zero)")
     return train, validation
 
 

@@ -19,8 +19,8 @@ OUTPUT_LOSS_PAIRS = tuple((output, name) for name, loss in registry.LOSSES.items
 
 def make_targets(rng, n, n_out, output_activation, loss):
     """Random targets of shape (n, n_out) that suit the output activation and loss: any real
-    numbers for identity, values in [0, 1] for sigmoid, probability rows for softmax; counts
-    for poisson."""
+    numbers for identity, values in [0, 1] for sigmoid and exp (rates), probability rows for
+    softmax; counts for poisson."""
     if loss == "poisson":
         return rng.poisson(2.0, size=(n, n_out)).astype(np.float64)
     if output_activation == "identity":

@@ -44,6 +44,7 @@ ACTIVATIONS = {
              lambda Z, a: _sigmoid(Z) * (1 + Z * (1 - _sigmoid(Z)))),
     "softplus": (lambda Z, a: np.where(Z > 20, Z, np.log1p(np.exp(np.minimum(Z, 20)))),
                  lambda Z, a: np.where(Z > 20, 1.0, _sigmoid(Z))),
+    "exp": (lambda Z, a: np.exp(Z), lambda Z, a: np.exp(Z)),
 }
 
 
@@ -64,10 +65,37 @@ def chain(G, Z, name, alpha=0.0):
     return np.einsum("nij,nj->ni", J, G)
 
 
-def _cross_entropy(A, Y, output):
+def _cross_entropy_factors(Y, output, weight, label_smoothing, pos_weight):
+    """(F, G) with L = -sum_k [F_k log a_k + G_k log(1 - a_k)]: F = w q for softmax with class
+    weights w (ones by default) and smoothed targets q = (1 - eps) y + eps / n_out, G = 0;
+    F = p y and G = 1 - y for sigmoid with pos_weight p (ones by default)."""
+    n_out = Y.shape[1]
     if output == "softmax":
-        return -(Y * np.log(A)).sum(axis=1)
-    return -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum(axis=1)
+        w = np.ones(n_out) if weight is None else np.asarray(weight, dtype=np.float64)
+        return w * ((1 - label_smoothing) * Y + label_smoothing / n_out), np.zeros_like(Y)
+    p = np.ones(n_out) if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    return p * Y, 1 - Y
+
+
+def _cross_entropy(A, Y, output, weight=None, label_smoothing=0.0, pos_weight=None):
+    """L_i from the probabilities A, with the options of torch's CrossEntropyLoss (weight,
+    label_smoothing) for softmax and BCEWithLogitsLoss (pos_weight) for sigmoid."""
+    F, G = _cross_entropy_factors(Y, output, weight, label_smoothing, pos_weight)
+    if output == "softmax":
+        return -(F * np.log(A)).sum(axis=1)
+    return -(F * np.log(A) + G * np.log(1 - A)).sum(axis=1)
+
+
+def cross_entropy_gradient(A, Y, output, weight=None, label_smoothing=0.0, pos_weight=None):
+    """dL_i/dA of the cross-entropy above, elementwise."""
+    F, G = _cross_entropy_factors(Y, output, weight, label_smoothing, pos_weight)
+    return -F / A + G / (1 - A)
+
+
+def row_weights(Y, weight):
+    """r_i = sum_k w_k y_ik: what the samples' losses are averaged by under class weights w
+    (torch's w_{y_i} for one-hot rows)."""
+    return (Y * np.asarray(weight, dtype=np.float64)).sum(axis=1)
 
 
 # name: per-sample loss L(A, Y, output activation), summed over the outputs
@@ -75,8 +103,8 @@ LOSSES = {
     "squared_error": lambda A, Y, output: ((A - Y) ** 2).sum(axis=1),
     "cross_entropy": _cross_entropy,
     "absolute_error": lambda A, Y, output: np.abs(A - Y).sum(axis=1),
-    # A is the log-rate (identity output)
-    "poisson": lambda A, Y, output: (np.exp(A) - Y * A).sum(axis=1),
+    # A is the rate exp(z) (exp output)
+    "poisson": lambda A, Y, output: (A - Y * np.log(A)).sum(axis=1),
     "huber": lambda A, Y, output, delta=1.0: np.where(
         np.abs(A - Y) <= delta, 0.5 * (A - Y) ** 2, delta * (np.abs(A - Y) - 0.5 * delta)
     ).sum(axis=1),

@@ -1,7 +1,8 @@
 """`MLP.gradients` is the derivative of `MLP.loss`: central finite differences of the objective
 (with an L2 penalty) agree with the returned gradient for every hidden activation and every
-output/loss pair, on a float64 network with two hidden layers, with and without sample weights;
-and the J it returns is `MLP.loss`."""
+output/loss pair, on a float64 network with two hidden layers, with and without sample weights,
+and for the options of cross-entropy (class weights, label smoothing, pos_weight); and the J it
+returns is `MLP.loss`."""
 import numpy as np
 import pytest
 
@@ -14,10 +15,10 @@ STEP = 1e-6
 KINK_MARGIN = 1e-4
 
 
-def network_and_data(activation, output_activation, loss, seed):
+def network_and_data(activation, output_activation, loss, seed, loss_options=None):
     rng = np.random.default_rng(seed)
     net = fastnn.MLP([3, 5, 4, 3], activation=activation, output_activation=output_activation,
-                     loss=loss, l2=0.3, seed=seed)
+                     loss=loss, l2=0.3, seed=seed, loss_options=loss_options)
     for b in net.biases:
         b[:] = rng.normal(scale=0.2, size=b.shape)
     X = rng.normal(size=(6, 3))
@@ -90,6 +91,27 @@ def test_loss_adds_the_l2_penalty_on_weights_only():
 def test_gradients_with_sample_weights_match_central_differences(output_activation, loss):
     net, X, Y = network_and_data("tanh", output_activation, loss, seed=15)
     weights = np.array([0.5, 0.0, 2.0, 1.0, 3.0, 0.25])
+    J, dW, db = net.gradients(X, Y, weights)
+    assert J == net.loss(X, Y, weights)
+    np.testing.assert_allclose(flat_gradient(dW, db), numerical_gradient(net, X, Y, weights),
+                               rtol=1e-6, atol=1e-8)
+
+
+# (output activation, loss_options) of cross-entropy; a class of weight 0 among them
+CROSS_ENTROPY_OPTIONS = [("softmax", {"weight": [0.5, 2.0, 1.5]}),
+                         ("softmax", {"label_smoothing": 0.2}),
+                         ("softmax", {"weight": [0.5, 0.0, 1.5], "label_smoothing": 0.4}),
+                         ("sigmoid", {"pos_weight": [3.0, 0.5, 1.0]})]
+
+
+@pytest.mark.parametrize("output_activation, options", CROSS_ENTROPY_OPTIONS,
+                         ids=lambda value: "-".join(value) if isinstance(value, dict) else value)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weighted"])
+def test_cross_entropy_options_gradients_match_central_differences(output_activation, options,
+                                                                   weighted):
+    net, X, Y = network_and_data("tanh", output_activation, "cross_entropy", seed=16,
+                                 loss_options=options)
+    weights = np.array([0.5, 0.0, 2.0, 1.0, 3.0, 0.25]) if weighted else None
     J, dW, db = net.gradients(X, Y, weights)
     assert J == net.loss(X, Y, weights)
     np.testing.assert_allclose(flat_gradient(dW, db), numerical_gradient(net, X, Y, weights),

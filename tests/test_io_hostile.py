@@ -94,6 +94,7 @@ def dense(units, **settings):
 
 RELU, IDENTITY = {"kind": "activation", "name": "relu"}, {"kind": "activation",
                                                           "name": "identity"}
+SOFTMAX = {"kind": "activation", "name": "softmax"}
 
 
 def with_config(config, params=None, buffers=None):
@@ -350,6 +351,25 @@ LYING_CONFIGS = {
                                                 options={"dropout": 7}), "options"),
     "a hidden activation unknown": (v2_config(4, [dense(3), IDENTITY], activation=[1]),
                                     "activation"),
+    "loss weights not numbers": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                           loss_options={"weight": [1, "2", 3]}), "loss options"),
+    "loss weights booleans": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                        loss_options={"weight": [True, False, True]}),
+                              "loss options"),
+    "loss weights nested": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                      loss_options={"weight": [[1, 2, 3]]}), "loss options"),
+    "loss weights too few": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                       loss_options={"weight": [1, 2]}), "one weight per output"),
+    "loss weights negative": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                        loss_options={"weight": [1, -2, 3]}), ">= 0"),
+    "loss weights of 10**400": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                          loss_options={"weight": [1, 10 ** 400, 3]}),
+                                "real numbers"),
+    "a loss option of another output": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                                  loss_options={"pos_weight": [1, 2, 3]}),
+                                        "sigmoid"),
+    "label smoothing out of range": (v2_config(4, [dense(3), SOFTMAX], loss="cross_entropy",
+                                               loss_options={"label_smoothing": 2}), "<= 1"),
 }
 
 

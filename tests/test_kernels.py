@@ -5,7 +5,14 @@ shortcuts); and the numerics promised by the design: sigmoid, softmax and the lo
 finite and exact for huge inputs."""
 import numpy as np
 import pytest
-from references import OPTIMIZERS as STEPS, activation, chain, sgd as sgd_reference
+from references import (
+    LOSSES as LOSS_REFERENCES,
+    OPTIMIZERS as STEPS,
+    activation,
+    chain,
+    cross_entropy_gradient,
+    sgd as sgd_reference,
+)
 
 from fastnn import _kernels, registry
 from fastnn._engine import ACTIVATION_CODES as ACTIVATIONS, LOSS_CODES as LOSSES
@@ -161,9 +168,16 @@ LOSS_CASES = [("identity", "squared_error", "real"), ("sigmoid", "squared_error"
               ("identity", "absolute_error", "real"), ("sigmoid", "absolute_error", "unit"),
               ("softmax", "absolute_error", "unit"), ("identity", "huber", "real"),
               ("sigmoid", "huber", "unit"), ("softmax", "huber", "unit"),
-              ("identity", "poisson", "counts")]
+              ("exp", "poisson", "counts"), ("exp", "squared_error", "counts"),
+              ("exp", "absolute_error", "counts"), ("exp", "huber", "counts")]
 # Huber's delta in the kernel tests: logits of scale 2 put differences on both sides of it
 DELTA = 0.7
+
+
+def loss_param(loss):
+    """The kernels' parameter of a loss in these tests: Huber's delta, else 0 (for cross-entropy
+    the parameter is the label smoothing, tested below)."""
+    return DELTA if loss == "huber" else 0.0
 
 
 def per_sample_losses(A, Y, out_act, loss):
@@ -176,7 +190,8 @@ def per_sample_losses(A, Y, out_act, loss):
         d = np.abs(A - Y)
         return np.sum(np.where(d <= DELTA, d ** 2 / 2, DELTA * (d - DELTA / 2)), axis=1)
     if loss == "poisson":
-        return np.sum(np.exp(A) - Y * A, axis=1)
+        # A is the rate exp(z)
+        return np.sum(A - Y * np.log(A), axis=1)
     if out_act == "softmax":
         return -np.sum(Y * np.log(A), axis=1)
     return -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=1)
@@ -200,7 +215,7 @@ def loss_gradient_wrt_output(A, Y, out_act, loss):
     if loss == "huber":
         return np.clip(A - Y, -DELTA, DELTA)
     if loss == "poisson":
-        return np.exp(A) - Y
+        return 1 - Y / A
     if out_act == "softmax":
         return -Y / A
     return -(Y / A - (1 - Y) / (1 - A))
@@ -216,11 +231,13 @@ def test_loss_forward_matches_definition(dtype, out_act, loss, targets, weighted
     Y = loss_targets(rng, targets, Z.shape).astype(dtype)
     s = sample_weights(rng, weighted, 9, dtype)
     # the losses of differences read the stored outputs A; cross-entropy and Poisson the logits Z
+    # (Poisson A too: its exp(z))
     reads_a = loss in ("squared_error", "absolute_error", "huber")
     seen = A.astype(np.float64) if reads_a else activation(Z, out_act)
     losses = per_sample_losses(seen, Y.astype(np.float64), out_act, loss)
     expected = np.sum(losses if s is None else s.astype(np.float64) * losses)
-    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s, DELTA)
+    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], LOSSES[loss], s,
+                                        loss_param(loss))
     assert got == pytest.approx(expected, rel=TOL[dtype]["rtol"])
 
 
@@ -240,7 +257,69 @@ def test_loss_backward_matches_chain_rule(dtype, out_act, loss, targets, weighte
     expected = scale * chain(G, Z, out_act)
     D = np.full(Z.shape, np.nan, dtype=dtype)
     kernel("loss_backward", dtype)(D, A.astype(dtype), Y.astype(dtype), ACTIVATIONS[out_act],
-                                   LOSSES[loss], scale, s, DELTA)
+                                   LOSSES[loss], scale, s, loss_param(loss))
+    np.testing.assert_allclose(D, expected, **TOL[dtype])
+
+
+# (output activation, targets, loss_options) of the weighted forms of cross-entropy; a zero
+# weight and a one-hot row of its class among them
+WEIGHTED_CE_CASES = [
+    ("softmax", "onehot", {"weight": [0.5, 2.0, 0.0, 1.5]}),
+    ("softmax", "onehot", {"label_smoothing": 0.2}),
+    ("softmax", "onehot", {"weight": [0.5, 2.0, 0.0, 1.5], "label_smoothing": 0.3}),
+    ("softmax", "unit", {"weight": [1.5, 0.25, 3.0, 1.0], "label_smoothing": 0.1}),
+    ("softmax", "unit", {"label_smoothing": 1.0}),
+    ("sigmoid", "unit", {"pos_weight": [3.0, 0.5, 1.0, 0.0]}),
+    ("sigmoid", "onehot", {"pos_weight": [2.0, 2.0, 2.0, 2.0]}),
+]
+CE_CASE_IDS = [f"{out}-{targets}-{'-'.join(options)}" for out, targets, options in
+               WEIGHTED_CE_CASES]
+
+
+def kernel_options(options):
+    """The kernels' (param, w) for loss_options: the label smoothing, and the class weights or
+    pos_weight as float64 (None without)."""
+    weights = options.get("weight", options.get("pos_weight"))
+    return (options.get("label_smoothing", 0.0),
+            None if weights is None else np.array(weights, dtype=np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_act, targets, options", WEIGHTED_CE_CASES, ids=CE_CASE_IDS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_weighted_cross_entropy_forward_matches_definition(dtype, out_act, targets, options,
+                                                           weighted):
+    rng = np.random.default_rng(9)
+    Z = rng.normal(scale=2, size=(9, 4)).astype(dtype)
+    A = activation(Z, out_act).astype(dtype)
+    Y = loss_targets(rng, targets, Z.shape).astype(dtype)
+    s = sample_weights(rng, weighted, 9, dtype)
+    losses = LOSS_REFERENCES["cross_entropy"](activation(Z, out_act), Y.astype(np.float64),
+                                              out_act, **options)
+    expected = np.sum(losses if s is None else s.astype(np.float64) * losses)
+    param, w = kernel_options(options)
+    got = kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS[out_act], CE, s, param, w)
+    assert got == pytest.approx(expected, rel=TOL[dtype]["rtol"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_act, targets, options", WEIGHTED_CE_CASES, ids=CE_CASE_IDS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_weighted_cross_entropy_backward_matches_chain_rule(dtype, out_act, targets, options,
+                                                            weighted):
+    rng = np.random.default_rng(10)
+    Z = rng.normal(scale=2, size=(9, 4))
+    A = activation(Z, out_act)
+    Y = loss_targets(rng, targets, Z.shape).astype(dtype).astype(np.float64)
+    s = sample_weights(rng, weighted, 9, dtype)
+    G = cross_entropy_gradient(A, Y, out_act, **options)
+    if s is not None:
+        G = s.astype(np.float64)[:, None] * G
+    expected = chain(G, Z, out_act) / 9
+    D = np.full(Z.shape, np.nan, dtype=dtype)
+    param, w = kernel_options(options)
+    kernel("loss_backward", dtype)(D, A.astype(dtype), Y.astype(dtype), ACTIVATIONS[out_act], CE,
+                                   1 / 9, s, param, w)
     np.testing.assert_allclose(D, expected, **TOL[dtype])
 
 
@@ -399,3 +478,44 @@ def test_cross_entropy_of_huge_logits_is_finite_and_correct(dtype):
     D = np.empty_like(Z)
     loss_backward(D, A, Y, sigmoid, CE, 1.0)
     np.testing.assert_array_equal(D, [[0.0, 0.0, 1.0, -1.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weighted_cross_entropy_of_huge_logits_is_finite_and_correct(dtype):
+    loss_forward, loss_backward = kernel("loss_forward", dtype), kernel("loss_backward", dtype)
+    softmax, sigmoid = ACTIVATIONS["softmax"], ACTIVATIONS["sigmoid"]
+    Z = np.array([[1e4, 0.0, -1e4], [1e4, 0.0, -1e4]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, softmax)
+    Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    w = np.array([2.0, 3.0, 0.5])
+    # row 2 costs 3 * 1e4 nats; smoothing puts eps/3 of each row's target on every class,
+    # whose -log p are 0, 1e4 and 2e4
+    assert loss_forward(Z, A, Y, softmax, CE, None, 0.0, w) == 3e4
+    eps = 0.3
+    expected = (1 - eps) * 3e4 + eps / 3 * 2 * (3.0 * 1e4 + 0.5 * 2e4)
+    assert loss_forward(Z, A, Y, softmax, CE, None, eps, w) == pytest.approx(expected, rel=1e-6)
+    D = np.empty_like(Z)
+    loss_backward(D, A, Y, softmax, CE, 1.0, None, 0.0, w)
+    np.testing.assert_array_equal(D, [[0.0, 0.0, 0.0], [3.0, -3.0, 0.0]])
+
+    Z = np.array([[1e4, -1e4, 1e4, -1e4]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, sigmoid)
+    Y = np.array([[1.0, 0.0, 0.0, 1.0]], dtype=dtype)
+    # the positive at -1e4 costs pos_weight * 1e4, the negative at 1e4 costs 1e4
+    w = np.array([5.0, 5.0, 5.0, 5.0])
+    assert loss_forward(Z, A, Y, sigmoid, CE, None, 0.0, w) == 6e4
+    D = np.empty_like(Z)
+    loss_backward(D, A, Y, sigmoid, CE, 1.0, None, 0.0, w)
+    np.testing.assert_array_equal(D, [[0.0, 0.0, 1.0, -5.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_output_overflows_to_an_infinite_poisson_loss_not_nan(dtype):
+    Z = np.array([[1e4, -1e4, 0.0]], dtype=dtype)
+    A = np.empty_like(Z)
+    kernel("activation_forward", dtype)(A, Z, ACTIVATIONS["exp"])
+    np.testing.assert_array_equal(A, [[np.inf, 0.0, 1.0]])
+    Y = np.array([[3.0, 0.0, 2.0]], dtype=dtype)
+    assert kernel("loss_forward", dtype)(Z, A, Y, ACTIVATIONS["exp"], LOSSES["poisson"]) == np.inf

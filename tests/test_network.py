@@ -456,13 +456,13 @@ def test_huber_delta_is_checked_and_survives_save_and_load(tmp_path):
     with pytest.raises(ValueError, match="must be > 0"):
         fastnn.MLP([2, 1], loss="huber", loss_options={"delta": 0})
     with pytest.raises(ValueError, match="takes the options"):
-        fastnn.MLP([2, 1], loss="poisson", loss_options={"delta": 1.0})
+        fastnn.MLP([2, 1], output_activation="exp", loss="poisson", loss_options={"delta": 1.0})
     net = fastnn.MLP([2, 3, 1], loss="huber", loss_options={"delta": 0.3}, seed=0)
     net.save(tmp_path / "huber.npz")
     assert fastnn.load(tmp_path / "huber.npz").loss_options == {"delta": 0.3}
 
 
 def test_poisson_refuses_negative_targets():
-    net = fastnn.MLP([2, 1], loss="poisson", seed=0)
+    net = fastnn.MLP([2, 1], output_activation="exp", loss="poisson", seed=0)
     with pytest.raises(ValueError, match=">= 0"):
         net.loss(np.ones((2, 2)), [[1.0], [-1.0]])

@@ -43,6 +43,9 @@ def test_rules_in_the_registry_are_consistent():
     for info in registry.LOSSES.values():
         assert set(info.outputs) <= set(registry.output_activations())
         assert set(info.labels) <= set(info.outputs)
+        for option in info.options:
+            assert option.kind in ("positive", "fraction", "weights")
+            assert set(option.outputs) <= set(info.outputs)
 
 
 def test_an_unknown_update_rule_is_refused_not_run_as_another():

@@ -74,15 +74,18 @@ def torch_output(logits, output_activation):
         return torch.sigmoid(logits)
     if output_activation == "softmax":
         return torch.softmax(logits, dim=1)
+    if output_activation == "exp":
+        return torch.exp(logits)
     return logits
 
 
 def torch_losses(net, logits, Y):
     """The per-sample losses L_i of absolute error, Huber and Poisson by torch's elementwise
-    losses summed over the outputs."""
+    losses summed over the outputs (Poisson's on the log-rate, the exp output's logits)."""
     if net.loss_name == "poisson":
         loss = torch.nn.PoissonNLLLoss(log_input=True, full=False, reduction="none")
-    elif net.loss_name == "huber":
+        return loss(logits, Y).sum(dim=1)
+    if net.loss_name == "huber":
         loss = torch.nn.HuberLoss(reduction="none", delta=net.loss_options["delta"])
     else:
         loss = torch.nn.L1Loss(reduction="none")
