@@ -2,10 +2,11 @@
 
 Typed Cython kernels do the numeric work; this package is the thin layer that checks input and
 exposes the network (`MLP`, built from `fastnn.layers`), the optimizers (`SGD`, `Adam`, `AdamW`,
-`RMSprop`), training (`MLP.fit`, `History`) and saving (`MLP.save`, `load`). `fastnn.registry`
-lists every layer kind, activation, loss and optimizer the engine knows.
+`RMSprop`), their learning-rate schedules (`fastnn.schedules`), training (`MLP.fit`, `History`)
+and saving (`MLP.save`, `load`). `fastnn.registry` lists every layer kind, activation, loss,
+optimizer and schedule the engine knows.
 """
-from fastnn import layers, registry
+from fastnn import layers, registry, schedules
 from fastnn._validation import CheckedData
 from fastnn._version import __version__
 from fastnn.io import ModelFileError, load
@@ -14,4 +15,4 @@ from fastnn.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from fastnn.training import History
 
 __all__ = ["MLP", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "CheckedData", "load",
-           "ModelFileError", "layers", "registry", "__version__"]
+           "ModelFileError", "layers", "registry", "schedules", "__version__"]

@@ -28,7 +28,8 @@ from libc.stdint cimport uint64_t
 from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
                                   SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
-from fastnn._plan cimport ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, Layer, Plan
+from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO_SCHEDULE, Layer,
+                           Plan)
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
                              backward_pass, forward_loss, forward_pass, head_output, known_rule,
@@ -576,9 +577,10 @@ cdef class Engine:
             backward_pass(&self.plan, P, G, work, X, Y, s, N, S, 0, NULL, &intact)
         return J
 
-    def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule):
+    def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule,
+             double max_norm=0):
         """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one checked
-        update by rule.
+        update by rule, of the gradient clipped to the norm max_norm if it is > 0.
 
         Returns
         -------
@@ -604,10 +606,10 @@ cdef class Engine:
                     self.plan.watch = watch
                     if self.is_double:
                         status = self._step[double](<double*>data(X), <double*>data(Y),
-                                                    <double*>optional(s), N, rule, &J)
+                                                    <double*>optional(s), N, rule, max_norm, &J)
                     else:
                         status = self._step[float](<float*>data(X), <float*>data(Y),
-                                                   <float*>optional(s), N, rule, &J)
+                                                   <float*>optional(s), N, rule, max_norm, &J)
                     self.plan.watch = False
                     if status != STEP_INTERRUPTED:
                         return J, status
@@ -621,7 +623,7 @@ cdef class Engine:
             PyThread_release_lock(self.lock)
 
     cdef int _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N, UpdateRule rule,
-                   double* J) noexcept:
+                   double max_norm, double* J) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
@@ -634,17 +636,20 @@ cdef class Engine:
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, backup,
-                                J)
+                                max_norm, J)
         return status
 
     def epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
-              Py_ssize_t batch_size, UpdateRule rule):
+              Py_ssize_t batch_size, UpdateRule rule, double max_norm=0, bint scheduled=False):
         """Train one epoch on X (N, n_in), Y (N, n_out), weights s (N,) or None, in batches of
-        batch_size rows taken in `order` (intp (N,)) or, for None, as stored.
+        batch_size rows taken in `order` (intp (N,)) or, for None, as stored; each gradient
+        clipped to the norm max_norm if it is > 0; with scheduled, the rule's schedule (which it
+        must have) stepped after each batch.
 
         In the main thread, Ctrl-C stops the epoch between two batches and raises
         KeyboardInterrupt (Python's handler runs; one that does not raise lets the epoch go on):
-        the network then holds the last completed update.
+        the network then holds the last completed update, and the rule's schedule has taken a
+        step for each.
 
         Returns
         -------
@@ -663,16 +668,20 @@ cdef class Engine:
             rule.acquire()
             try:
                 self.check_rule(rule)
+                if scheduled and rule.rule.schedule.kind == NO_SCHEDULE:
+                    raise ValueError("the update rule has no schedule to step")
                 while True:
                     self.reserve(min(batch_size, N))
                     if self.is_double:
                         status = self._epoch[double](<double*>data(X), <double*>data(Y),
                                                      <double*>optional(s), N, rows, batch_size,
-                                                     rule, watch, &total, &done)
+                                                     rule, max_norm, scheduled, watch, &total,
+                                                     &done)
                     else:
                         status = self._epoch[float](<float*>data(X), <float*>data(Y),
                                                     <float*>optional(s), N, rows, batch_size,
-                                                    rule, watch, &total, &done)
+                                                    rule, max_norm, scheduled, watch, &total,
+                                                    &done)
                     if status != EPOCH_INTERRUPTED:
                         break
                     # a handler that does not raise lets the epoch go on from batch `done`,
@@ -686,8 +695,8 @@ cdef class Engine:
         return total, done
 
     cdef int _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
-                    Py_ssize_t* order, Py_ssize_t batch, UpdateRule rule, bint watch,
-                    double* total, Py_ssize_t* done) noexcept:
+                    Py_ssize_t* order, Py_ssize_t batch, UpdateRule rule, double max_norm,
+                    bint scheduled, bint watch, double* total, Py_ssize_t* done) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
@@ -699,5 +708,5 @@ cdef class Engine:
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
-                               batch, watch, total, done)
+                               batch, max_norm, scheduled, watch, total, done)
         return status

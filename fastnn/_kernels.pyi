@@ -16,6 +16,7 @@ loss_backward: Any
 sgd_update: Any
 adam_update: Any
 rmsprop_update: Any
+clip_grad_norm: Any
 dropout_forward: Any
 dropout_backward: Any
 batchnorm_forward: Any

@@ -19,6 +19,7 @@ from fastnn._dense cimport (dense_forward as _dense_forward, dense_backward as _
                             dense_backward_descend as _dense_backward_descend)
 from fastnn._losses cimport loss_forward as _loss_forward, loss_backward as _loss_backward
 from fastnn._updates cimport (sgd_update as _sgd_update, adam_update as _adam_update,
+                              clip_grad_norm as _clip_grad_norm,
                               rmsprop_update as _rmsprop_update)
 
 
@@ -172,3 +173,9 @@ def rmsprop_update(floating[::1] P, floating[::1] G, floating[::1] sq, floating[
     """One torch.optim.RMSprop step."""
     _rmsprop_update(&P[0], &G[0], &sq[0], &buf[0], &ga[0], P.shape[0], lr, alpha, eps, momentum,
                     centered, weight_decay)
+
+
+def clip_grad_norm(floating[::1] G, double max_norm):
+    """G *= min(max_norm / (||G||_2 + 1e-6), 1) in place (torch's clip_grad_norm_); returns
+    ||G||_2 before."""
+    return _clip_grad_norm(&G[0], G.shape[0], max_norm)

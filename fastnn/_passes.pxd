@@ -1,16 +1,18 @@
 # Design: the passes of a network over its Plan (fastnn/_plan.pxd): forward, loss, backward, an
-# optimizer update, a training step, and an epoch of minibatches. They are fused-type functions
-# that run without the GIL over raw pointers: P the flat parameters, B the flat buffers (running
-# statistics), G the flat gradient, `work` the workspace laid out for the plan. Each loop over the
-# plan dispatches on the layer's kind to its kernel pair; an unknown kind cannot be built (the
-# Engine refuses it), and an unknown update rule is refused before a pass starts.
+# optimizer update (after an optional clipping of the gradient's norm), a training step, and an
+# epoch of minibatches (which may step the rule's learning-rate schedule after every batch). They
+# are fused-type functions that run without the GIL over raw pointers: P the flat parameters, B
+# the flat buffers (running statistics), G the flat gradient, `work` the workspace laid out for
+# the plan. Each loop over the plan dispatches on the layer's kind to its kernel pair; an unknown
+# kind cannot be built (the Engine refuses it), and an unknown update rule is refused before a
+# pass starts.
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, RMSPROP, SGD, Layer,
-                           Plan, Rule)
+from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, NO_SCHEDULE,
+                           RMSPROP, SGD, Layer, Plan, Rule)
 from fastnn._activations cimport (SOFTMAX, activation_backward, activation_backward_input,
                                   activation_forward, needs_input)
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
@@ -18,7 +20,8 @@ from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnor
 from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport CROSS_ENTROPY, loss_forward, loss_backward
-from fastnn._updates cimport sgd_update, adam_update, rmsprop_update
+from fastnn._schedules cimport schedule_step
+from fastnn._updates cimport clip_grad_norm, sgd_update, adam_update, rmsprop_update
 
 cdef extern from "_interrupt.h" nogil:
     # raised by fastnn's SIGINT handler (see the header); read between batches
@@ -302,8 +305,10 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
                            floating* s, Py_ssize_t N,
                            floating* backup,    # SCRATCH ((1 + states) n_params + n_buffers,)
                                                 # or NULL
+                           double max_norm,     # clip the gradient's norm to it; 0: no clipping
                            double* J) noexcept nogil:
-    """J on the batch (X, Y, s) of N rows, then one update (a StepStatus).
+    """J on the batch (X, Y, s) of N rows, then one update (a StepStatus), of the gradient clipped
+    to the norm max_norm if it is > 0 (torch's clip_grad_norm_; the grad vector G keeps it).
 
     Nothing changes when J is not finite. With a backup, the update is checked: if it leaves a
     parameter, a value of the rule's state or a running statistic NaN or infinite, all of them
@@ -313,8 +318,10 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """
     cdef double S = normalizer(p, Y, s, N)
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
-    # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter
-    cdef bint descend = r.kind == SGD and r.momentum == 0 and r.lr > 0 and r.weight_decay == 0
+    # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter,
+    # and steps each layer before the whole gradient, whose norm clipping needs, is known
+    cdef bint descend = (r.kind == SGD and r.momentum == 0 and r.lr > 0 and r.weight_decay == 0
+                         and max_norm <= 0)
     cdef bint intact = True
     J[0] = 0
     if S == 0:
@@ -339,6 +346,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
         backward_pass(p, P, G, work, X, Y, s, N, S, 0, NULL, &intact)
         if p.watch and fastnn_interrupted:
             return STEP_INTERRUPTED
+        if max_norm > 0:
+            clip_grad_norm(G, n, max_norm)
         update(p, r, P, G, state)
         if backup != NULL:
             intact = finite(P, n)
@@ -366,6 +375,8 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                           Py_ssize_t N,
                           Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
                           Py_ssize_t batch,
+                          double max_norm,      # clip each gradient's norm to it; 0: no clipping
+                          bint scheduled,       # step r.schedule after each batch
                           bint watch,           # stop between batches on SIGINT
                           double* total, Py_ssize_t* done) noexcept nogil:
     """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
@@ -373,7 +384,10 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
 
     Adds J times the rows (with sample or class weights, the normalizer S) of each batch to
     total and counts the batches done in done[0]; the epoch stops early at a step that did not
-    complete (its batch made no update) or, when watching, at SIGINT.
+    complete (its batch made no update) or, when watching, at SIGINT. When scheduled (and r has a
+    schedule), each completed step is followed by a step of the schedule, which sets r.lr for the
+    next batch, as a torch loop calls scheduler.step() after optimizer.step(): however the epoch
+    ends, the schedule has taken one step per batch done.
     """
     cdef Py_ssize_t k, start, rows, i, j
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
@@ -401,8 +415,11 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                     yb[i * n_out + j] = Y[order[start + i] * n_out + j]
                 if s != NULL:
                     sb[i] = s[order[start + i]]
-        if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, &J) != STEP_DONE:
+        if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
+                      &J) != STEP_DONE:
             return EPOCH_DIVERGED
+        if scheduled and r.schedule.kind != NO_SCHEDULE:
+            r.lr = schedule_step(&r.schedule, r.lr)
         total[0] += J * normalizer(p, yb, sb, rows)
         done[0] = k + 1
     return EPOCH_DONE

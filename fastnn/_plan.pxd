@@ -74,6 +74,28 @@ cdef enum:
     MAX_STATE = 3           # the most state vectors an update rule has
 
 
+cdef enum ScheduleKind:
+    NO_SCHEDULE = 0
+    STEP_LR = 1             # torch's StepLR: lr *= gamma every step_size steps
+    EXPONENTIAL_LR = 2      # torch's ExponentialLR: lr *= gamma every step
+    WARMUP_COSINE = 3       # torch's SequentialLR of LinearLR (warmup) and CosineAnnealingLR
+
+
+cdef struct Schedule:
+    # a learning-rate schedule's state, advanced by _schedules.pxd (torch.optim.lr_scheduler's
+    # recurrences): in the rule so that a compiled epoch can step it after every batch
+    int kind                # ScheduleKind
+    long long last_epoch    # steps taken since it was bound (torch's last_epoch)
+    double base_lr          # the rule's lr when it was bound (torch's initial_lr)
+    double last_lr          # the lr its last step set (torch's get_last_lr())
+    double gamma            # STEP_LR, EXPONENTIAL_LR: the decay factor
+    long long step_size     # STEP_LR: steps between two decays
+    long long warmup        # WARMUP_COSINE: the linear warm-up's steps (0: none)
+    long long T_max         # WARMUP_COSINE: the cosine's half period, in steps after the warm-up
+    double start_factor     # WARMUP_COSINE: the warm-up's first factor on base_lr
+    double eta_min          # WARMUP_COSINE: the cosine's least lr
+
+
 cdef struct Rule:
     int kind                # UpdateKind
     double lr, momentum, beta1, beta2, eps
@@ -83,3 +105,4 @@ cdef struct Rule:
     bint nesterov
     bint eps_hat            # Adam's eps added before the bias correction (Keras, scikit-learn)
     long long t             # updates done so far
+    Schedule schedule       # the schedule bound to lr (kind NO_SCHEDULE: none)

@@ -2,9 +2,10 @@
 # step by step (torch.optim.SGD without dampening, torch.optim.Adam with bias correction) so that
 # trajectories can be compared to ~1e-12 in float64. Weight decay is torch's: weight_decay * p
 # added to the gradient of every parameter, biases too (AdamW's decoupled decay shrinks the
-# parameters before the step instead).
+# parameters before the step instead). Clipping of the gradient's norm, between the backward pass
+# and the update, is torch.nn.utils.clip_grad_norm_'s.
 from cython cimport floating
-from libc.math cimport sqrt
+from libc.math cimport fabs, isfinite, isinf, sqrt
 
 cdef extern from "_adam_loop.h" nogil:
     # the elementwise loop of adam_update, in C for per-processor clones (see the header)
@@ -119,3 +120,50 @@ cdef inline void rmsprop_update(floating* P,      # INOUT (n,) parameters
             P[i] = P[i] - rate * buf[i]
         else:
             P[i] = P[i] - rate * (g / avg)
+
+
+cdef inline double gradient_norm(floating* G,     # IN (n,) dJ/dP
+                                 Py_ssize_t n) noexcept nogil:
+    """||G||_2, the squares summed in double; NaN if G holds a NaN, infinite if it holds an
+    infinity.
+
+    A sum of squares of finite values that overflows (entries beyond ~1e154, float64 only) is
+    summed again scaled by the largest |G_i|, so a finite gradient has a finite norm (torch's
+    vector_norm returns inf there, and its clip_grad_norm_ then zeroes the gradient).
+    """
+    cdef Py_ssize_t i
+    cdef double total = 0, scale = 0, x
+    for i in range(n):
+        total += <double>G[i] * G[i]
+    if not isinf(total):
+        return sqrt(total)
+    for i in range(n):
+        # a NaN fails the comparison and an infinity wins it: scale is then infinite
+        if fabs(G[i]) > scale:
+            scale = fabs(G[i])
+    if not isfinite(scale):
+        return total
+    total = 0
+    for i in range(n):
+        x = G[i] / scale
+        total += x * x
+    return scale * sqrt(total)
+
+
+cdef inline double clip_grad_norm(floating* G,    # INOUT (n,) dJ/dP
+                                  Py_ssize_t n, double max_norm) noexcept nogil:
+    """torch.nn.utils.clip_grad_norm_(max_norm) (norm_type 2) on the flat gradient:
+    coef = max_norm / (||G||_2 + 1e-6); G *= coef if coef < 1. Returns ||G||_2 before clipping.
+
+    As torch's clamp keeps a NaN, a NaN norm makes every G_i NaN, and an infinite one (coef 0)
+    makes the infinite entries NaN: the update then makes parameters NaN, which the caller's check
+    refuses.
+    """
+    cdef Py_ssize_t i
+    cdef double norm = gradient_norm(G, n)
+    cdef double coef = max_norm / (norm + 1e-6)
+    cdef floating c = <floating>coef
+    if not coef >= 1:
+        for i in range(n):
+            G[i] = G[i] * c
+    return norm

@@ -29,6 +29,7 @@ from fastnn.layers import (
     from_config as layer_from_config,
     stream_key,
 )
+from fastnn.schedules import check_schedule
 
 __all__ = ["MLP"]
 
@@ -684,8 +685,11 @@ class MLP:
         return (J, [v for k, v in parts.items() if k.endswith(".W")],
                 [v for k, v in parts.items() if k.endswith(".b")])
 
-    def train_step(self, X, Y=None, optimizer=None, sample_weight=None):
+    def train_step(self, X, Y=None, optimizer=None, sample_weight=None, clip_grad_norm=None):
         """One update of the parameters by ``optimizer`` on the batch (X, Y), in training mode.
+
+        A learning-rate schedule is not stepped here: call its ``step()`` when it should step,
+        as in a torch loop (see `fastnn.schedules`).
 
         Parameters
         ----------
@@ -694,6 +698,9 @@ class MLP:
         optimizer : fastnn.Optimizer
         sample_weight : array-like of shape (N,), optional
             Non-negative weights of the samples (see `loss`).
+        clip_grad_norm : float, optional
+            Clip the gradient to this norm (> 0) before the update, as
+            ``torch.nn.utils.clip_grad_norm_`` (see `fastnn.training.fit`).
 
         Returns
         -------
@@ -707,10 +714,12 @@ class MLP:
             network and the optimizer are then left as they were.
         """
         X, Y, s = self._checked(X, Y, sample_weight)
+        max_norm = 0.0 if clip_grad_norm is None else training.check_clip_grad_norm(
+            clip_grad_norm)
         rule = training.check_optimizer(optimizer).bind(self)
         if self._batch_norm:
             self._training_rows(X.shape[0])
-        J, status = self._engine.step(X, Y, s, rule)
+        J, status = self._engine.step(X, Y, s, rule, max_norm)
         if status == STEP_NONFINITE_LOSS:
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets "
@@ -722,7 +731,8 @@ class MLP:
                 "sample weights too large or too small, or eps=0?)")
         return J
 
-    def train_epoch(self, data, optimizer, batch_size, order=None):
+    def train_epoch(self, data, optimizer, batch_size, order=None, clip_grad_norm=None,
+                    schedule=None):
         """One epoch of minibatch updates on checked data, run in compiled code.
 
         Parameters
@@ -734,6 +744,14 @@ class MLP:
             Rows per update (>= 1); the last batch may be smaller.
         order : array of int of shape (N,), optional
             The order in which to visit the rows; as stored if None.
+        clip_grad_norm : float, optional
+            Clip each batch's gradient to this norm (> 0) before its update, as
+            ``torch.nn.utils.clip_grad_norm_`` (see `fastnn.training.fit`).
+        schedule : fastnn.schedules.Schedule, optional
+            A schedule with ``interval="step"``, bound to ``optimizer`` if it is not yet: it
+            steps after each batch, inside the compiled loop. If Ctrl-C stops the epoch, it has
+            taken one step per batch done. (An epoch-interval schedule steps after the epoch: see
+            `fastnn.training.run_epoch`.)
 
         Returns
         -------
@@ -745,11 +763,12 @@ class MLP:
         ------
         FloatingPointError
             If a loss or a parameter becomes NaN or infinite; the network (parameters, buffers,
-            dropout generator) and the optimizer are then restored to their state at the start
-            of the epoch.
+            dropout generator), the optimizer and the schedule are then restored to their state
+            at the start of the epoch.
         """
         if not isinstance(data, CheckedData):
             raise TypeError("train_epoch takes the CheckedData that check_data returns")
+        max_norm = training.check_clip_grad_norm(clip_grad_norm)
         X, Y, s = self._checked_layout(data)
         n = X.shape[0]
         if order is not None:
@@ -766,23 +785,34 @@ class MLP:
                                  f"rows: {n} rows in batches of {batch_size} leave a last batch "
                                  f"of 1 (choose another batch_size)")
         rule = training.check_optimizer(optimizer).bind(self)
-        snapshot = (self._engine.snapshot(), optimizer.state_dict())
-        total, done = self._engine.epoch(X, Y, s, order, batch_size, rule)
+        if schedule is not None:
+            schedule = check_schedule(schedule, optimizer)
+            if schedule.interval != "step":
+                raise ValueError(
+                    f"train_epoch steps a schedule with interval='step' after each batch; this "
+                    f"one has interval={schedule.interval!r}: step it after the epoch "
+                    f"(schedule.step()), or give it to fastnn.training.run_epoch or fit")
+        snapshot = (self._engine.snapshot(), optimizer.state_dict(),
+                    schedule.state_dict() if schedule is not None else None)
+        total, done = self._engine.epoch(X, Y, s, order, batch_size, rule, max_norm,
+                                         schedule is not None)
         state = optimizer.state_dict()
         if not (done == -(-n // batch_size) and all_finite(self.params)
                 and all_finite(self.buffers)
-                and all(all_finite(v) for k, v in state.items() if k != "step")):
+                and all(all_finite(v) for k, v in state.items() if k not in ("lr", "step"))):
             self._engine.restore(*snapshot[0])
             optimizer.load_state_dict(snapshot[1])
+            if schedule is not None:
+                schedule.load_state_dict(snapshot[2])
             raise FloatingPointError(
-                "the loss became NaN or infinite; the network and the optimizer were restored to "
-                "their state at the start of the epoch (a learning rate too high, or inputs or "
-                "targets too large?)")
+                "the loss became NaN or infinite; the network and the optimizer (and the "
+                "schedule) were restored to their state at the start of the epoch (a learning "
+                "rate too high, or inputs or targets too large?)")
         return total / self._normalizer(data)
 
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-            min_delta=0.0, verbose=0, sample_weight=None):
+            min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None):
         """Train on (X, Y) by minibatches; see `fastnn.training.fit` for every parameter.
 
         Returns
@@ -793,7 +823,8 @@ class MLP:
                             batch_size=batch_size, shuffle=shuffle, seed=seed,
                             validation_data=validation_data, validation_split=validation_split,
                             early_stopping=early_stopping, patience=patience,
-                            min_delta=min_delta, verbose=verbose, sample_weight=sample_weight)
+                            min_delta=min_delta, verbose=verbose, sample_weight=sample_weight,
+                            clip_grad_norm=clip_grad_norm, schedule=schedule)
 
     def save(self, path):
         """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`)."""

@@ -3,8 +3,9 @@
 
 An optimizer keeps its state (momentum buffer, moment estimates, step count) for one network,
 allocated at its first update as flat vectors like the network's parameters. The updates
-themselves run in compiled code (``fastnn/_updates.pxd``). Optimizers pickle with their state; an
-unpickled one continues with the first network of the same size it updates.
+themselves run in compiled code (``fastnn/_updates.pxd``). Its learning rate may be driven by a
+schedule (`fastnn.schedules`). Optimizers pickle with their state and learning rate; an unpickled
+one continues with the first network of the same size it updates.
 """
 import os
 import threading
@@ -97,19 +98,21 @@ class Optimizer:
         self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
         self._adoptable = False
+        # the compiled schedule bound to lr (a weak reference; fastnn.schedules)
+        self._schedule = None
         self._binding = threading.Lock()
         _LIVE.add(self)
         self.lr = lr
 
     @property
     def lr(self):
-        """The learning rate."""
-        return self._lr
+        """The learning rate: as set, or as the schedule bound to the optimizer last set it (a
+        per-step schedule changes it after every batch of an epoch)."""
+        return self._rule.lr
 
     @lr.setter
     def lr(self, value):
-        self._lr = check_real("lr", value, low=0)
-        self._sync()
+        self._rule.lr = check_real("lr", value, low=0)
 
     @property
     def steps(self):
@@ -152,23 +155,30 @@ class Optimizer:
             return self._rule
 
     def state_dict(self):
-        """Copies of the state: ``{"step": updates done, name: vector, ...}`` with the names of
-        ``torch.optim`` (empty before the first update), taken at once."""
-        copied = self._rule.copy_state()
-        if copied is None:
-            return {}
-        vectors, step = copied
+        """Copies of the state: ``{"lr": the learning rate, "step": updates done, name: vector,
+        ...}`` with the names of ``torch.optim`` (only ``"lr"`` before the first update)."""
+        vectors, step, lr = self._rule.copy_state()
+        if vectors is None:
+            return {"lr": lr}
         names = registry.OPTIMIZERS[self._kind].state
-        return {"step": step, **dict(zip(names, vectors))}
+        return {"lr": lr, "step": step, **dict(zip(names, vectors))}
 
     def load_state_dict(self, state):
-        """Set the state from a `state_dict` of an optimizer of the same kind and size."""
+        """Set the state and the learning rate from a `state_dict` of an optimizer of the same
+        kind and size (without ``"lr"``, the learning rate is kept)."""
         names = registry.OPTIMIZERS[self._kind].state
+        if not isinstance(state, dict):
+            raise ValueError(f"a {type(self).__name__} state is a dict, got "
+                             f"{type(state).__name__}")
+        lr = check_real("lr", state["lr"], low=0) if "lr" in state else None
+        state = {k: v for k, v in state.items() if k != "lr"}
         if not state:
             self.reset()
+            if lr is not None:
+                self.lr = lr
             return
-        if not isinstance(state, dict) or set(state) != {"step", *names}:
-            raise ValueError(f"a {type(self).__name__} state has 'step' and {list(names)}")
+        if set(state) != {"step", *names}:
+            raise ValueError(f"a {type(self).__name__} state has 'lr', 'step' and {list(names)}")
         step = check_int("step", state["step"], 0)
         vectors = [np.asarray(state[name]) for name in names]
         if any(v.ndim != 1 or v.shape != vectors[0].shape or v.dtype.kind != "f"
@@ -182,20 +192,27 @@ class Optimizer:
                 self._network = None
                 self._adoptable = True
         self._rule.load_state(vectors, step)
+        if lr is not None:
+            self.lr = lr
 
     def __getstate__(self):
         # the compiled rule, the weak reference to the network and the lock do not pickle: keep
-        # the settings (the Python attributes) and copies of the state
+        # the settings (the Python attributes) and copies of the state with the lr (a bound
+        # schedule pickles with the schedule, see fastnn.schedules)
         settings = {k: v for k, v in self.__dict__.items()
-                    if k not in ("_rule", "_network", "_binding")}
+                    if k not in ("_rule", "_network", "_binding", "_schedule")}
         return settings, self.state_dict()
 
     def __setstate__(self, pickled):
         settings, state = pickled
+        # fastnn 0.1 kept the lr among the settings, not in the state
+        if "_lr" in settings:
+            state = {**state, "lr": settings.pop("_lr")}
         self.__dict__.update(settings)
         self._rule = UpdateRule(registry.OPTIMIZERS[self._kind].code, 0.0)
         self._network = None
         self._adoptable = False
+        self._schedule = None
         self._binding = threading.Lock()
         _LIVE.add(self)
         self._sync()
@@ -267,11 +284,11 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum needs momentum > 0")
 
     def _sync(self):
-        self._rule.set(self._lr, momentum=self._momentum, nesterov=self._nesterov,
+        self._rule.set(momentum=self._momentum, nesterov=self._nesterov,
                        weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return (f"SGD(lr={self._lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r}, "
+        return (f"SGD(lr={self.lr!r}, momentum={self._momentum!r}, nesterov={self._nesterov!r}, "
                 f"weight_decay={self._weight_decay!r})")
 
 
@@ -325,11 +342,11 @@ class Adam(Optimizer):
                                "scikit-learn).")
 
     def _sync(self):
-        self._rule.set(self._lr, beta1=self._beta1, beta2=self._beta2, eps=self._eps,
+        self._rule.set(beta1=self._beta1, beta2=self._beta2, eps=self._eps,
                        eps_hat=self._eps_hat, weight_decay=self._weight_decay)
 
     def __repr__(self):
-        return (f"{type(self).__name__}(lr={self._lr!r}, beta1={self._beta1!r}, "
+        return (f"{type(self).__name__}(lr={self.lr!r}, beta1={self._beta1!r}, "
                 f"beta2={self._beta2!r}, eps={self._eps!r}, eps_hat={self._eps_hat!r}, "
                 f"weight_decay={self._weight_decay!r})")
 
@@ -413,11 +430,11 @@ class RMSprop(Optimizer):
     weight_decay = _weight_decay_property()
 
     def _sync(self):
-        self._rule.set(self._lr, momentum=self._momentum, eps=self._eps,
+        self._rule.set(momentum=self._momentum, eps=self._eps,
                        weight_decay=self._weight_decay, alpha=self._alpha,
                        centered=self._centered)
 
     def __repr__(self):
-        return (f"RMSprop(lr={self._lr!r}, alpha={self._alpha!r}, eps={self._eps!r}, "
+        return (f"RMSprop(lr={self.lr!r}, alpha={self._alpha!r}, eps={self._eps!r}, "
                 f"momentum={self._momentum!r}, centered={self._centered!r}, "
                 f"weight_decay={self._weight_decay!r})")

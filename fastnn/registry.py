@@ -1,5 +1,6 @@
-"""The one registry of what fastnn's engine knows: layer kinds, activations, losses and update
-rules, by the names the API uses, with their kernel codes and the rules that go with them.
+"""The one registry of what fastnn's engine knows: layer kinds, activations, losses, update rules
+and learning-rate schedules, by the names the API uses, with their kernel codes and the rules that
+go with them.
 
 Everything that names a kind reads it from here: the network (`fastnn.MLP`, `fastnn.layers`), the
 optimizers, `fastnn.sklearn`, the command line and the tests, whose sweeps run over these tables
@@ -10,10 +11,11 @@ CONTRIBUTING.md for the checklist of each kind.
 from dataclasses import dataclass
 
 from fastnn._engine import ACTIVATION_CODES, INPUT_DERIVATIVES, LAYER_CODES, LOSS_CODES
-from fastnn._rules import STATE_VECTORS, UPDATE_CODES
+from fastnn._rules import SCHEDULE_CODES, STATE_VECTORS, UPDATE_CODES
 
-__all__ = ["ActivationInfo", "LossInfo", "LossOption", "LayerInfo", "OptimizerInfo", "ACTIVATIONS",
-           "LOSSES", "LAYERS", "OPTIMIZERS", "hidden_activations", "output_activations"]
+__all__ = ["ActivationInfo", "LossInfo", "LossOption", "LayerInfo", "OptimizerInfo",
+           "ScheduleInfo", "ACTIVATIONS", "LOSSES", "LAYERS", "OPTIMIZERS", "SCHEDULES",
+           "hidden_activations", "output_activations"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,25 @@ class OptimizerInfo:
     torch: str
 
 
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A learning-rate schedule.
+
+    Attributes
+    ----------
+    name : str
+    code : int or None
+        Its code in ``fastnn/_plan.pxd`` (ScheduleKind), or None for a schedule run in Python
+        (which cannot step inside the compiled epoch).
+    torch : str
+        The ``torch.optim.lr_scheduler`` class (or composition) whose learning rates it follows.
+    """
+
+    name: str
+    code: int
+    torch: str
+
+
 ACTIVATIONS = {a.name: a for a in (
     ActivationInfo("identity", ACTIVATION_CODES["identity"], hidden=True, output=True,
                    init="glorot", torch="torch.nn.Identity"),
@@ -241,6 +262,15 @@ OPTIMIZERS = {o.name: o for o in (
 )}
 
 
+SCHEDULES = {s.name: s for s in (
+    ScheduleInfo("step", SCHEDULE_CODES["step"], torch="StepLR"),
+    ScheduleInfo("exponential", SCHEDULE_CODES["exponential"], torch="ExponentialLR"),
+    ScheduleInfo("warmup_cosine", SCHEDULE_CODES["warmup_cosine"],
+                 torch="SequentialLR(LinearLR, CosineAnnealingLR)"),
+    ScheduleInfo("plateau", None, torch="ReduceLROnPlateau"),
+)}
+
+
 def hidden_activations():
     """The names of the activations a hidden layer may have."""
     return tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
@@ -254,8 +284,10 @@ def output_activations():
 def _check_against_kernels():
     """Every compiled code has exactly one entry, with the state the kernel declares; no loss
     has more options than the kernels take."""
+    compiled_schedules = {name: s for name, s in SCHEDULES.items() if s.code is not None}
     for table, codes in ((ACTIVATIONS, ACTIVATION_CODES), (LOSSES, LOSS_CODES),
-                         (LAYERS, LAYER_CODES), (OPTIMIZERS, UPDATE_CODES)):
+                         (LAYERS, LAYER_CODES), (OPTIMIZERS, UPDATE_CODES),
+                         (compiled_schedules, SCHEDULE_CODES)):
         if {name: info.code for name, info in table.items()} != codes:
             raise ImportError(f"fastnn's registry and its compiled kernels disagree: "
                               f"{sorted(table)} against {sorted(codes)}; rebuild fastnn")

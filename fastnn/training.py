@@ -1,8 +1,9 @@
 """Training by minibatches: `fit` and its `History`.
 
-The minibatch loop itself (gather, forward, backward, update, loss accumulation) runs in compiled
-code for a whole epoch at a time; Python is entered once per epoch, for validation, early stopping,
-the history and progress.
+The minibatch loop itself (gather, forward, backward, gradient clipping, update, a per-batch
+learning-rate schedule, loss accumulation) runs in compiled code for a whole epoch at a time;
+Python is entered once per epoch, for validation, an epoch-interval schedule, early stopping, the
+history and progress.
 """
 import math
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 from fastnn._validation import CheckedData, check_int, check_real
 from fastnn.layers import stream_key
 from fastnn.optimizers import Adam, Optimizer
+from fastnn.schedules import check_schedule
 
 __all__ = ["History", "fit", "run_epoch"]
 
@@ -29,6 +31,9 @@ class History:
         taken before each batch's update (as Keras and scikit-learn report it).
     val_loss : list of float
         The objective on the validation data after each epoch (empty without validation data).
+    lr : list of float
+        The optimizer's learning rate at the start of each epoch, which its first batch used
+        (a per-batch schedule changes it within the epoch).
     best_epoch : int or None
         Index of the epoch with the lowest validation loss (the lowest training loss without
         validation data); None if no epoch ran. With early stopping, the network ends with the
@@ -39,6 +44,7 @@ class History:
 
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
     best_epoch: int = None
     stopped_early: bool = False
 
@@ -54,6 +60,17 @@ def check_optimizer(optimizer):
         raise TypeError(f"optimizer must be a fastnn optimizer (fastnn.SGD, fastnn.Adam, "
                         f"fastnn.AdamW, fastnn.RMSprop), got {type(optimizer).__name__}")
     return optimizer
+
+
+def check_clip_grad_norm(clip_grad_norm):
+    """The maximum gradient norm the compiled step takes: 0 (no clipping) for None, else
+    ``clip_grad_norm`` checked to be a finite real > 0."""
+    if clip_grad_norm is None:
+        return 0.0
+    max_norm = check_real("clip_grad_norm", clip_grad_norm, low=0)
+    if max_norm == 0:
+        raise ValueError("clip_grad_norm must be > 0 (or None for no clipping), got 0.0")
+    return max_norm
 
 
 def _split(net, X, Y, sample_weight, validation_data, validation_split):
@@ -86,9 +103,10 @@ def _split(net, X, Y, sample_weight, validation_data, validation_split):
     return train, validation
 
 
-def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
-    """One epoch of minibatch updates on checked data, run in compiled code, and the
-    validation objective after it.
+def run_epoch(net, data, optimizer, batch_size, order=None, validation=None, clip_grad_norm=None,
+              schedule=None):
+    """One epoch of minibatch updates on checked data, run in compiled code, the validation
+    objective after it, and a step of the schedule, as `fit` runs each epoch.
 
     Parameters
     ----------
@@ -102,6 +120,13 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
         The order in which to visit the rows (gathered into a reused buffer); as stored if None.
     validation : CheckedData, optional
         Checked data on which to evaluate the objective after the epoch.
+    clip_grad_norm : float, optional
+        Clip each batch's gradient to this norm before its update (see `fit`).
+    schedule : fastnn.schedules.Schedule, optional
+        Bound to ``optimizer`` if it is not yet. One with ``interval="step"`` steps after each
+        batch, inside the compiled loop; one with ``interval="epoch"`` steps once after the epoch
+        (`fastnn.schedules.ReduceLROnPlateau` with the validation loss, or with the training
+        loss without validation).
 
     Returns
     -------
@@ -113,33 +138,44 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None):
     Raises
     ------
     FloatingPointError
-        If a loss, a parameter or the validation loss becomes NaN or infinite; the network and
-        the optimizer are then restored to their state at the start of the epoch.
+        If a loss, a parameter or the validation loss becomes NaN or infinite; the network, the
+        optimizer and the schedule are then restored to their state at the start of the epoch.
     """
     if validation is not None and not isinstance(validation, CheckedData):
         raise TypeError("validation must be the CheckedData that net.check_data returns")
+    check_optimizer(optimizer)
+    if schedule is not None:
+        schedule = check_schedule(schedule, optimizer)
+    per_batch = schedule if schedule is not None and schedule.interval == "step" else None
     if validation is None:
-        return net.train_epoch(data, optimizer, batch_size, order), None
-    try:
-        # refused before the epoch changes anything
-        validation = net.check_data(validation)
-    except ValueError as error:
-        raise ValueError(f"validation: {error}") from None
-    snapshot = (net.state_dict(), check_optimizer(optimizer).state_dict())
-    loss = net.train_epoch(data, optimizer, batch_size, order)
-    val_loss = net.loss(validation)
-    if not math.isfinite(val_loss):
-        net.load_state_dict(snapshot[0])
-        optimizer.load_state_dict(snapshot[1])
-        raise FloatingPointError(
-            "the validation loss became NaN or infinite; the network and the optimizer were "
-            "restored to their state at the start of the epoch")
+        loss = net.train_epoch(data, optimizer, batch_size, order, clip_grad_norm, per_batch)
+        val_loss = None
+    else:
+        try:
+            # refused before the epoch changes anything
+            validation = net.check_data(validation)
+        except ValueError as error:
+            raise ValueError(f"validation: {error}") from None
+        snapshot = (net.state_dict(), optimizer.state_dict(),
+                    per_batch.state_dict() if per_batch is not None else None)
+        loss = net.train_epoch(data, optimizer, batch_size, order, clip_grad_norm, per_batch)
+        val_loss = net.loss(validation)
+        if not math.isfinite(val_loss):
+            net.load_state_dict(snapshot[0])
+            optimizer.load_state_dict(snapshot[1])
+            if per_batch is not None:
+                per_batch.load_state_dict(snapshot[2])
+            raise FloatingPointError(
+                "the validation loss became NaN or infinite; the network, the optimizer and the "
+                "schedule were restored to their state at the start of the epoch")
+    if schedule is not None and per_batch is None:
+        schedule._epoch_end(loss, val_loss)
     return loss, val_loss
 
 
 def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-        min_delta=0.0, verbose=0, sample_weight=None):
+        min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None):
     """Train ``net`` on (X, Y) by minibatch updates.
 
     Parameters
@@ -176,6 +212,18 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     sample_weight : array-like of shape (N,), optional
         Non-negative weights of the samples: each batch's objective is its weighted mean
         ``sum_i s_i L_i / sum_i s_i`` (a batch whose weights are all zero makes no update).
+    clip_grad_norm : float, optional
+        Clip each batch's gradient, before its update, to this Euclidean norm (> 0) over all
+        parameters, as ``torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)``:
+        ``G *= clip_grad_norm / (||G|| + 1e-6)`` when that factor is below 1. The gradient is
+        the objective's (with the network's l2); an optimizer's weight decay comes after.
+    schedule : fastnn.schedules.Schedule, optional
+        A learning-rate schedule for ``optimizer``, bound to it at its first use (its base rate
+        is then the optimizer's lr). With ``interval="epoch"`` it steps after each epoch (a
+        `fastnn.schedules.ReduceLROnPlateau` with the validation loss, or the training loss
+        without validation data); with ``interval="step"``, after each batch, inside the compiled
+        epoch. Another call of fit with the same schedule and optimizer continues it. The
+        history records the rate of each epoch.
 
     Returns
     -------
@@ -189,6 +237,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         and gave a finite loss.
     """
     optimizer = Adam() if optimizer is None else check_optimizer(optimizer)
+    check_clip_grad_norm(clip_grad_norm)
     epochs = check_int("epochs", epochs, 0)
     batch_size = check_int("batch_size", batch_size, 1)
     if not isinstance(shuffle, (bool, np.bool_)):
@@ -202,6 +251,9 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     if early_stopping and validation is None:
         raise ValueError("early_stopping watches the validation loss: give validation_data or "
                          "validation_split > 0")
+    if schedule is not None:
+        # bound (which sets the optimizer's lr to its first) once every argument is checked
+        schedule = check_schedule(schedule, optimizer)
     rng = np.random.default_rng(seed)
     if seed is not None:
         net.random_state = (stream_key(seed), 0)
@@ -210,11 +262,14 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     for epoch in range(epochs):
         started = time.perf_counter()
         order = rng.permutation(data.X.shape[0]) if shuffle else None
+        lr = optimizer.lr
         try:
-            loss, val_loss = run_epoch(net, data, optimizer, batch_size, order, validation)
+            loss, val_loss = run_epoch(net, data, optimizer, batch_size, order, validation,
+                                       clip_grad_norm, schedule)
         except FloatingPointError as error:
             raise FloatingPointError(f"epoch {epoch + 1}: {error}") from None
         history.loss.append(loss)
+        history.lr.append(lr)
         watched = loss if val_loss is None else val_loss
         if val_loss is not None:
             history.val_loss.append(val_loss)
@@ -228,6 +283,8 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
             line = f"epoch {epoch + 1}/{epochs} - loss {loss:.6g}"
             if val_loss is not None:
                 line += f" - val_loss {val_loss:.6g}"
+            if schedule is not None:
+                line += f" - lr {lr:.6g}"
             print(f"{line} - {time.perf_counter() - started:.3f}s", file=sys.stdout, flush=True)
         if early_stopping and waited >= patience:
             history.stopped_early = True

@@ -101,7 +101,7 @@ def test_rmsprop_state_is_torchs_three_vectors_and_centered_must_be_a_bool(data)
     net, optimizer = fastnn.MLP([3, 5, 2], seed=0), fastnn.RMSprop(momentum=0.9, centered=True)
     net.train_step(X, Y, optimizer)
     state = optimizer.state_dict()
-    assert set(state) == {"step", "square_avg", "momentum_buffer", "grad_avg"}
+    assert set(state) == {"lr", "step", "square_avg", "momentum_buffer", "grad_avg"}
     assert all(np.any(state[name]) for name in ("square_avg", "momentum_buffer", "grad_avg"))
     with pytest.raises(TypeError, match="centered must be True or False"):
         fastnn.RMSprop(centered=1)

@@ -125,11 +125,13 @@ def run_threads(targets):
 
 
 def state_equal(before, after):
-    """Whether two optimizer state_dicts are the same (an empty one and a step-0 state of zeros
-    are both the state of an optimizer that has made no update)."""
+    """Whether two optimizer state_dicts are the same (one of the lr alone and a step-0 state of
+    zeros are both the state of an optimizer that has made no update)."""
     def fresh(state):
-        return not state or (state["step"] == 0 and all(
-            not np.any(v) for k, v in state.items() if k != "step"))
+        return "step" not in state or (state["step"] == 0 and all(
+            not np.any(v) for k, v in state.items() if k not in ("lr", "step")))
+    if before["lr"] != after["lr"]:
+        return False
     if fresh(before) or fresh(after):
         return fresh(before) and fresh(after)
     return (before.keys() == after.keys() and before["step"] == after["step"]
