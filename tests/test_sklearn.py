@@ -288,7 +288,8 @@ def test_errors(digits):
     with pytest.raises(NotFittedError):
         MLPClassifier().predict(X_train)
     with pytest.raises(InvalidParameterError):
-        MLPClassifier(activation="softplus").fit(X_train, y_train)
+        # scikit-learn's name for it is 'logistic'
+        MLPClassifier(activation="sigmoid").fit(X_train, y_train)
     with pytest.raises(InvalidParameterError, match="loss"):
         MLPRegressor(loss="poisson").fit(X_train, y_train)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
