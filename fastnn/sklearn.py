@@ -31,6 +31,47 @@ Design
   ``scipy.optimize.minimize(method="L-BFGS-B")`` with scikit-learn's options
   (``maxiter=max_iter, maxfun=max_fun, gtol=tol``).
 
+Beyond scikit-learn
+-------------------
+Parameters scikit-learn's MLPs do not have; their defaults change nothing (same draws from
+``random_state``, same weights, same numbers):
+
+- ``activation`` also takes fastnn's other hidden activations: 'leaky_relu' (negative slope 0.01),
+  'elu' (alpha 1), 'gelu', 'gelu_tanh', 'silu' and 'softplus' (`fastnn.registry`); scikit-learn's
+  four keep their names ('logistic' is fastnn's 'sigmoid'). The initialization stays
+  scikit-learn's (uniform with factor 6) for all of them.
+- ``dropout`` (rate, 0 = off): a dropout layer after each hidden activation, active in training
+  only. Its masks come from fastnn's generator seeded by one draw from ``random_state`` after the
+  initial weights (no draw without dropout), so a fit is deterministic given ``random_state``.
+- ``batch_norm`` (False): batch normalization between each hidden dense layer and its activation
+  (``coefs_`` and ``intercepts_`` stay the dense layers'; the normalization's own parameters and
+  running statistics live in the network). The batch statistics train, the running ones predict.
+  A training batch needs 2 rows: ``batch_size='auto'`` then takes the largest size <=
+  ``min(200, n_samples)`` that leaves no batch of one row; an explicit ``batch_size`` that does
+  is an error.
+- dropout and batch normalization train by minibatches: with ``solver='lbfgs'`` they are an error
+  (L-BFGS needs one deterministic full-batch objective, and would move no running statistics).
+- ``class_weight`` of `MLPClassifier` (None): scikit-learn's meaning. A dict ``{class: weight}``
+  (classes not named weigh 1) or 'balanced', ``n_samples / (n_classes * np.bincount(y))``
+  (the counts weighted by ``sample_weight`` when given, as scikit-learn's
+  `compute_class_weight` and LogisticRegression). The class weights multiply the sample
+  weights, in training and in the early-stopping validation score and loss. Multilabel targets
+  follow scikit-learn's multi-output rule (RandomForestClassifier's): each label column weighs
+  the samples by its value, 'balanced' per column or a list of dicts ``{0: w, 1: w}``, one per
+  column, and a sample's class weight is the product over the columns. 'balanced' is an error
+  in ``partial_fit``, as in scikit-learn's SGDClassifier: the class frequencies are those of all
+  the data, so compute them with `compute_class_weight` and pass the dict.
+- ``loss`` of `MLPRegressor`: 'squared_error' (half the squared error, scikit-learn's), and
+  'absolute_error' (``|yhat - y|``) and 'huber' (``d^2 / 2`` for ``|d| <= huber_delta``, else
+  ``huber_delta (|d| - huber_delta / 2)``; ``huber_delta=1.0``, named after its loss as
+  scikit-learn's ``quantile`` of HistGradientBoostingRegressor, since ``alpha`` and ``epsilon``
+  are taken). As for the squared error, a sample's loss is summed over the outputs and the
+  reported loss (``loss_``, ``loss_curve_``) averages it over them.
+- ``validation_loss_curve_`` beside ``validation_scores_`` with early stopping (scikit-learn
+  issue #18507): after each epoch, the objective of ``loss_curve_`` (loss and L2 penalty, the
+  penalty divided by the validation part's sample-weight sum, as a training batch's) on the
+  validation part, in evaluation mode; None without early stopping.
+
 Differences from scikit-learn that remain
 -----------------------------------------
 - SGD momentum: fastnn's is torch's (a buffer of gradients scaled by the current rate), which is
@@ -55,22 +96,31 @@ Differences from scikit-learn that remain
   consistent pair (the objective whose gradient it is). The fits agree while L-BFGS takes full
   steps and part once a line search shortens one (diabetes, 3 outputs: equal to 1e-13 after 20
   iterations, predictions 0.1 apart after 50). Identical for one output and for classification.
-- ``loss="poisson"`` of `MLPRegressor` is rejected (fastnn's Poisson loss leaves out the
-  deviance's terms in y alone, which scikit-learn reports); only ``"squared_error"`` is accepted.
-  ``fastnn.MLP(..., output_activation="exp", loss="poisson")`` minimizes the same loss up to
-  those terms.
+- ``loss="poisson"`` of `MLPRegressor` trains fastnn's Poisson loss on the log link (the
+  ``exp`` output), whose gradient is scikit-learn's; fastnn leaves out the terms in y alone,
+  ``y log y - y``, which scikit-learn's reported half deviance holds, so the estimator adds
+  their (weighted) mean to ``loss_``, ``loss_curve_``, ``validation_loss_curve_`` and to the
+  objective L-BFGS sees. Negative targets are an error (scikit-learn's loss is NaN for them).
 - Sparse X is accepted and converted to a dense array (the kernels are dense), which needs
   ``n_samples * n_features`` floats of memory.
 - ``partial_fit`` of `MLPRegressor` with ``solver="lbfgs"`` raises AttributeError, as
   `MLPClassifier`'s does (scikit-learn's regressor runs a full L-BFGS fit instead).
 - A batch whose sample weights are all zero makes no update (scikit-learn divides by zero).
-- A training loss that becomes NaN or infinite stops ``fit`` at once with scikit-learn's
-  "Solver produced non-finite parameter weights" ValueError (scikit-learn finishes ``max_iter``
+- A training loss that becomes NaN or infinite: scikit-learn's weights become NaN and stay so.
+  With early stopping it goes on to ``max_iter`` (NaN losses and validation scores, which never
+  trigger the stop) and ends with the best epoch's weights. fastnn warns (RuntimeWarning),
+  restores the network to the start of the diverging epoch (it never holds NaN), records the
+  same NaN entries for that epoch and the ones left without running them (``n_iter_``,
+  ``loss_curve_``, ``validation_scores_``, the ConvergenceWarning are scikit-learn's) and ends
+  with the best epoch's weights. Without early stopping it raises scikit-learn's "Solver
+  produced non-finite parameter weights" ValueError at once (scikit-learn finishes ``max_iter``
   epochs first).
 - ``verbose`` prints scikit-learn's lines for 'sgd' and 'adam'; 'lbfgs' prints nothing (as
   scikit-learn with SciPy >= 1.15).
-- ``coefs_`` and ``intercepts_`` are views into the network: change them in place
-  (``coefs_[0][:] = ...``); rebinding a list element does not change the model.
+- ``coefs_`` and ``intercepts_`` are views into the network. Arrays put in their place (a list
+  element or the whole list rebound, as a model built by hand) are copied into the network at
+  the next fit, partial_fit or prediction, a network built for them if there is none, and the
+  attributes are views again.
 - The output dtype of predictions is the weights' dtype (scikit-learn's follows the product of
   X and the weights).
 """
@@ -81,6 +131,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -88,20 +139,31 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from fastnn import registry
+from fastnn.layers import stream_key
 from fastnn.network import MLP
 from fastnn.optimizers import SGD, Adam
 from fastnn.training import run_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-# scikit-learn's activation names and fastnn's.
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-               "softmax": "softmax"}
+# The hidden activations by scikit-learn's names, with fastnn's: its four ('logistic' is fastnn's
+# 'sigmoid') and every other hidden activation of fastnn's registry under its own name.
+HIDDEN_ACTIVATIONS = {("logistic" if name == "sigmoid" else name): name
+                      for name in registry.hidden_activations()}
+OUTPUT_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax",
+                      "exp": "exp"}
+# MLPRegressor's losses, each with the factor of fastnn's per-sample loss in the objective:
+# scikit-learn's squared error is half the squared error; the absolute error and torch's Huber
+# loss (d^2 / 2 near 0) are taken as they are, and so is the Poisson loss on the log link
+# (scikit-learn's half deviance but for its terms in y alone: see `MLPRegressor._loss_offset`).
+REGRESSION_LOSSES = {"squared_error": 0.5, "absolute_error": 1.0, "huber": 1.0, "poisson": 1.0}
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
               "values and need to be preprocessed.")
@@ -112,12 +174,52 @@ def _dense(X):
     return X.toarray() if scipy.sparse.issparse(X) else X
 
 
+def _class_weight_vector(class_weight, classes, name):
+    """The weight of each of ``classes`` from the dict ``class_weight`` (1 if not named).
+
+    As scikit-learn's `compute_class_weight`: keys that are not classes are allowed when every
+    class is named (a class_weight for all the classes fits data that lacks some), else they are
+    taken for a mistake.
+    """
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"{name} must be a dict {{class: weight}}, got {class_weight!r}")
+    known = set(classes.tolist())
+    unknown = [key for key in class_weight if key not in known]
+    unnamed = [c for c in classes.tolist() if c not in class_weight]
+    if unknown and unnamed:
+        raise ValueError(f"{name} names {unknown}, which are not classes, and not {unnamed}; "
+                         f"the classes are {classes.tolist()}")
+    for key, weight in class_weight.items():
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not (
+                np.isfinite(weight) and weight >= 0):
+            raise ValueError(f"{name}[{key!r}] must be a finite number >= 0, got {weight!r}")
+    return np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
+
+
+def _layer_sizes(coefs, intercepts):
+    """The layer sizes ``[n_in, ..., n_out]`` of weight matrices and bias vectors that chain."""
+    if len(coefs) != len(intercepts) or not coefs:
+        raise ValueError(f"coefs_ and intercepts_ must be lists of as many arrays, at least one; "
+                         f"got {len(coefs)} and {len(intercepts)}")
+    sizes = []
+    for layer, (W, b) in enumerate(zip(coefs, intercepts)):
+        if W.ndim != 2 or b.shape != W.shape[1:]:
+            raise ValueError(f"coefs_[{layer}] must be a matrix (n_in, n_out) and "
+                             f"intercepts_[{layer}] a vector (n_out,), got shapes {W.shape} and "
+                             f"{b.shape}")
+        if sizes and W.shape[0] != sizes[-1]:
+            raise ValueError(f"coefs_[{layer}] has {W.shape[0]} rows for a layer of "
+                             f"{sizes[-1]} units")
+        sizes = (sizes or [W.shape[0]]) + [W.shape[1]]
+    return sizes
+
+
 class _BaseMLP(BaseEstimator):
     """What `MLPClassifier` and `MLPRegressor` share: training, prediction and pickling."""
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -139,6 +241,8 @@ class _BaseMLP(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -146,7 +250,8 @@ class _BaseMLP(BaseEstimator):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, batch_norm=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -170,6 +275,8 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
 
     # ---- fitting -------------------------------------------------------------------------
 
@@ -204,21 +311,29 @@ class _BaseMLP(BaseEstimator):
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if np.any(np.array(hidden) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        if self.solver == "lbfgs" and (self.dropout > 0 or self.batch_norm):
+            raise ValueError(
+                "dropout and batch_norm train by minibatches: use solver='sgd' or 'adam' (L-BFGS "
+                "needs one deterministic full-batch objective, and would not move batch "
+                "normalization's running statistics, which predictions use)")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
         X = _dense(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                                  ensure_non_negative=True)
+        sample_weight = self._weigh_classes(y, sample_weight, incremental)
+        Y = self._encode(y, X.dtype)
         layer_units = [X.shape[1], *hidden, Y.shape[1]]
         # As scikit-learn: a new random state per call, drawn from in the same order.
         random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(layer_units, X.dtype, random_state)
-        elif list(self._net.sizes) != layer_units:
-            raise ValueError(f"warm_start and partial_fit continue a network of layer sizes "
-                             f"{list(self._net.sizes)}; this call needs {layer_units}")
         else:
+            self._sync_network(X.dtype)
+            if list(self._net.sizes) != layer_units:
+                raise ValueError(f"warm_start and partial_fit continue a network of layer sizes "
+                                 f"{list(self._net.sizes)}; this call needs {layer_units}")
             self._adopt_settings()
         dtype = self._net.dtype
         X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
@@ -232,6 +347,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(NON_FINITE)
         return self
 
+    def _weigh_classes(self, y, sample_weight, incremental):
+        """The sample weights the fit uses (`MLPClassifier` multiplies its class weights in)."""
+        return sample_weight
+
     def _initialize(self, layer_units, dtype, random_state):
         """A new network with scikit-learn's initial weights, and the fitted attributes' start."""
         self.n_iter_ = 0
@@ -239,52 +358,62 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = layer_units[-1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._net = self._network(layer_units, dtype)
+        self._build_network(layer_units, dtype)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in zip(self._net.weights, self._net.biases):
             bound = np.sqrt(factor / sum(W.shape))
             W[:] = random_state.uniform(-bound, bound, W.shape)
             b[:] = random_state.uniform(-bound, bound, b.shape)
-        self._link()
+        if self.dropout > 0:
+            # the masks' stream: one draw after the weights (none without dropout, which keeps
+            # scikit-learn's draws), so the same random_state gives the same masks
+            self._net.random_state = (stream_key(random_state.randint(np.iinfo(np.int32).max)),
+                                      0)
         self._optimizer = None
-        self._best_params = self._net.params.copy()
+        self._best_state = self._net.state_dict()
         if self.solver in STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self.best_loss_ = self.validation_scores_ = self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
 
-    def _network(self, layer_units, dtype):
-        """A fastnn network with this estimator's activation, penalty and scikit-learn's
-        objective."""
-        classifier = self.out_activation_ != "identity"
-        net = MLP(layer_units, activation=ACTIVATIONS[self.activation],
-                  output_activation=ACTIVATIONS[self.out_activation_],
-                  loss="cross_entropy" if classifier else "squared_error", l2=self.alpha,
-                  dtype=dtype, seed=0)
-        net.scale_objective(1.0 if classifier else 0.5, True)
-        return net
+    def _settings(self):
+        """What the network is built from, beside its sizes and dtype."""
+        return (self.activation, float(self.dropout), bool(self.batch_norm), *self._objective())
+
+    def _build_network(self, layer_units, dtype, state=None):
+        """A fastnn network with this estimator's layers and scikit-learn's objective as
+        ``_net`` (with the parameters, buffers and generator of ``state``, a `state_dict`), and
+        coefs_ and intercepts_ as views of it."""
+        loss, options, loss_scale = self._objective()
+        net = MLP(layer_units, activation=HIDDEN_ACTIVATIONS[self.activation],
+                  output_activation=OUTPUT_ACTIVATIONS[self.out_activation_], loss=loss,
+                  l2=self.alpha, dtype=dtype, seed=0, dropout=self.dropout,
+                  batch_norm=self.batch_norm, loss_options=options)
+        net.scale_objective(loss_scale, True)
+        if state is not None:
+            net.load_state_dict(state)
+        self._net, self._net_settings = net, self._settings()
+        self._link()
 
     def _adopt_settings(self):
-        """Continue (warm_start, partial_fit) with the current activation and alpha.
+        """Continue (warm_start, partial_fit) with the current settings.
 
-        scikit-learn reads them at every call. A fastnn network's penalty can change in place; its
-        activation is fixed at construction, so a changed activation moves the weights (and the
-        optimizer's state) into a new network.
+        scikit-learn reads alpha, the activation and the loss at every call. A fastnn network's
+        penalty can change in place; its layers and loss are fixed at construction, so a change
+        of those moves the state (and the optimizer's) into a new network. batch_norm cannot
+        change: it adds parameters.
         """
         net = self._net
-        if net.activation == ACTIVATIONS[self.activation]:
-            net.l2 = self.alpha
+        net.l2 = self.alpha
+        settings = self._settings()
+        if settings == self._net_settings:
             return
-        self._net = self._network(list(net.sizes), net.dtype)
-        self._net.params[:] = net.params
-        self._link()
+        if settings[2] != self._net_settings[2]:
+            raise ValueError(f"warm_start and partial_fit continue a network built with "
+                             f"batch_norm={self._net_settings[2]}, whose parameters depend on "
+                             f"it; set it back or fit anew (warm_start=False)")
+        self._build_network(list(net.sizes), net.dtype, net.state_dict())
         # a copy of an optimizer keeps its state for the first network of its size it updates
         self._optimizer = copy.deepcopy(self._optimizer)
 
@@ -292,6 +421,39 @@ class _BaseMLP(BaseEstimator):
         """coefs_ and intercepts_ as views of the network's weights and biases."""
         self.coefs_ = list(self._net.weights)
         self.intercepts_ = list(self._net.biases)
+        self._views = tuple(self.coefs_ + self.intercepts_)
+
+    def _sync_network(self, dtype=None):
+        """Make the network hold coefs_ and intercepts_ as they are.
+
+        They are views of the network's weights and biases. Arrays put in their place (a model
+        built by hand, as in scikit-learn's tests) are copied into the network, one built for
+        them if there is none or if their sizes differ (of ``dtype``, else float32 if they all
+        are, else float64), and the attributes become views again.
+        """
+        arrays = list(self.coefs_) + list(self.intercepts_)
+        net = getattr(self, "_net", None)
+        if net is not None and len(arrays) == len(self._views) and all(
+                a is b for a, b in zip(arrays, self._views)):
+            return
+        coefs = [np.asarray(W) for W in self.coefs_]
+        intercepts = [np.asarray(b) for b in self.intercepts_]
+        sizes = _layer_sizes(coefs, intercepts)
+        if not all(np.isfinite(a).all() for a in coefs + intercepts):
+            raise ValueError("coefs_ and intercepts_ hold NaN or infinite values")
+        if net is None or list(net.sizes) != sizes:
+            if dtype is None:
+                single = all(a.dtype == np.float32 for a in coefs + intercepts)
+                dtype = np.float32 if single else np.float64
+            if not hasattr(self, "out_activation_"):
+                self.out_activation_ = self._output_activation()
+            self.n_layers_, self.n_outputs_ = len(sizes), sizes[-1]
+            self._build_network(sizes, dtype)
+            self._best_state = self._net.state_dict()
+        for W, b, new_W, new_b in zip(self._net.weights, self._net.biases, coefs, intercepts):
+            W[:] = new_W
+            b[:] = new_b
+        self._link()
 
     def _new_optimizer(self):
         if self.solver == "sgd":
@@ -300,15 +462,47 @@ class _BaseMLP(BaseEstimator):
         return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
                     eps=self.epsilon, eps_hat=True)
 
+    def _start_bookkeeping(self):
+        """What the stochastic solvers record, started where it is missing: on a first fit, and
+        when a continued fit (warm_start) changes early_stopping or solver."""
+        if getattr(self, "loss_curve_", None) is None:
+            self.loss_curve_ = []
+        self.t_ = getattr(self, "t_", 0)
+        self._no_improvement_count = getattr(self, "_no_improvement_count", 0)
+        if self.early_stopping and getattr(self, "validation_scores_", None) is None:
+            self.validation_scores_, self.validation_loss_curve_ = [], []
+            self.best_validation_score_, self.best_loss_ = -np.inf, None
+        elif not self.early_stopping and getattr(self, "best_loss_", None) is None:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
+
+    def _batch_size(self, n_samples):
+        """The minibatch size: scikit-learn's, with 'auto' avoiding a last batch of one row
+        under batch normalization."""
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+            if self.batch_norm:
+                while batch_size > 2 and n_samples % batch_size == 1:
+                    batch_size -= 1
+            return batch_size
+        if self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
+                          "to be clipped", stacklevel=4)
+        return int(np.clip(self.batch_size, 1, n_samples))
+
     def _fit_stochastic(self, X, Y, sample_weight, random_state, incremental):
         """scikit-learn's `_fit_stochastic`, with each epoch run by the compiled core."""
-        if not incremental or self._optimizer is None:
+        if not incremental or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._new_optimizer()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self._start_bookkeeping()
+        validation = None
         if self.early_stopping:
-            # scikit-learn stratifies only single-column targets (binary classification).
-            stratify = Y if self._is_classifier() and self.n_outputs_ == 1 else None
+            # scikit-learn stratifies only single-column targets (binary classification), by
+            # its boolean indicator column (whose values name the classes in its errors).
+            stratify = Y.astype(bool) if self._is_classifier() and self.n_outputs_ == 1 else None
             arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
             parts = train_test_split(*arrays, random_state=random_state,
                                      test_size=self.validation_fraction, stratify=stratify)
@@ -317,38 +511,38 @@ class _BaseMLP(BaseEstimator):
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            y_val = self._decode(Y_val)
+            try:
+                validation_data = self._net.check_data(X_val, Y_val, sw_val)
+            except ValueError as error:
+                raise ValueError(f"the early-stopping validation part: {error}") from None
+            validation = (X_val, self._decode(Y_val), sw_val, validation_data)
         else:
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = sw_val = None
 
         n_samples = X_train.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped", stacklevel=3)
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        n_batches = -(-n_samples // batch_size)
-        total_weight = n_samples if sw_train is None else float(sw_train.sum())
+        if self.batch_norm and n_samples < 2:
+            raise ValueError(f"batch_norm=True trains on batches of at least 2 rows; got "
+                             f"n_samples = {n_samples}")
+        batch_size = self._batch_size(n_samples)
         data = self._net.check_data(X_train, Y_train, sw_train)
-        sample_idx = np.arange(n_samples)
         # As scikit-learn: an interrupt ends the fit with a warning, and the fitted attributes
         # describe the epochs completed (Ctrl-C stops a compiled epoch between two batches).
-        self._run_epochs(data, sample_idx, batch_size, n_batches, total_weight, random_state,
-                         X_val, y_val, sw_val, incremental)
+        self._run_epochs(data, batch_size, random_state, validation, incremental)
         if self.early_stopping:
-            self._net.params[:] = self._best_params
+            self._net.load_state_dict({**self._best_state, "random_state": self._net.random_state})
 
-    def _run_epochs(self, data, sample_idx, batch_size, n_batches, total_weight, random_state,
-                    X_val, y_val, sw_val, incremental):
+    def _run_epochs(self, data, batch_size, random_state, validation, incremental):
         """The epochs of `_fit_stochastic`, each followed by scikit-learn's bookkeeping."""
         n_samples = data.X.shape[0]
+        n_batches = -(-n_samples // batch_size)
+        total_weight = n_samples if data.sample_weight is None else float(data.sample_weight.sum())
+        sample_idx = np.arange(n_samples)
         # scikit-learn reports the squared error as a mean over the outputs, though its gradient
         # is that of the sum, and does not divide the penalty: convert for several outputs.
         per_output = self.out_activation_ == "identity" and self.n_outputs_ > 1
         penalized = per_output and self.alpha > 0
+        offset = self._loss_offset(data.Y, data.sample_weight)
+        diverged = False
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -356,14 +550,26 @@ class _BaseMLP(BaseEstimator):
                     # The draw of scikit-learn's `shuffle(sample_idx, random_state)` (arange(n)
                     # shuffled, then taken), without its input checks: the same batches.
                     sample_idx = sample_idx[random_state.permutation(n_samples)]
-                squares_before = self._squared_weights() if penalized else 0.0
-                try:
-                    self.loss_, _ = run_epoch(self._net, data, self._optimizer, batch_size,
-                                              sample_idx if self.shuffle else None)
-                except FloatingPointError:
-                    raise ValueError(NON_FINITE) from None
+                squares_before = self._squared_weights() if penalized and not diverged else 0.0
+                if not diverged:
+                    try:
+                        self.loss_, _ = run_epoch(self._net, data, self._optimizer, batch_size,
+                                                  sample_idx if self.shuffle else None)
+                        self.loss_ += offset
+                    except FloatingPointError:
+                        if not self.early_stopping:
+                            raise ValueError(NON_FINITE) from None
+                        diverged = True
+                        warnings.warn(
+                            f"The training loss became NaN or infinite in epoch "
+                            f"{self.n_iter_ + 1}: the network is back at the start of that "
+                            f"epoch and the epochs left are recorded as NaN, as scikit-learn's "
+                            f"NaN weights give them; the fit ends with the best epoch's weights",
+                            RuntimeWarning, stacklevel=4)
                 self.n_iter_ += 1
-                if per_output:
+                if diverged:
+                    self.loss_ = np.nan
+                elif per_output:
                     # The epoch's penalty part, sum over its batches of alpha/2 ||W||^2 / S with
                     # W before each batch's update: ||W||^2 interpolated linearly between the
                     # epoch's start and end (see the module docstring), exact for one batch.
@@ -375,7 +581,7 @@ class _BaseMLP(BaseEstimator):
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(X_val, y_val, sw_val)
+                self._update_no_improvement_count(validation, diverged)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._set_learning_rate(
                         float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
@@ -392,20 +598,41 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
 
+    def _loss_offset(self, Y, sample_weight):
+        """What scikit-learn's reported loss adds to fastnn's objective on (Y, sample_weight)."""
+        return 0.0
+
     def _squared_weights(self):
         """sum_l ||W_l||^2, for the penalty part of the reported loss."""
         return sum(float(np.dot(W.ravel(), W.ravel())) for W in self._net.weights)
 
     def _per_output_loss(self, objective, penalty):
-        """scikit-learn's reported loss of several regression outputs: the squared-error part of
-        fastnn's objective divided by their number, the penalty part not."""
+        """scikit-learn's reported loss of several regression outputs: the loss part of fastnn's
+        objective divided by their number, the penalty part not."""
         return (objective - penalty) / self.n_outputs_ + penalty
 
-    def _update_no_improvement_count(self, X_val, y_val, sw_val):
-        """scikit-learn's bookkeeping of ``tol`` and ``n_iter_no_change`` after an epoch."""
+    def _validation_loss(self, data):
+        """The objective of ``loss_curve_`` on the checked validation part, in evaluation mode."""
+        loss = self._net.loss(data) + self._loss_offset(data.Y, data.sample_weight)
+        if self.out_activation_ == "identity" and self.n_outputs_ > 1:
+            total_weight = (data.X.shape[0] if data.sample_weight is None
+                            else float(data.sample_weight.sum()))
+            penalty = 0.5 * self.alpha * self._squared_weights() / total_weight
+            loss = self._per_output_loss(loss, penalty)
+        return loss
+
+    def _update_no_improvement_count(self, validation, diverged):
+        """scikit-learn's bookkeeping of ``tol`` and ``n_iter_no_change`` after an epoch (NaN
+        validation results after a diverged one)."""
         if self.early_stopping:
-            score = self._score(X_val, y_val, sw_val)
+            X_val, y_val, sw_val, validation_data = validation
+            if diverged:
+                score = loss = np.nan
+            else:
+                score = self._score(X_val, y_val, sw_val)
+                loss = self._validation_loss(validation_data)
             self.validation_scores_.append(score)
+            self.validation_loss_curve_.append(loss)
             if self.verbose:
                 print(f"Validation score: {score:f}")
             if score < self.best_validation_score_ + self.tol:
@@ -414,7 +641,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self._net.params.copy()
+                self._best_state = self._net.state_dict()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -461,6 +688,7 @@ class _BaseMLP(BaseEstimator):
         """Minimize the compiled objective with SciPy's L-BFGS-B, as scikit-learn does."""
         net = self._net
         data = net.check_data(X, Y, sample_weight)
+        offset = self._loss_offset(Y, data.sample_weight)
 
         def objective_and_gradient(params):
             net.params[:] = params
@@ -470,7 +698,7 @@ class _BaseMLP(BaseEstimator):
                 # a trial point of the line search where the loss overflows: as scikit-learn,
                 # report it as infinite and let the search step back
                 return np.inf, np.zeros(params.shape)
-            return J, gradient.astype(np.float64, copy=False)
+            return J + offset, gradient.astype(np.float64, copy=False)
 
         result = scipy.optimize.minimize(
             objective_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
@@ -489,6 +717,7 @@ class _BaseMLP(BaseEstimator):
         """The output layer's activations for X (validated unless check_input is False)."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        self._sync_network()
         return self._net.forward(_dense(X))
 
     def _score(self, X, y, sample_weight):
@@ -503,8 +732,8 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self):
         state = dict(super().__getstate__())
         # coefs_ and intercepts_ are views of the network, which pickles its own parameters.
-        state.pop("coefs_", None)
-        state.pop("intercepts_", None)
+        for name in ("coefs_", "intercepts_", "_views"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -529,8 +758,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', 'gelu', \
+'gelu_tanh', 'silu', 'softplus'}, default='relu'
+        Activation of the hidden layers: scikit-learn's four, and fastnn's others (see the
+        module docstring).
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The solver for weight optimization.
     alpha : float, default=0.0001
@@ -574,6 +805,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Epochs without improvement by tol before stopping (or dividing the rate, 'adaptive').
     max_fun : int, default=15000
         Maximum number of loss evaluations of 'lbfgs'.
+    dropout : float, default=0.0
+        Dropout rate after each hidden activation during training, in [0, 1); 0 is none.
+        'sgd' and 'adam' only.
+    batch_norm : bool, default=False
+        Batch normalization between each hidden dense layer and its activation. 'sgd' and 'adam'
+        only.
+    class_weight : dict, list of dict, 'balanced' or None, default=None
+        Weights of the classes, ``{class: weight}`` (1 for the classes not named), or
+        'balanced': ``n_samples / (n_classes * np.bincount(y))``, the counts weighted by
+        sample_weight when given. They multiply the sample weights. Multilabel targets take
+        'balanced' or one dict ``{0: weight, 1: weight}`` per label column, and a sample's
+        weight is the product over the columns. 'balanced' is not available in partial_fit.
 
     Attributes
     ----------
@@ -587,6 +830,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The training loss of each epoch ('sgd', 'adam').
     validation_scores_ : list of float or None
         The validation accuracy after each epoch with early stopping, else None.
+    validation_loss_curve_ : list of float or None
+        The objective of loss_curve_ on the validation part after each epoch with early
+        stopping, else None.
     best_validation_score_ : float or None
         The best validation accuracy with early stopping, else None.
     t_ : int
@@ -618,17 +864,88 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
     _score_function = staticmethod(accuracy_score)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, batch_norm=False, class_weight=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm)
+        self.class_weight = class_weight
 
     def _is_classifier(self):
         return True
+
+    def _objective(self):
+        """fastnn's loss, its options and its factor: scikit-learn's log-loss."""
+        return "cross_entropy", None, 1.0
+
+    def _weigh_classes(self, y, sample_weight, incremental):
+        """The sample weights multiplied by the weights of their classes (class_weight)."""
+        class_weight = self.class_weight
+        if class_weight is None:
+            return sample_weight
+        if isinstance(class_weight, str) and incremental:
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: the class "
+                "frequencies are those of all the data. Compute them with sklearn.utils."
+                "class_weight.compute_class_weight('balanced', classes=classes, y=y) on all the "
+                "targets (or a large sample of them) and pass the resulting dict as "
+                "class_weight.")
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            # scikit-learn's multi-output rule: each label column weighs its samples, and a
+            # sample's class weight is the product
+            columns = list(self._label_binarizer.transform(y).T)
+            if isinstance(class_weight, dict):
+                raise ValueError("for multilabel targets, class_weight is 'balanced' or a list of "
+                                 "dicts {0: weight, 1: weight}, one per label column "
+                                 "(scikit-learn's multi-output form)")
+            if isinstance(class_weight, list) and len(class_weight) != len(columns):
+                raise ValueError(f"class_weight has {len(class_weight)} dicts for "
+                                 f"{len(columns)} label columns")
+            specs = class_weight if isinstance(class_weight, list) else ["balanced"] * len(
+                columns)
+            names = [f"class_weight[{k}]" for k in range(len(columns))]
+        else:
+            if isinstance(class_weight, list):
+                raise ValueError("a list of class_weight dicts is for multilabel targets; give "
+                                 "a dict {class: weight}")
+            columns, specs, names = [y], [class_weight], ["class_weight"]
+        per_sample = np.ones(len(columns[0]))
+        for column, spec, name in zip(columns, specs, names):
+            if isinstance(class_weight, str):
+                classes = np.unique(column)
+                with np.errstate(divide="ignore"):
+                    weights = compute_class_weight("balanced", classes=classes, y=column,
+                                                   sample_weight=sample_weight)
+                # a class whose samples all weigh 0 keeps them at 0
+                weights[~np.isfinite(weights)] = 0.0
+            else:
+                classes = self.classes_ if len(columns) == 1 else np.array([0, 1])
+                weights = _class_weight_vector(spec, classes, name)
+            per_sample *= weights[np.searchsorted(classes, column)]
+        return per_sample if sample_weight is None else sample_weight * per_sample
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        """Checked X, and the targets binarized as floats of X's dtype (classes_ as
-        scikit-learn)."""
+        """Checked X and y, with classes_ as scikit-learn's."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -647,7 +964,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(X.dtype)
+        return X, y
+
+    def _encode(self, y, dtype):
+        """The targets binarized, as floats of ``dtype``."""
+        return self._label_binarizer.transform(y).astype(dtype)
 
     def _decode(self, Y):
         """Class labels from binarized targets."""
@@ -749,24 +1070,31 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's `MLPRegressor`, trained by fastnn.
 
-    It minimizes half the squared error (identity output) with L-BFGS, SGD or Adam. The
-    parameters, their defaults and meanings are scikit-learn 1.9's; see the module docstring for
-    the differences that remain.
+    It minimizes half the squared error (identity output) with L-BFGS, SGD or Adam, or the
+    absolute error, the Huber loss or the half Poisson deviance (exp output). The parameters,
+    their defaults and meanings are scikit-learn 1.9's; see the module docstring for the
+    differences that remain and for the parameters beyond scikit-learn's.
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        The loss; scikit-learn's 'poisson' is not available.
+    loss : {'squared_error', 'absolute_error', 'huber', 'poisson'}, default='squared_error'
+        The loss of a sample, summed over the outputs: half the squared error, the absolute
+        error, the Huber loss of parameter huber_delta, or the half Poisson deviance on the
+        log link (the output is exp(z), and targets must be >= 0).
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
-n_iter_no_change, max_fun
+n_iter_no_change, max_fun, dropout, batch_norm
         As in `MLPClassifier`; early stopping watches the validation R^2.
+    huber_delta : float, default=1.0
+        The Huber loss' threshold (> 0) between its quadratic and linear parts; used only with
+        loss='huber'.
 
     Attributes
     ----------
-    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, coefs_, \
-intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, \
+n_layers_, n_outputs_
         As in `MLPClassifier` (validation scores are R^2).
     out_activation_ : str
         The output activation, 'identity'.
@@ -784,7 +1112,8 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
     _score_function = staticmethod(r2_score)
 
@@ -793,7 +1122,8 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, batch_norm=False, huber_delta=1.0):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -802,22 +1132,40 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm)
         self.loss = loss
+        self.huber_delta = huber_delta
 
     def _is_classifier(self):
         return False
 
     def _output_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _loss_offset(self, Y, sample_weight):
+        """What scikit-learn's reported loss adds to fastnn's: for 'poisson', the weighted mean
+        over the samples of sum_k y_k log y_k - y_k (its half deviance's terms in y alone)."""
+        if self.loss != "poisson":
+            return 0.0
+        Y = Y.astype(np.float64)
+        return float(np.average(xlogy(Y, Y) - Y, weights=sample_weight, axis=0).sum())
 
     def _validate_input(self, X, y, incremental, reset):
-        """Checked X, and the targets as a 2-D float array of X's dtype."""
+        """Checked X and y."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y.reshape(y.shape[0], -1).astype(X.dtype)
+        return X, y
+
+    def _encode(self, y, dtype):
+        """The targets as a 2-D float array of ``dtype``."""
+        return y.reshape(y.shape[0], -1).astype(dtype)
+
+    def _objective(self):
+        """fastnn's loss, its options and its factor for ``loss``."""
+        options = {"delta": float(self.huber_delta)} if self.loss == "huber" else None
+        return self.loss, options, REGRESSION_LOSSES[self.loss]
 
     def _decode(self, Y):
         """Targets as the user gave them: 1-D for one output."""

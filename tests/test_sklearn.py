@@ -122,6 +122,31 @@ def test_multi_output_loss_with_penalty_is_close_to_sklearn(diabetes):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-4)
 
 
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_poisson_regressor_reproduces_sklearn(diabetes, solver):
+    """The exp output and the half Poisson deviance: weights, predictions and the reported loss
+    (fastnn's loss plus the terms in y alone) are scikit-learn's."""
+    X_train, _, y_train, _ = diabetes
+    counts = np.random.default_rng(3).poisson(np.exp(1 + X_train[:, 2] / 2))
+    settings = dict(learning_rate_init=0.01) if solver != "lbfgs" else {}
+    theirs, ours = fit_both("MLPRegressor", X_train, counts, loss="poisson", solver=solver,
+                            max_iter=15, hidden_layer_sizes=(12,), **settings)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert_same_fit(ours, theirs, rtol=1e-7 if solver == "lbfgs" else 1e-9)
+    np.testing.assert_allclose(ours.predict(X_train), theirs.predict(X_train), rtol=1e-7)
+
+
+def test_poisson_validation_loss_curve_is_the_reported_loss_on_the_validation_part(diabetes):
+    X_train, _, y_train, _ = diabetes
+    counts = np.random.default_rng(4).poisson(np.exp(1 + X_train[:, 2] / 2))
+    theirs, ours = fit_both("MLPRegressor", X_train, counts, loss="poisson", solver="adam",
+                            max_iter=8, early_stopping=True, learning_rate_init=0.01,
+                            hidden_layer_sizes=(12,))
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+    assert len(ours.validation_loss_curve_) == ours.n_iter_
+    assert np.isfinite(ours.validation_loss_curve_).all()
+
 def test_sample_weights_reproduce_sklearn(digits):
     X_train, _, y_train, _ = digits
     weights = np.random.default_rng(0).integers(1, 4, size=len(y_train)).astype(float)
@@ -288,9 +313,12 @@ def test_errors(digits):
     with pytest.raises(NotFittedError):
         MLPClassifier().predict(X_train)
     with pytest.raises(InvalidParameterError):
-        MLPClassifier(activation="softplus").fit(X_train, y_train)
+        # scikit-learn's name for it is 'logistic'
+        MLPClassifier(activation="sigmoid").fit(X_train, y_train)
     with pytest.raises(InvalidParameterError, match="loss"):
-        MLPRegressor(loss="poisson").fit(X_train, y_train)
+        MLPRegressor(loss="gamma").fit(X_train, y_train)
+    with pytest.raises(ValueError, match=">= 0"):
+        MLPRegressor(loss="poisson").fit(X_train, y_train - 1000)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         MLPClassifier(hidden_layer_sizes=(10, 0)).fit(X_train, y_train)
     with pytest.raises(ValueError, match="NaN"):
