@@ -99,6 +99,18 @@ def column_kind(series, name, what="column"):
     """How a column is used: "numeric" (int, uint, float, or objects that are all numbers) or
     "categorical" (text, booleans, a pandas category).
 
+    Parameters
+    ----------
+    series : pandas.Series
+    name : str
+        The column's name, for messages.
+    what : str, default "column"
+        What the column is, for messages ("the target", say).
+
+    Returns
+    -------
+    {"numeric", "categorical"}
+
     Raises
     ------
     DataError
@@ -182,7 +194,19 @@ class NumericColumn:
 
     @classmethod
     def fit(cls, series, impute=None):
-        """The column's standardization (and fill value) from its training rows."""
+        """The column's standardization (and fill value) from its training rows.
+
+        Parameters
+        ----------
+        series : pandas.Series
+            The column's training rows.
+        impute : {"mean", "median"}, optional
+            Fill missing values with the rows' mean or median, and standardize after filling.
+
+        Returns
+        -------
+        NumericColumn
+        """
         values = _numbers(series, series.name)
         missing = np.isnan(values)
         if missing.all():
@@ -215,12 +239,27 @@ class NumericColumn:
 
     @classmethod
     def from_config(cls, config, where):
-        """The column `config` describes, every value checked (ValueError naming ``where``)."""
+        """The column ``config`` (as `config` returns it) describes, every value checked.
+
+        Parameters
+        ----------
+        config : dict
+        where : str
+            Where ``config`` is in its document, for messages ("features[2]").
+
+        Returns
+        -------
+        NumericColumn
+
+        Raises
+        ------
+        ValueError
+            Naming the first value that is missing, unknown, of the wrong type or out of range.
+        """
         _schema.fields(config, where, ("name", "kind", "mean", "scale"), ("fill",))
-        fill = config.get("fill")
         return cls(config["name"], _schema.real(config["mean"], f"{where}.mean"),
                    _schema.real(config["scale"], f"{where}.scale", positive=True),
-                   None if fill is None else _schema.real(fill, f"{where}.fill"))
+                   _schema.real(config["fill"], f"{where}.fill") if "fill" in config else None)
 
 
 class CategoricalColumn:
@@ -249,8 +288,22 @@ class CategoricalColumn:
     @classmethod
     def fit(cls, series, train, impute=None, max_categories=MAX_CATEGORIES):
         """The column's categories, from all its rows (a category met only in the test rows is
-        then known, and its input stays 0 in training), and its most frequent category among the
-        ``train`` rows (a boolean mask) as the fill value if imputing."""
+        then known, and its input stays 0 in training), and its fill value if imputing.
+
+        Parameters
+        ----------
+        series : pandas.Series
+            The whole column.
+        train : ndarray of bool, shape (len(series),)
+            The training rows, whose most frequent category is the fill value.
+        impute : {"mean", "median"}, optional
+            Either imputes categories with the most frequent one.
+        max_categories : int, default MAX_CATEGORIES
+
+        Returns
+        -------
+        CategoricalColumn
+        """
         values, missing = _present(series)
         kind = _kinds(values, series.index, missing, series.name, "column")
         categories = sorted(set(values))
@@ -311,13 +364,31 @@ class CategoricalColumn:
 
     @classmethod
     def from_config(cls, config, where):
-        """The column `config` describes, every value checked (ValueError naming ``where``)."""
+        """The column ``config`` (as `config` returns it) describes, every value checked.
+
+        Parameters
+        ----------
+        config : dict
+        where : str
+            Where ``config`` is in its document, for messages ("features[2]").
+
+        Returns
+        -------
+        CategoricalColumn
+
+        Raises
+        ------
+        ValueError
+            Naming the first value that is missing, unknown, of the wrong type or out of range.
+        """
         _schema.fields(config, where, ("name", "kind", "categories"), ("fill",))
         categories = _check_values(config["categories"], f"{where}.categories")
-        if "fill" in config and config["fill"] not in categories:
-            raise ValueError(f"{where}.fill is {_schema.brief(config['fill'])}, not one of its "
-                             f"categories")
-        return cls(config["name"], categories, config.get("fill"))
+        fill = config.get("fill")
+        # 1 == True: the kind of value is compared too
+        if "fill" in config and (fill not in categories
+                                 or _value_type(fill) != _value_type(categories[0])):
+            raise ValueError(f"{where}.fill is {_schema.brief(fill)}, not one of its categories")
+        return cls(config["name"], categories, fill)
 
 
 def _check_values(values, where):
@@ -436,23 +507,23 @@ class Preprocessor:
             start += column.width
         return X
 
-    def input_names(self):
-        """The name of each input: a numeric column's name, ``column=category`` for one-hot."""
-        names = []
-        for column in self.columns:
-            if column.kind == "numeric":
-                names.append(column.name)
-            else:
-                names.extend(f"{column.name}={category}" for category in column.categories)
-        return names
-
     def config(self):
         """The preprocessing as JSON-ready data: a list of columns."""
         return [column.config() for column in self.columns]
 
     @classmethod
     def from_config(cls, config, where="features"):
-        """The preprocessing `config` describes, every value checked.
+        """The preprocessing ``config`` (as `config` returns it) describes, every value checked.
+
+        Parameters
+        ----------
+        config : list
+        where : str, default "features"
+            Where ``config`` is in its document, for messages.
+
+        Returns
+        -------
+        Preprocessor
 
         Raises
         ------
@@ -477,6 +548,10 @@ def _column_from_config(config, where):
 
 def check_frame(frame):
     """Refuse anything but a pandas DataFrame with rows and columns named by distinct strings.
+
+    Parameters
+    ----------
+    frame : object
 
     Raises
     ------
@@ -509,6 +584,13 @@ def _check_columns(frame, names):
 
 def refuse_missing(frame, names, hint=IMPUTE_HINT):
     """Refuse missing values in the columns ``names`` of ``frame``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    names : sequence of str
+    hint : str, default IMPUTE_HINT
+        What to do about them, to end the message.
 
     Raises
     ------
@@ -592,6 +674,14 @@ class ClassTarget:
     def fit(cls, series):
         """The classes of a target column.
 
+        Parameters
+        ----------
+        series : pandas.Series
+
+        Returns
+        -------
+        ClassTarget
+
         Raises
         ------
         DataError
@@ -612,7 +702,15 @@ class ClassTarget:
         return cls(series.name, classes)
 
     def encode(self, series):
-        """The class codes of a target column (int64, shape (N,)).
+        """The class codes of a target column.
+
+        Parameters
+        ----------
+        series : pandas.Series
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
 
         Raises
         ------
@@ -633,8 +731,17 @@ class ClassTarget:
         return codes
 
     def decode(self, codes):
-        """The classes of codes, with their type (str, bool, int or float): an array of shape
-        (N,)."""
+        """The classes of codes, with their type.
+
+        Parameters
+        ----------
+        codes : ndarray of int, shape (N,)
+
+        Returns
+        -------
+        ndarray of shape (N,)
+            Of str, bool, int or float, as the classes are.
+        """
         return np.asarray(self.classes)[codes]
 
     def config(self):
@@ -661,13 +768,28 @@ class NumericTarget:
 
     @classmethod
     def fit(cls, series):
-        """The standardization of a target column, from its training rows."""
+        """The standardization of a target column, from its training rows.
+
+        Parameters
+        ----------
+        series : pandas.Series
+
+        Returns
+        -------
+        NumericTarget
+
+        Raises
+        ------
+        DataError
+            If a value is missing or is not a number.
+        """
         values = cls._values(series)
         scale = float(np.std(values))
         return cls(series.name, float(np.mean(values)), scale if scale > 0 else 1.0)
 
     @staticmethod
     def _values(series):
+        """The target column as float64; DataError if a value is missing or not a number."""
         _refuse_missing_target(series)
         try:
             return _numbers(series, series.name, "the target")
@@ -676,7 +798,15 @@ class NumericTarget:
                             f"task='classification', for classes)") from None
 
     def encode(self, series):
-        """The standardized target (float64, shape (N, 1)).
+        """The standardized target.
+
+        Parameters
+        ----------
+        series : pandas.Series
+
+        Returns
+        -------
+        ndarray of float64, shape (N, 1)
 
         Raises
         ------
@@ -686,7 +816,16 @@ class NumericTarget:
         return ((self._values(series) - self.mean) / self.scale).reshape(-1, 1)
 
     def decode(self, outputs):
-        """The network's outputs (N, 1) in the target's units: an array of shape (N,)."""
+        """The network's outputs in the target's units.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (N, 1)
+
+        Returns
+        -------
+        ndarray of float64, shape (N,)
+        """
         return outputs[:, 0] * self.scale + self.mean
 
     def config(self):
@@ -695,6 +834,7 @@ class NumericTarget:
 
 
 def _refuse_missing_target(series):
+    """Refuse a target column with a missing value, naming its rows."""
     missing = series.isna().to_numpy()
     if missing.any():
         raise DataError(f"the target {series.name!r} is missing in "
@@ -703,7 +843,18 @@ def _refuse_missing_target(series):
 
 
 def target_from_config(config, where="target"):
-    """The `ClassTarget` or `NumericTarget` ``config`` describes, every value checked.
+    """The `ClassTarget` or `NumericTarget` ``config`` (as their ``config`` returns it)
+    describes, every value checked.
+
+    Parameters
+    ----------
+    config : dict
+    where : str, default "target"
+        Where ``config`` is in its document, for messages.
+
+    Returns
+    -------
+    ClassTarget or NumericTarget
 
     Raises
     ------

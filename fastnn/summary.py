@@ -1,7 +1,5 @@
 """Text summaries for people: a network's layers and parameter counts (as Keras' ``summary``),
 and held-out metrics as `fastnn train`, `fastnn evaluate` and `fastnn info` print them."""
-import math
-
 __all__ = ["network_summary", "metrics_lines"]
 
 # The name each metric is printed under, in order.
@@ -77,6 +75,5 @@ def metrics_lines(metrics, classes=None):
 
 
 def _number(value):
-    """A metric with four decimals, or in scientific notation when that would hide it."""
-    return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 or math.isnan(value) else (
-        f"{value:.4e}")
+    """A metric with four decimals, or in scientific notation where those would hide it."""
+    return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.4e}"

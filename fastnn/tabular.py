@@ -198,11 +198,15 @@ class TabularModel:
         if target not in names:
             raise DataError(f"the data have no column {target!r} to predict (its columns: "
                             f"{_schema.brief(names)})")
+        if isinstance(drop, str):
+            raise TypeError(f"drop is a list of column names, got the string {drop!r}")
         drop = list(drop)
         unknown = [name for name in drop if name not in names]
         if unknown:
             raise DataError(f"cannot drop {', '.join(map(repr, unknown))}: the data have no "
                             f"such column")
+        if target in drop:
+            raise DataError(f"cannot drop {target!r}: it is the target")
         features = [name for name in names if name != target and name not in drop]
         if not features:
             raise DataError(f"no feature columns: the data have only the target {target!r}"
@@ -455,7 +459,7 @@ class TabularModel:
                 f"its network (sizes {list(net.sizes)}, {net.output_activation} output, "
                 f"{net.loss_name} loss) is not the one its features, hidden layers and "
                 f"{model.target.task} need ({list(expected)}, {output}, {loss})")
-        model.training = _check_training(document["training"], model.target.task)
+        model.training = _check_training(document["training"])
         model.metrics = _check_metrics(document["metrics"], model.target)
         model.network = net
         return model
@@ -532,7 +536,7 @@ def _check_settings(settings):
     return checked
 
 
-def _check_training(training, task):
+def _check_training(training):
     """``training`` (what `fit` did) if every value is of its type and range."""
     where = "training"
     _schema.fields(training, where, ("test_size", "val_size", "dropped", "task_reason", "rows",

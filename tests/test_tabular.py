@@ -214,6 +214,10 @@ def test_options_of_fit_are_checked():
         TabularModel(**QUICK).fit(table(), target="price")
     with pytest.raises(DataError, match="cannot drop 'id'"):
         TabularModel(**QUICK).fit(table(), drop=["id"])
+    with pytest.raises(DataError, match="cannot drop 'label': it is the target"):
+        TabularModel(**QUICK).fit(table(), drop=["label"])
+    with pytest.raises(TypeError, match="drop is a list of column names"):
+        TabularModel(**QUICK).fit(table(), drop="size")
     with pytest.raises(ValueError, match="test_size \\+ val_size must be < 1"):
         TabularModel(**QUICK).fit(table(), test_size=0.5, val_size=0.5)
     with pytest.raises(TypeError, match="pandas DataFrame"):
