@@ -148,7 +148,7 @@ def _numbers(series, name, what="column"):
         values[~missing] = np.asarray(present, dtype=np.float64)
     infinite = np.isinf(values)
     if infinite.any():
-        raise DataError(f"{what} {name!r} holds infinity at rows "
+        raise DataError(f"{what} {name!r} holds infinity at row{'s' if infinite.sum() > 1 else ''} "
                         f"{_rows(series.index, infinite)}")
     return values
 

@@ -286,8 +286,21 @@ def test_impute_fills_missing_values_in_training_and_prediction(tmp_path):
 
 
 def write(folder, name, text):
-    (folder / name).write_text(text)
+    (folder / name).write_bytes(text.encode("latin-1"))
     return folder / name
+
+
+def test_tab_separated_compressed_and_bom_files_are_read(tmp_path):
+    from fastnn.tables import read_table
+    frame = classification_table(20, 7)
+    frame.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    frame.to_csv(tmp_path / "t.csv.gz", index=False)
+    frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")
+    for name in ("t.tsv", "t.csv.gz", "bom.csv"):
+        read = read_table(tmp_path / name)
+        assert list(read.columns) == list(frame.columns), name
+        assert list(read.index) == list(range(1, 21))   # rows numbered from 1, as messages say
+        np.testing.assert_allclose(read["size"], frame["size"], rtol=1e-15)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -307,6 +320,9 @@ def write(folder, name, text):
     (lambda d: d / "absent.csv", "no data file at"),
     (lambda d: d, "cannot tell the format"),
     (lambda d: write(d, "few.csv", "x,y\n1,a\n2,b\n3,a\n"), "too few to split"),
+    (lambda d: write(d, "huge.csv", "x,y\n" + "1e400,a\n" + "2,b\n3,a\n" * 5),
+     "column 'x' holds infinity at row 1"),
+    (lambda d: write(d, "latin1.csv", "x,y\n1,caf\xe9\n"), "is not UTF-8 text"),
 ])
 def test_unusable_data_files_are_refused_by_train(tmp_path, capsys, make, message):
     refused_in_process(capsys, message, "train", make(tmp_path), "--epochs", "1")
