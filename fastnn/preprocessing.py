@@ -1,6 +1,7 @@
-"""The preprocessing of a table for a network: its feature columns as numbers, its target as codes
-or standardized numbers. It is learned from the training rows and stored in the model file (as
-JSON: `Preprocessor.config`), so that prediction applies exactly what training did.
+"""The preprocessing of a table's feature columns for a network: each row as a vector of numbers.
+It is learned from the training rows and stored in the model file (as JSON:
+`Preprocessor.config`), so that prediction applies exactly what training did (the target's own
+coding is `fastnn.targets`).
 
 - A numeric column is standardized, ``(x - mean) / scale`` with the training rows' mean and
   standard deviation (scale 1 for a constant column).
@@ -11,9 +12,6 @@ JSON: `Preprocessor.config`), so that prediction applies exactly what training d
   imputes: numeric columns are then filled with the training rows' mean or median, categorical ones
   with their most frequent category, before standardizing (as scikit-learn's SimpleImputer before
   StandardScaler), at training and at prediction alike.
-- A classification target is coded 0..K-1 by its sorted classes (text, booleans, integers or other
-  numbers, kept with their type); a regression target is standardized, and the network's outputs
-  are turned back into its units (`NumericTarget.decode`).
 
 A frame is read by column name: its columns may come in any order, and the columns the
 preprocessing does not use (the target at prediction, identifiers, ...) are ignored. Rows are
@@ -24,139 +22,32 @@ import numbers
 import numpy as np
 
 from fastnn import _schema
+from fastnn._columns import (
+    SHOWN,
+    check_values,
+    column_kind,
+    numbers_of,
+    plural,
+    present,
+    rows_text,
+    value_kind,
+    value_type,
+)
 from fastnn.tables import DataError, require
 
-__all__ = ["Preprocessor", "NumericColumn", "CategoricalColumn", "ClassTarget", "NumericTarget",
-           "check_frame", "column_kind", "refuse_missing", "infer_task", "target_from_config",
-           "IMPUTE", "MAX_CATEGORIES", "MAX_INTEGER_CLASSES"]
+__all__ = ["Preprocessor", "NumericColumn", "CategoricalColumn", "check_frame", "refuse_missing",
+           "IMPUTE", "MAX_CATEGORIES"]
 
 IMPUTE = ("mean", "median")
 # A text column with more distinct values than this is an identifier or free text, not a category
 # (one-hot encoding it would add thousands of inputs that a new row never matches).
 MAX_CATEGORIES = 1000
-# An integer target with at most this many distinct values is taken for class labels.
-MAX_INTEGER_CLASSES = 20
-# Rows and columns named in one message.
-SHOWN = 5
-
-
-# ---- reading a column ------------------------------------------------------------------------
-
-
-def _rows(index, mask):
-    """The first rows of ``index`` where ``mask`` holds, for a message: "3, 7, 9 and 12 more"."""
-    where = np.flatnonzero(mask)
-    shown = ", ".join(str(index[k]) for k in where[:SHOWN])
-    return shown + (f" and {where.size - SHOWN} more" if where.size > SHOWN else "")
-
-
-def _plural(n, word, plural=None):
-    """"1 row", "2 rows"."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
-
-
-def _python(value):
-    """A NumPy scalar as the Python value it holds (JSON and messages take Python values)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _value_type(value):
-    """"text", "boolean" or "number": the kind of one value of a column, or None."""
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (bool, np.bool_)):
-        return "boolean"
-    if isinstance(value, numbers.Real):
-        return "number"
-    return None
-
-
-def _present(series):
-    """The non-missing values of ``series`` (as Python values) and the mask of missing ones."""
-    missing = series.isna().to_numpy()
-    values = [_python(v) for v in series.to_numpy(dtype=object)[~missing]]
-    return values, missing
-
-
-def _kinds(values, index, missing, name, what):
-    """The kind of value every entry of ``values`` is ("text", "boolean" or "number"), refusing
-    a column that mixes them or holds anything else."""
-    kinds = {_value_type(v) for v in values}
-    if None in kinds or len(kinds) > 1:
-        rows = np.flatnonzero(~missing)
-        first = {}
-        for k, value in enumerate(values):
-            first.setdefault(_value_type(value) or type(value).__name__, (index[rows[k]], value))
-        shown = "; ".join(f"{kind} at row {row} ({_schema.brief(value)})"
-                          for kind, (row, value) in first.items())
-        problem = "mixes kinds of values" if len(first) > 1 else "holds values"
-        raise DataError(f"{what} {name!r} {problem} ({shown}): fastnn takes a column of numbers, "
-                        f"of text or of booleans")
-    return kinds.pop() if kinds else None
-
-
-def column_kind(series, name, what="column"):
-    """How a column is used: "numeric" (int, uint, float, or objects that are all numbers) or
-    "categorical" (text, booleans, a pandas category).
-
-    Parameters
-    ----------
-    series : pandas.Series
-    name : str
-        The column's name, for messages.
-    what : str, default "column"
-        What the column is, for messages ("the target", say).
-
-    Returns
-    -------
-    {"numeric", "categorical"}
-
-    Raises
-    ------
-    DataError
-        If the column holds dates, complex numbers or other values a network cannot take, mixes
-        kinds of values, or has no value at all.
-    """
-    dtype = series.dtype
-    if dtype.name == "category" or dtype.kind == "b":
-        return "categorical"
-    if dtype.kind in "iuf":
-        return "numeric"
-    if dtype.kind not in "OSU":
-        raise DataError(f"{what} {name!r} holds values of type {dtype}, which fastnn cannot use: "
-                        f"convert them to numbers or leave the column out (--drop on the "
-                        f"command line)")
-    values, missing = _present(series)
-    kind = _kinds(values, series.index, missing, name, what)
-    if kind is None:
-        raise DataError(f"{what} {name!r} has no values: every row is missing")
-    return "numeric" if kind == "number" else "categorical"
-
-
-def _numbers(series, name, what="column"):
-    """The column as float64, NaN where missing; DataError if it holds anything but numbers."""
-    if series.dtype.kind in "iuf":
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        present, missing = _present(series)
-        for k, value in enumerate(present):
-            if _value_type(value) != "number":
-                row = series.index[np.flatnonzero(~missing)[k]]
-                raise DataError(f"{what} {name!r} must hold numbers, but row {row} holds "
-                                f"{_schema.brief(value)}")
-        values = np.full(len(series), np.nan)
-        values[~missing] = np.asarray(present, dtype=np.float64)
-    infinite = np.isinf(values)
-    if infinite.any():
-        raise DataError(f"{what} {name!r} holds infinity at row{'s' if infinite.sum() > 1 else ''} "
-                        f"{_rows(series.index, infinite)}")
-    return values
 
 
 def _missing_error(index, masks, hint):
     """The DataError that names the columns and rows of missing values: ``masks`` is
     {column: mask of missing rows}, only columns with some."""
-    parts = [f"{name!r} (row{'s' if mask.sum() > 1 else ''} {_rows(index, mask)})"
+    parts = [f"{name!r} (row{'s' if mask.sum() > 1 else ''} {rows_text(index, mask)})"
              for name, mask in list(masks.items())[:SHOWN]]
     more = f" and {len(masks) - SHOWN} more columns" if len(masks) > SHOWN else ""
     return DataError(f"missing values in column{'s' if len(masks) > 1 else ''} "
@@ -207,7 +98,7 @@ class NumericColumn:
         -------
         NumericColumn
         """
-        values = _numbers(series, series.name)
+        values = numbers_of(series, series.name)
         missing = np.isnan(values)
         if missing.all():
             raise DataError(f"column {series.name!r} has no values in the training rows")
@@ -222,7 +113,7 @@ class NumericColumn:
     def _encode(self, series, out):
         """Write the column's input into ``out`` (N, 1); `Preprocessor.transform` has refused
         missing values if there is no fill value."""
-        values = _numbers(series, self.name)
+        values = numbers_of(series, self.name)
         if self.fill is not None:
             values = np.where(np.isnan(values), self.fill, values)
         out[:, 0] = (values - self.mean) / self.scale
@@ -304,8 +195,8 @@ class CategoricalColumn:
         -------
         CategoricalColumn
         """
-        values, missing = _present(series)
-        kind = _kinds(values, series.index, missing, series.name, "column")
+        values, missing = present(series)
+        kind = value_kind(values, series.index, missing, series.name, "column")
         categories = sorted(set(values))
         if len(categories) > max_categories:
             raise DataError(f"column {series.name!r} has {len(categories):,} distinct "
@@ -327,15 +218,15 @@ class CategoricalColumn:
         """Write the column's one-hot inputs into ``out`` (N, width), zeroed; DataError for a
         value that is not one of the categories. `Preprocessor.transform` has refused missing
         values if there is no fill value."""
-        values, missing = _present(series)
+        values, missing = present(series)
         codes = np.empty(len(series), dtype=np.intp)
         if self.fill is not None:
             codes[missing] = self._codes[self.fill]
-        kind = _value_type(self.categories[0])
+        kind = value_type(self.categories[0])
         for k, value in zip(np.flatnonzero(~missing), values):
             code = self._codes.get(value)
             # True == 1 in a dict: a boolean is not taken for a number, nor a number for one
-            if code is None or _value_type(value) != kind:
+            if code is None or value_type(value) != kind:
                 raise DataError(self._unseen(series.index[k], value))
             codes[k] = code
         out[np.arange(len(series)), codes] = 1
@@ -355,7 +246,7 @@ class CategoricalColumn:
         shown = ", ".join(map(repr, self.categories[:8]))
         more = ", ..." if len(self.categories) > 8 else ""
         fill = "" if self.fill is None else f", missing -> {self.fill!r}"
-        return f"categorical, {_plural(self.width, 'category', 'categories')} ({shown}{more}){fill}"
+        return f"categorical, {plural(self.width, 'category', 'categories')} ({shown}{more}){fill}"
 
     def config(self):
         """The column as JSON-ready data."""
@@ -382,29 +273,14 @@ class CategoricalColumn:
             Naming the first value that is missing, unknown, of the wrong type or out of range.
         """
         _schema.fields(config, where, ("name", "kind", "categories"), ("fill",))
-        categories = _check_values(config["categories"], f"{where}.categories")
+        categories = check_values(config["categories"], f"{where}.categories")
         fill = config.get("fill")
         # 1 == True: the kind of value is compared too
         if "fill" in config and (fill not in categories
-                                 or _value_type(fill) != _value_type(categories[0])):
-            raise ValueError(f"{where}.fill is {_schema.brief(fill)}, not one of its categories")
+                                 or value_type(fill) != value_type(categories[0])):
+            raise ValueError(f"{where}.fill is {_schema.brief(fill)}, not one of its "
+                             f"categories")
         return cls(config["name"], categories, fill)
-
-
-def _check_values(values, where):
-    """``values`` if it is a JSON array of at least one distinct category or class: all text, all
-    booleans or all finite numbers."""
-    values = _schema.items(values, where, lambda v, _: v, least=1)
-    kinds = {_value_type(v) for v in values}
-    if None in kinds or len(kinds) > 1:
-        raise ValueError(f"{where} must be all text, all booleans or all numbers, got "
-                         f"{_schema.brief(values)}")
-    if kinds == {"number"}:
-        for k, value in enumerate(values):
-            _schema.real(value, f"{where}[{k}]")
-    if len({(type(v) is bool, v) for v in values}) != len(values):
-        raise ValueError(f"{where} names a value twice: {_schema.brief(values)}")
-    return values
 
 
 class Preprocessor:
@@ -605,271 +481,3 @@ def refuse_missing(frame, names, hint=IMPUTE_HINT):
             masks[name] = mask
     if masks:
         raise _missing_error(frame.index, masks, hint)
-
-
-# ---- the target -------------------------------------------------------------------------------
-
-
-def infer_task(series):
-    """The task a target column asks for, and why.
-
-    Classification for text, booleans, a pandas category, or integers with at most
-    `MAX_INTEGER_CLASSES` distinct values; regression for other numbers.
-
-    Parameters
-    ----------
-    series : pandas.Series
-        The target column.
-
-    Returns
-    -------
-    task : {"classification", "regression"}
-    reason : str
-        E.g. "it holds text", "it holds 3 distinct integers".
-
-    Raises
-    ------
-    fastnn.tables.DataError
-        If a value is missing, or the column holds values of no kind a target can have.
-    """
-    _refuse_missing_target(series)
-    if series.dtype.name == "category":
-        return "classification", "it is a pandas category"
-    if column_kind(series, series.name, "the target") == "categorical":
-        return "classification", ("it holds booleans" if series.dtype.kind == "b"
-                                  or isinstance(_python(series.iloc[0]), bool)
-                                  else "it holds text")
-    values = _numbers(series, series.name, "the target")
-    distinct = np.unique(values)
-    if np.all(distinct == np.round(distinct)) and series.dtype.kind in "iuO":
-        if distinct.size <= MAX_INTEGER_CLASSES:
-            return "classification", f"it holds {distinct.size} distinct integers"
-        return "regression", (f"it holds {distinct.size} distinct integers, more than "
-                              f"{MAX_INTEGER_CLASSES}")
-    return "regression", "it holds numbers"
-
-
-class ClassTarget:
-    """A classification target: its classes, coded 0..K-1 in sorted order.
-
-    Parameters
-    ----------
-    name : str
-    classes : list
-        Two or more distinct classes, all text, all booleans or all numbers.
-    """
-
-    task = "classification"
-
-    def __init__(self, name, classes):
-        self.name, self.classes = name, list(classes)
-        self._codes = {label: k for k, label in enumerate(self.classes)}
-
-    @property
-    def n_outputs(self):
-        """One output per class."""
-        return len(self.classes)
-
-    @classmethod
-    def fit(cls, series):
-        """The classes of a target column.
-
-        Parameters
-        ----------
-        series : pandas.Series
-
-        Returns
-        -------
-        ClassTarget
-
-        Raises
-        ------
-        DataError
-            If a value is missing, the values mix kinds, or there are fewer than two or more
-            than `MAX_CATEGORIES` classes.
-        """
-        _refuse_missing_target(series)
-        values, missing = _present(series)
-        _kinds(values, series.index, missing, series.name, "the target")
-        classes = sorted(set(values))
-        if len(classes) < 2:
-            raise DataError(f"the target {series.name!r} has one class only "
-                            f"({_schema.brief(classes[0])}): classification needs two or more")
-        if len(classes) > MAX_CATEGORIES:
-            raise DataError(f"the target {series.name!r} has {len(classes):,} distinct values, "
-                            f"more than the {MAX_CATEGORIES} classes fastnn takes: a regression "
-                            f"(--task regression)?")
-        return cls(series.name, classes)
-
-    def encode(self, series):
-        """The class codes of a target column.
-
-        Parameters
-        ----------
-        series : pandas.Series
-
-        Returns
-        -------
-        ndarray of int64, shape (N,)
-
-        Raises
-        ------
-        DataError
-            If a value is missing or is not one of the classes.
-        """
-        _refuse_missing_target(series)
-        codes = np.empty(len(series), dtype=np.int64)
-        for k, value in enumerate(series.to_numpy(dtype=object)):
-            value = _python(value)
-            code = self._codes.get(value)
-            if code is None or _value_type(value) != _value_type(self.classes[0]):
-                shown = ", ".join(map(repr, self.classes[:10]))
-                raise DataError(f"the target {self.name!r} holds {_schema.brief(value)} at row "
-                                f"{series.index[k]}, a class the model does not know (it knows "
-                                f"{shown}{', ...' if len(self.classes) > 10 else ''})")
-            codes[k] = code
-        return codes
-
-    def decode(self, codes):
-        """The classes of codes, with their type.
-
-        Parameters
-        ----------
-        codes : ndarray of int, shape (N,)
-
-        Returns
-        -------
-        ndarray of shape (N,)
-            Of str, bool, int or float, as the classes are.
-        """
-        return np.asarray(self.classes)[codes]
-
-    def config(self):
-        """The target as JSON-ready data."""
-        return {"name": self.name, "task": self.task, "classes": self.classes}
-
-
-class NumericTarget:
-    """A regression target, standardized for training: ``(y - mean) / scale``.
-
-    Parameters
-    ----------
-    name : str
-    mean : float
-    scale : float
-        > 0.
-    """
-
-    task = "regression"
-    n_outputs = 1
-
-    def __init__(self, name, mean, scale):
-        self.name, self.mean, self.scale = name, mean, scale
-
-    @classmethod
-    def fit(cls, series):
-        """The standardization of a target column, from its training rows.
-
-        Parameters
-        ----------
-        series : pandas.Series
-
-        Returns
-        -------
-        NumericTarget
-
-        Raises
-        ------
-        DataError
-            If a value is missing or is not a number.
-        """
-        values = cls._values(series)
-        scale = float(np.std(values))
-        return cls(series.name, float(np.mean(values)), scale if scale > 0 else 1.0)
-
-    @staticmethod
-    def _values(series):
-        """The target column as float64; DataError if a value is missing or not a number."""
-        _refuse_missing_target(series)
-        try:
-            return _numbers(series, series.name, "the target")
-        except DataError as error:
-            raise DataError(f"{error}; regression needs numbers (--task classification, or "
-                            f"task='classification', for classes)") from None
-
-    def encode(self, series):
-        """The standardized target.
-
-        Parameters
-        ----------
-        series : pandas.Series
-
-        Returns
-        -------
-        ndarray of float64, shape (N, 1)
-
-        Raises
-        ------
-        DataError
-            If a value is missing or is not a number.
-        """
-        return ((self._values(series) - self.mean) / self.scale).reshape(-1, 1)
-
-    def decode(self, outputs):
-        """The network's outputs in the target's units.
-
-        Parameters
-        ----------
-        outputs : ndarray of shape (N, 1)
-
-        Returns
-        -------
-        ndarray of float64, shape (N,)
-        """
-        return outputs[:, 0] * self.scale + self.mean
-
-    def config(self):
-        """The target as JSON-ready data."""
-        return {"name": self.name, "task": self.task, "mean": self.mean, "scale": self.scale}
-
-
-def _refuse_missing_target(series):
-    """Refuse a target column with a missing value, naming its rows."""
-    missing = series.isna().to_numpy()
-    if missing.any():
-        raise DataError(f"the target {series.name!r} is missing in "
-                        f"{_plural(int(missing.sum()), 'row')} ({_rows(series.index, missing)}): "
-                        f"every row needs its target; drop those rows")
-
-
-def target_from_config(config, where="target"):
-    """The `ClassTarget` or `NumericTarget` ``config`` (as their ``config`` returns it)
-    describes, every value checked.
-
-    Parameters
-    ----------
-    config : dict
-    where : str, default "target"
-        Where ``config`` is in its document, for messages.
-
-    Returns
-    -------
-    ClassTarget or NumericTarget
-
-    Raises
-    ------
-    ValueError
-        Naming the first value that is missing, unknown, of the wrong type or out of range.
-    """
-    _schema.fields(config, where, ("name", "task"), ("classes", "mean", "scale"))
-    name = _schema.text(config["name"], f"{where}.name")
-    task = _schema.text(config["task"], f"{where}.task", ("classification", "regression"))
-    if task == "classification":
-        _schema.fields(config, where, ("name", "task", "classes"))
-        classes = _check_values(config["classes"], f"{where}.classes")
-        if len(classes) < 2:
-            raise ValueError(f"{where}.classes has one class only")
-        return ClassTarget(name, classes)
-    _schema.fields(config, where, ("name", "task", "mean", "scale"))
-    return NumericTarget(name, _schema.real(config["mean"], f"{where}.mean"),
-                         _schema.real(config["scale"], f"{where}.scale", positive=True))

@@ -2,14 +2,14 @@
 
 Design
 ------
-A model is three parts: the `Preprocessor` of its feature columns and its target (`ClassTarget`
-or `NumericTarget`), both from `fastnn.preprocessing`, and an `MLP`. `fit` splits the rows three
-ways (training; validation, for early stopping; test, used once at the end), stratified by class
-for a classification; learns the preprocessing from the training rows; trains; and records the
-metrics on the held-out rows. `save` writes the network with the rest as JSON in the model file's
-``preprocessing`` member (see `fastnn.io`), and `load` checks that JSON as strictly as `fastnn.io`
-checks a network's config: every key known, every value of its type and range, the columns and
-classes consistent with the network.
+A model is three parts: the `Preprocessor` of its feature columns (`fastnn.preprocessing`), its
+target (`ClassTarget` or `NumericTarget`, `fastnn.targets`) and an `MLP`. `fit` splits the rows
+three ways (training; validation, for early stopping; test, used once at the end), stratified by
+class for a classification; learns the preprocessing from the training rows; trains; and records
+the metrics on the held-out rows. `save` writes the network with the rest as JSON in the model
+file's ``preprocessing`` member (see `fastnn.io`), and `load` checks that JSON as strictly as
+`fastnn.io` checks a network's config: every key known, every value of its type and range, the
+columns and classes consistent with the network.
 
 - Classification: a softmax output and cross-entropy, one output per class.
 - Regression: an identity output and squared error, trained on the standardized target: with a
@@ -24,18 +24,10 @@ from fastnn.io import ModelFileError
 from fastnn.metrics import classification_metrics, regression_metrics
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
-from fastnn.preprocessing import (
-    IMPUTE,
-    ClassTarget,
-    NumericTarget,
-    Preprocessor,
-    check_frame,
-    infer_task,
-    refuse_missing,
-    target_from_config,
-)
+from fastnn.preprocessing import IMPUTE, Preprocessor, check_frame, refuse_missing
 from fastnn.summary import metrics_lines, network_summary
 from fastnn.tables import DataError
+from fastnn.targets import ClassTarget, NumericTarget, infer_task, target_from_config
 
 __all__ = ["TabularModel", "stratified_split"]
 
@@ -114,7 +106,7 @@ class TabularModel:
         The trained network (None before `fit`).
     preprocessor : fastnn.preprocessing.Preprocessor
         The feature columns and how they become inputs.
-    target : fastnn.preprocessing.ClassTarget or NumericTarget
+    target : fastnn.targets.ClassTarget or NumericTarget
         The target column: its name, and its classes or its standardization.
     training : dict
         What `fit` did: the split (``test_size``, ``val_size``, ``rows`` per part), the
@@ -169,7 +161,7 @@ class TabularModel:
         target : str, optional
             The column to predict; the last column by default.
         task : {"classification", "regression"}, optional
-            Inferred by default from the target (`fastnn.preprocessing.infer_task`):
+            Inferred by default from the target (`fastnn.targets.infer_task`):
             classification for text, booleans or a few distinct integers, else regression.
         drop : sequence of str, default ()
             Columns to leave out (identifiers, say); every other column is a feature.

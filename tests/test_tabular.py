@@ -12,9 +12,10 @@ pd = pytest.importorskip("pandas")
 
 import fastnn
 from fastnn import io
-from fastnn.preprocessing import MAX_INTEGER_CLASSES, Preprocessor, infer_task
+from fastnn.preprocessing import Preprocessor
 from fastnn.tables import DataError
 from fastnn.tabular import TabularModel
+from fastnn.targets import MAX_INTEGER_CLASSES, infer_task
 
 QUICK = {"hidden": (8,), "epochs": 5, "seed": 0}
 
