@@ -186,8 +186,44 @@ def as_numeric_array(name, data):
         raise ValueError(
             f"{name} could not be read as a rectangular array of numbers: {error}") from None
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}"
+                        f"{_not_numbers(name, array)}")
     return array
+
+
+def _position(array, flat_index):
+    """Where element ``flat_index`` of ``array`` is, in words: "row 2, column 1"."""
+    index = np.unravel_index(flat_index, array.shape)
+    if array.ndim == 2:
+        return f"row {index[0]}, column {index[1]}"
+    return f"index {index[0] if array.ndim == 1 else index}"
+
+
+def _not_numbers(name, array):
+    """What in ``array`` (of a dtype that is not numeric) is not a number, and what to do: the
+    end of the message of `as_numeric_array`."""
+    flat = array.ravel()
+    if array.dtype.kind in "OUS":
+        text = next((k for k in range(flat.size) if isinstance(flat[k], (str, bytes))), None)
+        if text is not None:
+            where, value = _position(array, text), flat[text]
+            # a NumPy string as a str: its repr would be np.str_('a')
+            value = str(value) if isinstance(value, str) else value
+            if name == "X":
+                return (f": it holds text ({where}: {value!r}). fastnn.MLP takes numbers only: "
+                        f"encode text columns as numbers first (one-hot), or let the command "
+                        f"line do it on a CSV or Parquet file (fastnn train FILE), or use "
+                        f"fastnn.sklearn in a scikit-learn Pipeline with a OneHotEncoder")
+            if name == "Y":
+                return (f": it holds text labels ({where}: {value!r}). fastnn.MLP takes classes "
+                        f"as integer codes 0..K-1 (np.unique(Y, return_inverse=True) gives "
+                        f"them) or one-hot rows; fastnn.sklearn.MLPClassifier takes text "
+                        f"labels as they are")
+            return f": it holds text ({where}: {value!r})"
+        missing = next((k for k in range(flat.size) if flat[k] is None), None)
+        if missing is not None:
+            return f": it holds None ({_position(array, missing)}), a missing value?"
+    return ""
 
 
 def as_matrix(name, data, n_columns, dtype):
@@ -215,10 +251,30 @@ def to_dtype(array, dtype):
 
 
 def finite(name, array):
-    """``array`` if no element is NaN or infinite, else a ValueError."""
+    """``array`` if no element is NaN or infinite, else a ValueError that names the first rows
+    and columns where one is."""
     if not all_finite(array):
-        raise ValueError(f"{name} contains NaN or infinity (in {array.dtype})")
+        bad = ~np.isfinite(array)
+        kinds = " and ".join(kind for kind, found in (("NaN", np.isnan(array).any()),
+                                                       ("infinity", np.isinf(array).any()))
+                             if found)
+        where = "at " + _first("row", np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad))
+        if bad.ndim == 2:
+            where += ", " + _first("column", np.flatnonzero(bad.any(axis=0)))
+        hint = ""
+        if name == "X" and np.isnan(array).any():
+            hint = ("; fill in or drop the missing values (on a CSV or Parquet file, "
+                    "fastnn train FILE --impute mean does it)")
+        raise ValueError(f"{name} contains NaN or infinity (in {array.dtype}): {kinds} "
+                         f"{where}{hint}")
     return array
+
+
+def _first(noun, indices, shown=5):
+    """The first of ``indices``, for a message: "row 2", "rows 2, 5, 9 and 3 more"."""
+    text = ", ".join(str(i) for i in indices[:shown])
+    more = f" and {indices.size - shown} more" if indices.size > shown else ""
+    return f"{noun}{'s' if indices.size > 1 else ''} {text}{more}"
 
 
 def as_targets(data, like, n_outputs, dtype, labels):

@@ -1,8 +1,13 @@
-"""The ``fastnn`` command line.
+"""The ``fastnn`` command line: train a network on your own table, predict with it, evaluate it.
 
-``fastnn train`` trains a network on the handwritten digits that ship with fastnn, split three
-ways as the course notes teach: a training split to fit on, a validation split for early stopping
-(model selection), and a test split used once, at the end.
+``fastnn train [DATA]`` trains on a CSV, TSV or Parquet file (the handwritten digits that ship
+with fastnn when DATA is absent), split three ways as the course notes teach: a training split to
+fit on, a validation split for early stopping (model selection), and a test split used once, at
+the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model.
+
+Exit status: 0 on success; 2 for a usage error or input that cannot be used (a data file or model
+file that is missing, unreadable or unfit: missing columns or values, unseen categories, ...); 1
+for any other failure (a setting out of range, too little memory, a file that cannot be written).
 """
 import argparse
 import os
@@ -10,22 +15,23 @@ import sys
 
 import numpy as np
 
-from fastnn import registry
+from fastnn import io, registry
 from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation
 from fastnn.datasets import load_digits
+from fastnn.io import ModelFileError, ModelFileNotFoundError
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
+from fastnn.preprocessing import IMPUTE
+from fastnn.summary import metrics_lines, network_summary
+from fastnn.tables import DataError, read_table, require
+from fastnn.tabular import TASKS, TabularModel, stratified_split
+
+# Suffixes of files --out will not write CSV into.
+NOT_CSV = (".parquet", ".pq", ".tsv", ".tab")
 
 
-def stratified_split(y, fractions, rng):
-    """Row indices of each split, every class divided in the same ``fractions``."""
-    parts = [[] for _ in fractions]
-    bounds = np.cumsum(fractions)[:-1]
-    for label in np.unique(y):
-        rows = rng.permutation(np.flatnonzero(y == label))
-        for part, chunk in zip(parts, np.split(rows, np.round(bounds * rows.size).astype(int))):
-            part.append(chunk)
-    return [rng.permutation(np.concatenate(part)) for part in parts]
+class UsageError(Exception):
+    """Options that do not fit together, or do not fit the model they are used with."""
 
 
 def hidden_sizes(text):
@@ -65,23 +71,33 @@ def bounded_int(text, minimum):
     return value
 
 
-def check_save_path(path):
-    """Refuse, before any training, a --save path the model could not be written to.
+def fraction(text):
+    """'0.2' as a float in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and less than 1, got {text}")
+    return value
+
+
+def check_save_path(path, option="--save", what="save the model"):
+    """Refuse, before any work, an output path that could not be written to.
 
     `fastnn.io.save` writes a temporary file in the target's folder and renames it, so the folder
     must exist and be writable (and searchable); the path itself must not be a folder.
     """
     if not path:
-        raise ValueError("--save needs a file path")
+        raise ValueError(f"{option} needs a file path")
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise ValueError(f"cannot save the model to {path!r}: it is a folder")
+        raise ValueError(f"cannot {what} to {path!r}: it is a folder")
     if not os.path.isdir(folder):
         problem = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise ValueError(f"cannot save the model to {path!r}: the folder {folder!r} {problem}")
+        raise ValueError(f"cannot {what} to {path!r}: the folder {folder!r} {problem}")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot save the model to {path!r}: the folder {folder!r} is not "
-                         f"writable")
+        raise ValueError(f"cannot {what} to {path!r}: the folder {folder!r} is not writable")
 
 
 def check_memory(sizes, batch_norm, batch_rows):
@@ -96,13 +112,14 @@ def check_memory(sizes, batch_norm, batch_rows):
     check_allocation(f"the workspace for batches of {batch_rows} rows", batch_rows * per_row, 8)
 
 
-def train(args):
+def train_digits(args):
     """Train on the digits, report the validation loss per epoch and the test accuracy."""
     if args.save is not None:
         check_save_path(args.save)
     X, y = load_digits()
     X = X / 16.0
-    train_rows, val_rows, test_rows = stratified_split(y, (0.6, 0.2, 0.2),
+    fractions = (1 - args.val_size - args.test_size, args.val_size, args.test_size)
+    train_rows, val_rows, test_rows = stratified_split(y, fractions,
                                                        np.random.default_rng(args.seed))
     sizes = [X.shape[1], *args.hidden, 10]
     # the largest pass: a training batch, or the validation and test sets evaluated whole
@@ -129,11 +146,128 @@ def train(args):
     print(f"test accuracy: {test_accuracy:.3f}")
 
 
-def main(argv=None):
-    """Entry point of the ``fastnn`` console script."""
+def train_table(args):
+    """Train on the user's table: report the task, the split, the loss per epoch and the
+    held-out metrics, and save the model with its preprocessing."""
+    if args.save is not None:
+        check_save_path(args.save)
+    frame = read_table(args.data)
+    print(f"{args.data}: {len(frame)} rows, {len(frame.columns)} columns")
+    model = TabularModel(hidden=args.hidden, activation=args.activation, epochs=args.epochs,
+                         lr=args.lr, batch_size=args.batch_size, l2=args.l2,
+                         dropout=args.dropout, batch_norm=args.batch_norm,
+                         patience=args.patience, impute=args.impute, seed=args.seed)
+    model.fit(frame, target=args.target, task=args.task, drop=args.drop,
+              test_size=args.test_size, val_size=args.val_size, verbose=1 if args.quiet else 2)
+    history = model.history
+    if history.val_loss:
+        print(f"kept epoch {history.best_epoch + 1} of {history.epochs} "
+              f"(validation loss {history.val_loss[history.best_epoch]:.4f})")
+    else:
+        print(f"trained {history.epochs} epochs (no validation rows: no early stopping)")
+    if args.save is not None:
+        model.save(args.save)
+        print(f"saved to {args.save}")
+    classes = model.target.classes if model.target.task == "classification" else None
+    for part, metrics in model.metrics.items():
+        print(f"{part} metrics ({metrics['rows']} rows):")
+        print("\n".join(metrics_lines(metrics, classes)))
+
+
+def train(args):
+    """`fastnn train`: on the data file if one is given, else on the bundled digits."""
+    if args.data is not None:
+        train_table(args)
+        return
+    given = [option for option, value in (("--target", args.target), ("--task", args.task),
+                                          ("--drop", args.drop), ("--impute", args.impute))
+             if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only with a data file (fastnn train DATA "
+                         f"{given[0]} ...)")
+    if not (args.test_size and args.val_size):
+        raise UsageError("the digits are split with a validation and a test part: "
+                         "--test-size and --val-size must be > 0")
+    train_digits(args)
+
+
+def read_for(model, path):
+    """The table in ``path``, its text columns read as text as ``model`` expects them."""
+    return read_table(path, text_columns=model.text_columns())
+
+
+def predict(args):
+    """`fastnn predict`: the prediction for each row, as CSV."""
+    model = TabularModel.load(args.model)
+    if args.proba and model.target.task != "classification":
+        raise UsageError(f"--proba gives class probabilities, and {args.model!r} is a "
+                         f"regression model")
+    if args.out is not None:
+        if args.out.lower().endswith(NOT_CSV):
+            raise UsageError(f"--out writes CSV, not into {args.out!r}: name it .csv")
+        check_save_path(args.out, "--out", "write the predictions")
+    frame = read_for(model, args.data)
+    pd = require("pandas", "writing predictions")
+    if args.proba:
+        probabilities = model.predict_proba(frame)
+        out = pd.DataFrame({model.target.name: model.target.decode(probabilities.argmax(axis=1))})
+        for k, label in enumerate(model.target.classes):
+            out[f"P({label})"] = probabilities[:, k]
+    else:
+        out = pd.DataFrame({model.target.name: model.predict(frame)})
+    if args.out is None:
+        out.to_csv(sys.stdout, index=False)
+    else:
+        out.to_csv(args.out, index=False)
+        print(f"wrote {len(out)} predictions to {args.out}")
+
+
+def evaluate(args):
+    """`fastnn evaluate`: the model's metrics on a table that holds the target."""
+    model = TabularModel.load(args.model)
+    metrics = model.evaluate(read_for(model, args.data))
+    classes = model.target.classes if model.target.task == "classification" else None
+    print(f"{args.model} on {args.data} ({metrics['rows']} rows):")
+    print("\n".join(metrics_lines(metrics, classes)))
+
+
+def info(args):
+    """`fastnn info`: what a model file holds, as Keras' summary."""
+    net, preprocessing = io.load_with_preprocessing(args.model)
+    if preprocessing is None:
+        print("fastnn network, without preprocessing (it takes its inputs as numbers, as they "
+              "are)")
+        print(network_summary(net))
+    else:
+        print(TabularModel.load(args.model).summary())
+
+
+def parser():
+    """The parser of the ``fastnn`` command line."""
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    trainer = commands.add_parser("train", help="train a network on the bundled handwritten digits")
+    trainer = commands.add_parser(
+        "train", help="train a network on a data file, or on the bundled handwritten digits",
+        description="Train a network on DATA (the bundled handwritten digits without it). Rows "
+                    "are numbered from 1, after the header, in messages.")
+    trainer.add_argument("data", nargs="?", metavar="DATA",
+                         help="a .csv, .tsv or .parquet file with a header (text files may be "
+                              "compressed: .gz, .bz2, .xz, .zst, .zip)")
+    trainer.add_argument("--target", metavar="COLUMN",
+                         help="the column to predict (default: the last column)")
+    trainer.add_argument("--task", choices=TASKS,
+                         help="default: classification for a target of text, booleans or at "
+                              "most 20 distinct integers, else regression")
+    trainer.add_argument("--drop", metavar="COLUMN", action="append", default=[],
+                         help="leave a column out (an identifier, say); repeat for more")
+    trainer.add_argument("--impute", choices=IMPUTE,
+                         help="fill missing feature values with the training rows' mean or "
+                              "median (categorical ones: their most frequent category); "
+                              "without, missing values are an error")
+    trainer.add_argument("--test-size", type=fraction, default=0.2,
+                         help="share of the rows held out for the test (default 0.2)")
+    trainer.add_argument("--val-size", type=fraction, default=0.2,
+                         help="share of the rows held out for early stopping (default 0.2)")
     trainer.add_argument("--epochs", type=positive_int, default=200,
                          help="most epochs (default 200)")
     trainer.add_argument("--hidden", type=hidden_sizes, default=(64,),
@@ -151,14 +285,54 @@ def main(argv=None):
                          help="epochs without validation improvement before stopping (default 20)")
     trainer.add_argument("--seed", type=non_negative_int, default=0,
                          help="seed of split, init and shuffling")
-    trainer.add_argument("--save", metavar="PATH", help="save the trained network to PATH")
+    trainer.add_argument("--save", metavar="PATH",
+                         help="save the trained model to PATH (with DATA: with its preprocessing, "
+                              "for fastnn predict)")
     trainer.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    args = parser.parse_args(argv)
-    if args.command != "train":
-        parser.print_help()
+    predictor = commands.add_parser(
+        "predict", help="predict the target of each row of a data file",
+        description="Write the prediction for each row of DATA as CSV, in the rows' order. DATA "
+                    "needs the model's feature columns, in any order; other columns are ignored.")
+    predictor.add_argument("model", metavar="MODEL", help="a model saved by fastnn train DATA")
+    predictor.add_argument("data", metavar="DATA", help="a .csv, .tsv or .parquet file")
+    predictor.add_argument("--out", metavar="FILE", help="write the CSV to FILE (default: stdout)")
+    predictor.add_argument("--proba", action="store_true",
+                           help="add each class's probability, in columns P(class)")
+    evaluator = commands.add_parser(
+        "evaluate", help="the metrics of a model on a data file that holds the target",
+        description="Print the model's metrics on DATA, which holds the target column: "
+                    "accuracy, balanced accuracy, F1 (macro) and the confusion matrix for a "
+                    "classification; RMSE, MAE and R^2 for a regression.")
+    evaluator.add_argument("model", metavar="MODEL", help="a model saved by fastnn train DATA")
+    evaluator.add_argument("data", metavar="DATA", help="a .csv, .tsv or .parquet file")
+    shower = commands.add_parser(
+        "info", help="what a model file holds: layers, features, classes, training, metrics")
+    shower.add_argument("model", metavar="MODEL", help="a model saved by fastnn train")
+    return parser
+
+
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "info": info}
+
+
+def main(argv=None):
+    """Entry point of the ``fastnn`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: the process's).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for a usage error or unusable input, 1 otherwise.
+    """
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
         return 2
     try:
-        train(args)
+        COMMANDS[args.command](args)
         # written now, inside the try, so that a closed pipe is seen here and not at exit
         sys.stdout.flush()
     except BrokenPipeError:
@@ -167,7 +341,13 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ValueError, TypeError, OSError, FloatingPointError, MemoryError) as error:
+    except (UsageError, DataError, ModelFileError, ModelFileNotFoundError) as error:
+        # an OSError made of (errno, message) prints as "[Errno 2] message": show the message
+        message = error.strerror if isinstance(error, OSError) and not error.filename else error
+        print(f"fastnn: error: {message}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, FloatingPointError, MemoryError,
+            ImportError) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
     except OverflowError as error:

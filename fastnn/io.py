@@ -7,6 +7,11 @@ state, so a round trip is exact. Files of fastnn 0.1 (format version 1: no buffe
 A model file may come from anywhere, so `load` trusts nothing in it: it reads the archive's
 members itself (never through pickle), checks the architecture and the size of every member
 before it reads or builds anything, and turns any failure into a `ModelFileError`.
+
+A format-2 file may also hold a ``preprocessing`` member: JSON that `fastnn.tabular.TabularModel`
+keeps beside its network (the columns, categories, scales and classes prediction needs). `load`
+refuses such a file, whose network alone would take inputs the user does not have, and says how
+to load it; `load_with_preprocessing` reads both parts.
 """
 import errno
 import json
@@ -23,7 +28,7 @@ from fastnn import layers, network, registry
 from fastnn._checks import all_finite
 from fastnn._validation import MAX_WIDTH, check_allocation
 
-__all__ = ["save", "load", "ModelFileError"]
+__all__ = ["save", "load", "load_with_preprocessing", "ModelFileError"]
 
 FORMAT = "fastnn.MLP"
 VERSION = 2
@@ -31,6 +36,8 @@ VERSION = 2
 # The members of each format version, without their ".npy".
 MEMBERS = {1: {"format", "version", "config", "params"},
            2: {"format", "version", "config", "params", "buffers", "random_state"}}
+# The members a file of each format version may hold besides those.
+OPTIONAL_MEMBERS = {1: set(), 2: {"preprocessing"}}
 
 # The keys of the JSON config: (required, optional), by format version.
 CONFIG_KEYS = {
@@ -45,6 +52,7 @@ CONFIG_KEYS = {
 MAX_VALUES = 2 ** 31        # parameters, buffer values and units of one layer
 MAX_LAYERS = 4096
 MAX_CONFIG_BYTES = 2 ** 20  # the JSON config
+MAX_PREPROCESSING_BYTES = 2 ** 26  # the JSON preprocessing: up to a million short categories
 MAX_SCALAR_BYTES = 1024     # the format tag and the version
 MAX_HEADER_BYTES = 2 ** 16  # a .npy header (numpy itself reads at most 10000 bytes of one)
 # A network's memory beyond its parameters and buffers is its workspace, a few values per unit
@@ -74,7 +82,7 @@ class ModelFileNotFoundError(FileNotFoundError, ValueError):
 # ---- saving ------------------------------------------------------------------------------------
 
 
-def save(net, path):
+def save(net, path, preprocessing=None):
     """Write ``net`` to ``path``, atomically: an existing file there is replaced only once the
     new one is complete, so a failed or killed save never leaves a damaged model behind.
 
@@ -87,6 +95,9 @@ def save(net, path):
     net : fastnn.MLP
     path : str or os.PathLike
         The file to write (its name is used as given; no suffix is added).
+    preprocessing : dict, optional
+        JSON-ready data to store beside the network (finite numbers only): what
+        `fastnn.tabular.TabularModel` saves. `load` refuses a file that holds it.
 
     Raises
     ------
@@ -111,6 +122,8 @@ def save(net, path):
     contents = {"format": np.array(FORMAT), "version": np.array(VERSION),
                 "config": np.array(json.dumps(config)), "params": params, "buffers": buffers,
                 "random_state": np.array(random_state, dtype=np.uint64)}
+    if preprocessing is not None:
+        contents["preprocessing"] = np.array(json.dumps(preprocessing, allow_nan=False))
     folder = os.path.dirname(target)
     temporary = _write_temporary(folder, mode, contents)
     try:
@@ -271,6 +284,40 @@ def load(path):
     FileNotFoundError
         If there is no file at ``path`` (it is also a ValueError).
     ModelFileError
+        If the file is truncated, damaged, not a fastnn model, or asks for more than the limits;
+        or if it holds a network with its preprocessing (load that with
+        `fastnn.tabular.TabularModel.load`).
+    """
+    net, preprocessing = load_with_preprocessing(path)
+    if preprocessing is not None:
+        raise ModelFileError(
+            f"cannot load {os.fspath(path)!r} as a network: it holds a network with the "
+            f"preprocessing of its data (as `fastnn train DATA` saves it), which the network "
+            f"alone cannot apply; load it with fastnn.tabular.TabularModel.load")
+    return net
+
+
+def load_with_preprocessing(path):
+    """Read a network written by `save` and the preprocessing stored with it, if any.
+
+    The file is checked as described under `load`; the preprocessing is read as JSON (at most
+    64 MiB, no key twice, no NaN or infinity), its content left to the caller to check.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    net : fastnn.MLP
+    preprocessing : dict, list, str, number, bool or None
+        The decoded JSON, or None if the file holds none.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path`` (it is also a ValueError).
+    ModelFileError
         If the file is truncated, damaged, not a fastnn model, or asks for more than the limits.
     """
     path = os.fspath(path)
@@ -278,7 +325,7 @@ def load(path):
         raise ModelFileNotFoundError(errno.ENOENT, f"no fastnn model file at {path!r}")
     try:
         with zipfile.ZipFile(path) as archive:
-            config, params, buffers, random_state = _read(archive)
+            config, params, buffers, random_state, preprocessing = _read(archive)
         net = network.MLP.from_config(config)
         net.params[:] = params
         if buffers is not None:
@@ -293,7 +340,7 @@ def load(path):
         raise ModelFileError(f"cannot load {path!r}: it is not a readable fastnn model file "
                              f"(damaged or truncated?): {type(error).__name__}: "
                              f"{_brief(str(error))}") from None
-    return net
+    return net, preprocessing
 
 
 def _brief(value):
@@ -305,8 +352,8 @@ def _brief(value):
 
 
 def _read(archive):
-    """The config, parameters, buffers and random state (None for format 1) in ``archive``,
-    every member checked before it is read."""
+    """The config, parameters, buffers, random state (None for format 1) and preprocessing
+    (None if absent) in ``archive``, every member checked before it is read."""
     names = [info.filename for info in archive.infolist()]
     if len(set(names)) != len(names):
         raise ModelFileError("the archive holds members of the same name")
@@ -321,9 +368,13 @@ def _read(archive):
                              f"upgrade fastnn to read it")
     if version not in MEMBERS:
         raise ModelFileError(f"its format version {version} does not exist")
-    if set(names) != {f"{member}.npy" for member in MEMBERS[version]}:
+    members = {name.removesuffix(".npy") for name in names if name.endswith(".npy")}
+    if len(members) != len(names) or not (
+            MEMBERS[version] <= members <= MEMBERS[version] | OPTIONAL_MEMBERS[version]):
+        optional = (f" and may hold {sorted(OPTIONAL_MEMBERS[version])}"
+                    if OPTIONAL_MEMBERS[version] else "")
         raise ModelFileError(f"format {version} has the members "
-                             f"{sorted(MEMBERS[version])}, not {_brief(sorted(names))}")
+                             f"{sorted(MEMBERS[version])}{optional}, not {_brief(sorted(names))}")
     config = json.loads(_read_scalar(archive, "config", "U", MAX_CONFIG_BYTES),
                         object_pairs_hook=_unique_keys)
     dtype, n_params, n_buffers = _check_config(config, version)
@@ -333,17 +384,28 @@ def _read(archive):
                      dtype.itemsize)
     params = _read_vector(archive, "params", dtype, n_params)
     if version == 1:
-        return config, params, None, None
+        return config, params, None, None, None
     buffers = _read_vector(archive, "buffers", dtype, n_buffers)
-    return config, params, buffers, _read_vector(archive, "random_state", np.dtype(np.uint64), 2)
+    random_state = _read_vector(archive, "random_state", np.dtype(np.uint64), 2)
+    preprocessing = None
+    if "preprocessing" in members:
+        preprocessing = json.loads(
+            _read_scalar(archive, "preprocessing", "U", MAX_PREPROCESSING_BYTES),
+            object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    return config, params, buffers, random_state, preprocessing
 
 
 def _unique_keys(pairs):
     """A JSON object as a dict, refusing a key given twice (json would keep the last)."""
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise ModelFileError("its config names a key twice")
+        raise ModelFileError("its JSON names a key twice")
     return result
+
+
+def _no_constant(name):
+    """Refuse the NaN and Infinity that Python's json reads but JSON does not have."""
+    raise ModelFileError(f"its preprocessing holds {name}, which JSON does not allow")
 
 
 def _check_config(config, version):

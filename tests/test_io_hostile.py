@@ -465,6 +465,81 @@ def test_a_member_given_twice_is_model_file_error(tmp_path):
     refused_cheaply(tmp_path / "twice.npz", "same name")
 
 
+# ---- the preprocessing member of a tabular model ---------------------------------------------
+
+
+def with_preprocessing(data):
+    """Good members and a preprocessing member holding ``data`` (an array)."""
+    members = good_members()
+    members["preprocessing.npy"] = npy(data, allow_pickle=True)
+    return members
+
+
+def test_the_preprocessing_member_is_read_as_json_and_refused_by_load(tmp_path):
+    document = {"features": [{"name": "a", "categories": ["x", True, 1.5]}], "version": 1}
+    write_members(tmp_path / "tabular.npz", with_preprocessing(np.array(json.dumps(document))))
+    net, preprocessing = io.load_with_preprocessing(tmp_path / "tabular.npz")
+    assert preprocessing == document
+    np.testing.assert_array_equal(net.params, sample_net().params)
+    error = refused_cheaply(tmp_path / "tabular.npz", "holds a network with the preprocessing")
+    assert "fastnn.tabular.TabularModel.load" in str(error)
+
+
+def test_a_plain_network_has_no_preprocessing(tmp_path):
+    sample_net().save(tmp_path / "plain.npz")
+    assert io.load_with_preprocessing(tmp_path / "plain.npz")[1] is None
+
+
+def huge_string_header():
+    """A .npy header announcing one string of 10**8 characters, and no data."""
+    buffer = bytes_io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<U100000000", "fortran_order": False,
+                                                  "shape": ()})
+    return np.lib.format.magic(1, 0) + buffer.getvalue()
+
+
+BAD_PREPROCESSING = {
+    "NaN": (np.array('{"mean": NaN}'), "NaN, which JSON does not allow"),
+    "Infinity": (np.array("[-Infinity]"), "-Infinity, which JSON does not allow"),
+    "a key twice": (np.array('{"a": 1, "a": 2}'), "names a key twice"),
+    "not JSON": (np.array("{"), "JSONDecodeError"),
+    "bytes": (np.array(b"{}"), "preprocessing are"),
+    "a vector of strings": (np.array(["{}", "{}"]), "preprocessing are"),
+    "Python objects": (np.array([{"a": 1}], dtype=object), "Python objects"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PREPROCESSING))
+def test_a_bad_preprocessing_member_is_model_file_error(tmp_path, case):
+    data, match = BAD_PREPROCESSING[case]
+    write_members(tmp_path / "bad.npz", with_preprocessing(data))
+    with pytest.raises(fastnn.ModelFileError, match=match):
+        io.load_with_preprocessing(tmp_path / "bad.npz")
+
+
+def test_a_preprocessing_member_that_claims_gigabytes_is_refused_unread(tmp_path):
+    members = good_members()
+    members["preprocessing.npy"] = huge_string_header()
+    write_members(tmp_path / "huge.npz", members)
+    refused_cheaply(tmp_path / "huge.npz", "preprocessing")
+
+
+def test_a_format_1_file_has_no_preprocessing_member(tmp_path):
+    config = {"sizes": [4, 6, 3], "activation": "tanh", "output_activation": "identity",
+              "loss": "squared_error", "l2": 0.5, "dtype": "float64"}
+    members = {"format.npy": npy(np.array("fastnn.MLP")), "version.npy": npy(np.array(1)),
+               "config.npy": npy(np.array(json.dumps(config))), "params.npy": npy(np.zeros(51)),
+               "preprocessing.npy": npy(np.array("{}"))}
+    write_members(tmp_path / "old.npz", members)
+    refused_cheaply(tmp_path / "old.npz", "members")
+
+
+def test_save_refuses_preprocessing_with_nan_and_writes_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        io.save(sample_net(), tmp_path / "model.npz", preprocessing={"mean": float("nan")})
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_format_1_file_with_the_objective_scaling_of_0_1_loads(tmp_path):
     config = {"sizes": [4, 6, 3], "activation": "tanh", "output_activation": "identity",
               "loss": "squared_error", "l2": 0.5, "dtype": "float32", "loss_scale": 0.5,

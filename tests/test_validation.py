@@ -100,6 +100,38 @@ def test_bad_inputs_to_forward_are_rejected(case, X, Y, error, message):
         regression_net().forward(X)
 
 
+# The messages a user of the plain API meets with a table's data: they name what is wrong and
+# where, and point to what handles it (the command line, fastnn.sklearn, integer codes).
+HELPFUL_MESSAGES = [
+    ("text in X", lambda: regression_net().fit(np.array([[1.0, "red", 2.0]] * 5, dtype=object),
+                                               Y_GOOD),
+     TypeError, r"X must hold real numbers, got an array of dtype object: it holds text \(row 0, "
+                r"column 1: 'red'\)\. .*fastnn train FILE.*fastnn\.sklearn"),
+    ("a string array as X", lambda: regression_net().forward(np.array([["a", "b", "c"]])),
+     TypeError, r"it holds text \(row 0, column 0: 'a'\)"),
+    ("text labels", lambda: softmax_net().fit(X_GOOD, ["cat", "dog", "cat", "cow", "dog"]),
+     TypeError, r"Y must hold real numbers, got an array of dtype <U3: it holds text labels "
+                r"\(index 0: 'cat'\)\. .*integer codes 0\.\.K-1.*fastnn\.sklearn\.MLPClassifier"),
+    ("None in X", lambda: regression_net().loss(np.array([[1, None, 2]] * 5), Y_GOOD),
+     TypeError, r"it holds None \(row 0, column 1\), a missing value\?"),
+    ("NaN in X", lambda: regression_net().fit(with_value(with_value(X_GOOD, (1, 2), np.nan),
+                                                         (3, 0), np.nan), Y_GOOD),
+     ValueError, r"X contains NaN or infinity \(in float64\): NaN at rows 1, 3, columns 0, 2; "
+                 r"fill in or drop the missing values .*--impute mean"),
+    ("infinity in Y", lambda: regression_net().loss(X_GOOD, with_value(Y_GOOD, (4, 1), np.inf)),
+     ValueError, r"Y contains NaN or infinity \(in float64\): infinity at row 4, column 1$"),
+    ("NaN in many rows", lambda: regression_net().forward(np.full((8, 3), np.nan)),
+     ValueError, r"NaN at rows 0, 1, 2, 3, 4 and 3 more, columns 0, 1, 2;"),
+]
+
+
+@pytest.mark.parametrize("case, call, error, message", HELPFUL_MESSAGES,
+                         ids=[c[0] for c in HELPFUL_MESSAGES])
+def test_a_tables_data_in_the_plain_api_gets_a_message_that_helps(case, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
 @pytest.mark.parametrize("call", ["forward", "loss"])
 def test_a_float64_value_too_large_for_a_float32_network_is_rejected(call):
     net = regression_net("float32")
