@@ -395,6 +395,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     cdef floating* yb
     cdef floating* sb
     cdef double J
+    scheduled = scheduled and r.schedule.kind != NO_SCHEDULE
     for k in range(done[0], (N + batch - 1) // batch):
         if watch and fastnn_interrupted:
             return EPOCH_INTERRUPTED
@@ -418,7 +419,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
         if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
                       &J) != STEP_DONE:
             return EPOCH_DIVERGED
-        if scheduled and r.schedule.kind != NO_SCHEDULE:
+        if scheduled:
             r.lr = schedule_step(&r.schedule, r.lr)
         total[0] += J * normalizer(p, yb, sb, rows)
         done[0] = k + 1
