@@ -15,10 +15,11 @@ import sys
 
 import numpy as np
 
-from fastnn import io, registry
+from fastnn import io, plots, registry
 from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation
 from fastnn.datasets import load_digits
 from fastnn.io import ModelFileError, ModelFileNotFoundError
+from fastnn.metrics import confusion_matrix
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
 from fastnn.preprocessing import IMPUTE
@@ -100,6 +101,30 @@ def check_save_path(path, option="--save", what="save the model"):
         raise ValueError(f"cannot {what} to {path!r}: the folder {folder!r} is not writable")
 
 
+def check_plot_path(args):
+    """Refuse, before training, a --plot file that could not be written: its folder, its format,
+    matplotlib, and the --save file (which it would overwrite)."""
+    check_save_path(args.plot, "--plot", "write the plot")
+    plots.check_figure_path(args.plot)
+    if args.save is not None and os.path.abspath(args.save) == os.path.abspath(args.plot):
+        raise UsageError(f"--save and --plot both name {args.plot!r}: the plot would overwrite "
+                         f"the model")
+
+
+def write_plot(args, history, matrix, classes, title):
+    """`fastnn train --plot`: the loss curves, the kept epoch (the best, with validation; early
+    stopping restored it) and the test split's confusion matrix if there is one."""
+    kept = history.best_epoch if history.val_loss else history.epochs - 1
+    # a log scale shows the late epochs, where training and validation part, which a linear
+    # one flattens under the first epochs' losses
+    log = min(history.loss + history.val_loss) > 0
+    rows = 0 if matrix is None else int(np.sum(matrix))
+    figure = plots.training_figure(history, kept=kept, log=log, matrix=matrix, classes=classes,
+                                   title=title, matrix_title=f"Test split ({rows} rows)")
+    figure.savefig(args.plot)
+    print(f"plotted to {args.plot}")
+
+
 def check_memory(sizes, batch_norm, batch_rows):
     """Refuse, before allocating, a network or a workspace larger than the machine's memory."""
     n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
@@ -116,6 +141,8 @@ def train_digits(args):
     """Train on the digits, report the validation loss per epoch and the test accuracy."""
     if args.save is not None:
         check_save_path(args.save)
+    if args.plot is not None:
+        check_plot_path(args)
     X, y = load_digits()
     X = X / 16.0
     fractions = (1 - args.val_size - args.test_size, args.val_size, args.test_size)
@@ -144,6 +171,10 @@ def train_digits(args):
         print(f"saved to {args.save}")
     test_accuracy = np.mean(net.predict(X[test_rows]).argmax(axis=1) == y[test_rows])
     print(f"test accuracy: {test_accuracy:.3f}")
+    if args.plot is not None:
+        predicted = net.predict(X[test_rows]).argmax(axis=1)
+        write_plot(args, history, confusion_matrix(y[test_rows], predicted, 10), range(10),
+                   f"digits: network {list(net.sizes)}")
 
 
 def train_table(args):
@@ -151,6 +182,8 @@ def train_table(args):
     held-out metrics, and save the model with its preprocessing."""
     if args.save is not None:
         check_save_path(args.save)
+    if args.plot is not None:
+        check_plot_path(args)
     frame = read_table(args.data)
     print(f"{args.data}: {len(frame)} rows, {len(frame.columns)} columns")
     model = TabularModel(hidden=args.hidden, activation=args.activation, epochs=args.epochs,
@@ -172,6 +205,12 @@ def train_table(args):
     for part, metrics in model.metrics.items():
         print(f"{part} metrics ({metrics['rows']} rows):")
         print("\n".join(metrics_lines(metrics, classes)))
+    if args.plot is not None:
+        tested = classes is not None and "test" in model.metrics
+        write_plot(args, history, model.metrics["test"]["confusion_matrix"] if tested else None,
+                   classes,
+                   f"{os.path.basename(args.data)}: {model.target.task} of "
+                   f"{model.target.name!r}, network {list(model.network.sizes)}")
 
 
 def train(args):
@@ -288,6 +327,10 @@ def parser():
     trainer.add_argument("--save", metavar="PATH",
                          help="save the trained model to PATH (with DATA: with its preprocessing, "
                               "for fastnn predict)")
+    trainer.add_argument("--plot", metavar="FILE",
+                         help="draw the loss per epoch, the kept epoch marked, to FILE (.png, "
+                              ".pdf, .svg, ...; needs matplotlib), with the test split's "
+                              "confusion matrix beside it for a classification")
     trainer.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     predictor = commands.add_parser(
         "predict", help="predict the target of each row of a data file",

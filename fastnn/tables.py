@@ -19,16 +19,18 @@ class DataError(ValueError):
     missing column, missing values, an unseen category, a target unfit for the task."""
 
 
-def require(module, purpose):
+def require(module, purpose, extra="data"):
     """Import the optional dependency ``module``, or raise an ImportError that says how to
     install it.
 
     Parameters
     ----------
     module : str
-        "pandas" or "pyarrow".
+        "pandas" or "pyarrow" (the ``data`` extra), or "matplotlib" (the ``plot`` extra).
     purpose : str
         What needs it, to start the message: e.g. "reading Parquet files".
+    extra : str, default "data"
+        The extra of fastnn-cpu that installs it.
 
     Returns
     -------
@@ -38,7 +40,7 @@ def require(module, purpose):
         return importlib.import_module(module)
     except ImportError:
         raise ImportError(f"{purpose} needs {module}, which is not installed: "
-                          f'pip install "fastnn-cpu[data]"') from None
+                          f'pip install "fastnn-cpu[{extra}]"') from None
 
 
 def _file_kind(path):

@@ -1,5 +1,9 @@
 """Helpers shared by the test modules: per-dtype tolerances, the settings every sweep covers,
-targets that suit a loss, and the batches that `fit` visits."""
+targets that suit a loss, the batches that `fit` visits, and code run in a new interpreter."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
 from fastnn import registry
@@ -39,3 +43,10 @@ def batches(X, Y, batch_size):
 def flat_gradient(dW, db):
     """The gradients of `MLP.gradients` as one vector laid out like `MLP.params`."""
     return np.concatenate([g.ravel() for pair in zip(dW, db) for g in pair])
+
+
+def run_python(code, cwd):
+    """Run ``code`` (dedented) in a new Python interpreter working in the folder ``cwd``: the
+    finished process, its output captured as text."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
