@@ -4,7 +4,7 @@ import importlib
 
 # Each optional module, by its import name, with the extra that installs it.
 EXTRAS = {"pandas": "data", "pyarrow": "data", "sklearn": "sklearn", "onnx": "onnx",
-          "onnxruntime": "onnx", "skl2onnx": "onnx", "safetensors": "safetensors",
+          "onnxruntime": "onnx", "skl2onnx": "sklearn-onnx", "safetensors": "safetensors",
           "torch": "torch"}
 
 
