@@ -40,8 +40,8 @@ from fastnn._extras import require
 from fastnn._version import __version__
 from fastnn.network import _views
 
-__all__ = ["network_model", "tabular_model", "network_nodes", "write", "Graph", "OPSET",
-           "TEXT_OPSET"]
+__all__ = ["network_model", "tabular_model", "network_nodes", "write", "tensor", "Graph",
+           "OPSET", "TEXT_OPSET"]
 
 OPSET = 17
 TEXT_OPSET = 19
@@ -89,7 +89,6 @@ class Graph:
     def constant(self, value, hint, cast=True):
         """The name of an initializer holding ``value``, floating values in the graph's dtype
         unless not ``cast``, strings as UTF-8 (one initializer for equal values)."""
-        onnx = _onnx()
         value = np.asarray(value)
         if cast and value.dtype.kind == "f":
             value = value.astype(self.dtype)
@@ -98,12 +97,7 @@ class Graph:
         if key in self._constants:
             return self._constants[key]
         name = self._constants[key] = self.name(hint)
-        if value.dtype.kind in "UO":
-            tensor = onnx.helper.make_tensor(name, onnx.TensorProto.STRING, value.shape,
-                                             [str(v).encode("utf-8") for v in value.ravel()])
-        else:
-            tensor = onnx.numpy_helper.from_array(np.ascontiguousarray(value), name)
-        self.initializers.append(tensor)
+        self.initializers.append(tensor(value, name))
         return name
 
     def node(self, op, inputs, hint=None, output=None, **attributes):
@@ -114,6 +108,25 @@ class Graph:
         self.nodes.append(onnx.helper.make_node(op, list(inputs), [output],
                                                 name=self.name(f"{op}_node"), **attributes))
         return output
+
+
+def tensor(value, name):
+    """The ONNX TensorProto ``name`` of the array ``value`` (strings as UTF-8).
+
+    Parameters
+    ----------
+    value : ndarray
+    name : str
+
+    Returns
+    -------
+    onnx.TensorProto
+    """
+    onnx = _onnx()
+    if value.dtype.kind in "UO":
+        return onnx.helper.make_tensor(name, onnx.TensorProto.STRING, value.shape,
+                                       [str(v).encode("utf-8") for v in value.ravel()])
+    return onnx.numpy_helper.from_array(np.ascontiguousarray(value), name)
 
 
 def _check_dtype(dtype):
