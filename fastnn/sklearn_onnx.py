@@ -14,14 +14,20 @@ imports it, having said how to install skl2onnx if it is missing.
 """
 import numpy as np
 from skl2onnx import update_registered_converter
-from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, guess_proto_type
+from skl2onnx.common.data_types import (
+    DoubleTensorType,
+    FloatTensorType,
+    Int64TensorType,
+    guess_proto_type,
+)
 from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 from skl2onnx.proto import onnx_proto
 
 from fastnn import onnx_export
 from fastnn.sklearn import MLPClassifier, MLPRegressor
 
-__all__ = ["register", "convert_classifier", "convert_regressor", "regressor_output_shapes"]
+__all__ = ["register", "convert_classifier", "convert_regressor", "classifier_output_shapes",
+           "regressor_output_shapes"]
 
 # The options skl2onnx's parser applies to a classifier's outputs, as for scikit-learn's MLP.
 CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "nocl": [True, False]}
@@ -91,6 +97,17 @@ def convert_classifier(scope, operator, container):
     graph.node("Gather", [graph.constant(classes, "classes", cast=False), best], output=label)
 
 
+def classifier_output_shapes(operator):
+    """skl2onnx's shape calculator of a fastnn.sklearn `MLPClassifier`: its linear classifiers'
+    (label (N,), probabilities (N, n_classes)), with a multilabel target's labels an int64
+    matrix (N, n_labels)."""
+    calculate_linear_classifier_output_shapes(operator)
+    estimator = operator.raw_operator
+    if estimator._label_binarizer.y_type_ == "multilabel-indicator":
+        operator.outputs[0].type = Int64TensorType([operator.inputs[0].get_first_dimension(),
+                                                    estimator.n_outputs_])
+
+
 def regressor_output_shapes(operator):
     """skl2onnx's shape calculator of a fastnn.sklearn `MLPRegressor`: (N, n_outputs) of the
     input's float type (float for other input types)."""
@@ -108,8 +125,7 @@ def convert_regressor(scope, operator, container):
 
 def register():
     """Register the converters with skl2onnx (see ``fastnn.sklearn.register_skl2onnx``)."""
-    update_registered_converter(MLPClassifier, "FastnnMLPClassifier",
-                                calculate_linear_classifier_output_shapes, convert_classifier,
-                                options=CLASSIFIER_OPTIONS)
+    update_registered_converter(MLPClassifier, "FastnnMLPClassifier", classifier_output_shapes,
+                                convert_classifier, options=CLASSIFIER_OPTIONS)
     update_registered_converter(MLPRegressor, "FastnnMLPRegressor", regressor_output_shapes,
                                 convert_regressor)
