@@ -135,6 +135,8 @@ def from_torch(module, loss=None, l2=0.0, *, loss_options=None, seed=None):
     if not isinstance(module, torch.nn.Sequential):
         raise TypeError(f"from_torch takes a torch.nn.Sequential, got {type(module).__name__}")
     children = list(module)
+    if not any(isinstance(child, torch.nn.Linear) for child in children):
+        raise ValueError("from_torch needs a module with a Linear layer")
     tensors = [t for t in list(module.parameters()) + list(module.buffers())
                if t.is_floating_point()]
     kinds = {t.dtype for t in tensors}
@@ -149,8 +151,6 @@ def from_torch(module, loss=None, l2=0.0, *, loss_options=None, seed=None):
     for k, child in enumerate(children):
         layer, width = _layer(k, child, width, numbers)
         layers.append(layer)
-    if width is None:
-        raise ValueError("from_torch needs a module with a Linear layer")
     if loss is None:
         loss = DEFAULT_LOSSES.get(layers[-1].name if layers[-1].kind == "activation" else None,
                                   "squared_error")
