@@ -3,7 +3,8 @@
 ``fastnn train [DATA]`` trains on a CSV, TSV or Parquet file (the handwritten digits that ship
 with fastnn when DATA is absent), split three ways as the course notes teach: a training split to
 fit on, a validation split for early stopping (model selection), and a test split used once, at
-the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model.
+the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model;
+``fastnn export`` writes it as an ONNX graph or a safetensors file.
 
 Exit status: 0 on success; 2 for a usage error or input that cannot be used (a data file or model
 file that is missing, unreadable or unfit: missing columns or values, unseen categories, ...); 1
@@ -16,6 +17,7 @@ import sys
 import numpy as np
 
 from fastnn import io, plots, registry
+from fastnn._extras import require
 from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation
 from fastnn.datasets import load_digits
 from fastnn.io import ModelFileError, ModelFileNotFoundError
@@ -24,7 +26,7 @@ from fastnn.network import MLP
 from fastnn.optimizers import Adam
 from fastnn.preprocessing import IMPUTE
 from fastnn.summary import metrics_lines, network_summary
-from fastnn.tables import DataError, read_table, require
+from fastnn.tables import DataError, read_table
 from fastnn.tabular import TASKS, TabularModel, stratified_split
 
 # Suffixes of files --out will not write CSV into.
@@ -281,6 +283,28 @@ def info(args):
         print(TabularModel.load(args.model).summary())
 
 
+def export(args):
+    """`fastnn export`: a model file as an ONNX graph, or as a safetensors model file."""
+    if args.onnx is None and args.safetensors is None:
+        raise UsageError("export needs --onnx FILE or --safetensors FILE (or both)")
+    if args.safetensors is not None and not io.is_safetensors(args.safetensors):
+        raise UsageError(f"--safetensors writes a .safetensors file, not {args.safetensors!r}: "
+                         f"name it .safetensors")
+    for option, path in (("--onnx", args.onnx), ("--safetensors", args.safetensors)):
+        if path is not None:
+            check_save_path(path, option, "export the model")
+    net, preprocessing = io.load_with_preprocessing(args.model)
+    model = net if preprocessing is None else TabularModel.load(args.model)
+    if args.onnx is not None:
+        model.to_onnx(args.onnx, dtype=args.dtype)
+        inputs = ("one input per feature column, (N, 1)" if preprocessing is not None
+                  else f"input X (N, {net.sizes[0]})")
+        print(f"wrote {args.onnx}: ONNX graph of {args.dtype or net.dtype.name}, {inputs}")
+    if args.safetensors is not None:
+        model.save(args.safetensors)
+        print(f"wrote {args.safetensors}: safetensors")
+
+
 def parser():
     """The parser of the ``fastnn`` command line."""
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n\n")[0])
@@ -351,10 +375,26 @@ def parser():
     shower = commands.add_parser(
         "info", help="what a model file holds: layers, features, classes, training, metrics")
     shower.add_argument("model", metavar="MODEL", help="a model saved by fastnn train")
+    exporter = commands.add_parser(
+        "export", help="write a model as an ONNX graph, or as a safetensors model file",
+        description="Write MODEL as an ONNX graph of standard operators (opset 17; 19 with text "
+                    "columns) for onnxruntime and other runtimes, and/or as a .safetensors model "
+                    "file. A model trained on a table takes one input per feature column, named "
+                    "by the column, of shape (N, 1), and gives label and probabilities (or "
+                    "variable, for a regression); a network alone takes X (N, n_in) and gives "
+                    "Y.")
+    exporter.add_argument("model", metavar="MODEL", help="a model saved by fastnn train")
+    exporter.add_argument("--onnx", metavar="FILE", help="write the ONNX graph to FILE")
+    exporter.add_argument("--dtype", choices=("float32", "float64"),
+                          help="the ONNX graph's numbers (default: the model's, float64 for "
+                               "fastnn train's)")
+    exporter.add_argument("--safetensors", metavar="FILE",
+                          help="write the model, with its preprocessing, to FILE.safetensors")
     return parser
 
 
-COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "info": info}
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "info": info,
+            "export": export}
 
 
 def main(argv=None):

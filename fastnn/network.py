@@ -836,8 +836,38 @@ class MLP:
                             clip_grad_norm=clip_grad_norm, schedule=schedule)
 
     def save(self, path):
-        """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`)."""
+        """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`):
+        a safetensors file if its name ends in ``.safetensors``, else an ``.npz`` archive."""
         io.save(self, path)
+
+    def to_onnx(self, path=None, dtype=None):
+        """The network as an ONNX graph of standard operators (opset 17): input "X" (N, n_in),
+        output "Y" = `forward` (X), in evaluation mode, with a dynamic batch size N.
+
+        onnxruntime gives this network's outputs to rounding (1e-12 relative in float64, 1e-6
+        in float32) for every layer kind and activation; see `fastnn.onnx_export`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Write the model there (atomically), as an ``.onnx`` file.
+        dtype : {"float32", "float64"}, optional
+            The graph's input, weights and output; the network's dtype by default.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed (``pip install "fastnn-cpu[onnx]"``).
+        """
+        from fastnn import onnx_export  # imported here: it imports this module
+        model = onnx_export.network_model(self, dtype)
+        if path is not None:
+            onnx_export.write(model, path)
+        return model
 
     def __repr__(self):
         loss_options = f", loss_options={self._loss_options!r}" if self._loss_options else ""

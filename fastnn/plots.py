@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
+from fastnn._extras import require
 from fastnn._validation import check_int
-from fastnn.tables import require
 from fastnn.training import History
 
 __all__ = ["loss_curves", "confusion_matrix", "training_figure", "check_figure_path"]
@@ -27,7 +27,7 @@ CELL_INCHES = 0.45
 
 def _import(module, purpose):
     """The matplotlib module ``module``, or an ImportError that says how to install it."""
-    require("matplotlib", purpose, extra="plot")
+    require("matplotlib", purpose)
     return importlib.import_module(module)
 
 
