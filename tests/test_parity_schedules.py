@@ -32,7 +32,8 @@ from helpers import DTYPES, TOL, batches, make_targets
 from test_torch_parity import FLOAT64_TOL, assert_matches, torch_flat, torch_objective, torch_twin
 
 lr_scheduler = torch.optim.lr_scheduler
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the folder of the fastnn the tests import (installed or built in place), for subprocesses
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 # fastnn and torch run the same recurrences in double; a build that fuses multiply-adds (with
 # FASTNN_MARCH_NATIVE) may differ in the last bit
 LR_TOL = 1e-14
