@@ -227,12 +227,16 @@ def row_pairs(row, axes):
 def covering_array(axes):
     """Rows (tuples of one value per axis) that hold every allowed pair and no excluded row.
 
-    Greedy and deterministic: each row starts from the first pair not yet covered, then takes
-    for each other axis, the longest first, the allowed value that makes most uncovered pairs
-    with the values already chosen (the first such value on a tie).
+    Greedy and deterministic: each row starts from the first pair not yet covered of the two
+    longest axes (of any two axes once those are all covered), then takes for each other axis,
+    the longest first, the allowed value that makes most uncovered pairs with the values already
+    chosen; on a tie the value in fewest rows so far (the first of those), so that values which
+    complete a row spread over the axis.
     """
     names = list(axes)
     uncovered = dict.fromkeys(allowed_pairs(axes))
+    longest = sorted(names, key=lambda axis: -len(axes[axis]))
+    used = {axis: dict.fromkeys(axes[axis], 0) for axis in names}
 
     def new_pairs(row, axis, value):
         return sum(tuple(sorted([(a, v), (axis, value)], key=lambda p: names.index(p[0])))
@@ -240,13 +244,16 @@ def covering_array(axes):
 
     rows = []
     while uncovered:
-        row = dict(next(iter(uncovered)))
-        for axis in sorted(names, key=lambda axis: -len(axes[axis])):
+        row = dict(next((pair for pair in uncovered
+                         if {pair[0][0], pair[1][0]} == set(longest[:2])), next(iter(uncovered))))
+        for axis in longest:
             if axis not in row:
                 row[axis] = max((v for v in axes[axis] if excluded({**row, axis: v}) is None),
-                                key=lambda v: new_pairs(row, axis, v))
+                                key=lambda v: (new_pairs(row, axis, v), -used[axis][v]))
         for pair in row_pairs(row, axes):
             uncovered.pop(pair, None)
+        for axis, value in row.items():
+            used[axis][value] += 1
         rows.append(tuple(row[axis] for axis in names))
     return rows
 
