@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from fastnn import io, registry, training
+from fastnn import io, registry, threads, training
 from fastnn._checks import all_finite, ready
 from fastnn._engine import STEP_NONFINITE_LOSS, STEP_NONFINITE_PARAMS, Engine
 from fastnn._validation import (
@@ -34,6 +34,8 @@ from fastnn.schedules import check_schedule
 __all__ = ["MLP"]
 
 DTYPES = ("float32", "float64")
+# Rows the engine evaluates at once in forward and loss (its MIN_BLOCK_ROWS), for the thread policy.
+EVAL_BLOCK_ROWS = 1024
 
 
 def _generator_state(value):
@@ -623,6 +625,10 @@ class MLP:
 
     # ---- evaluation ----------------------------------------------------------------------
 
+    def _eval_work(self, rows):
+        # the engine evaluates in blocks of at most EVAL_BLOCK_ROWS rows
+        return threads.product_work(self.sizes, min(rows, EVAL_BLOCK_ROWS))
+
     def forward(self, X):
         """The output activations for the rows of X, in evaluation mode.
 
@@ -636,7 +642,7 @@ class MLP:
         """
         if not ready(X, self.sizes[0], self.dtype):
             X = as_matrix("X", X, self.sizes[0], self.dtype)
-        return self._engine.forward(X)
+        return threads.run(self._eval_work(X.shape[0]), self._engine.forward, X)
 
     predict = forward
 
@@ -658,7 +664,8 @@ class MLP:
         -------
         float
         """
-        return self._engine.loss(*self.check_data(X, Y, sample_weight))
+        data = self.check_data(X, Y, sample_weight)
+        return threads.run(self._eval_work(data.X.shape[0]), self._engine.loss, *data)
 
     # ---- training ------------------------------------------------------------------------
 
@@ -684,7 +691,8 @@ class MLP:
         """
         data = self.check_data(X, Y, sample_weight)
         self._training_rows(data.X.shape[0])
-        J, grad = self._engine.gradients(*data)
+        J, grad = threads.run(threads.product_work(self.sizes, data.X.shape[0]),
+                              self._engine.gradients, *data)
         if not (math.isfinite(J) and all_finite(grad)):
             raise FloatingPointError(f"the loss ({J}) or its gradient is not finite on this data "
                                      f"(inputs, targets or sample weights too large or small?)")
@@ -728,7 +736,8 @@ class MLP:
         rule = training.check_optimizer(optimizer).bind(self)
         if self._batch_norm:
             self._training_rows(X.shape[0])
-        J, status = self._engine.step(X, Y, s, rule, max_norm)
+        J, status = threads.run(threads.product_work(self.sizes, X.shape[0]), self._engine.step,
+                                X, Y, s, rule, max_norm)
         if status == STEP_NONFINITE_LOSS:
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets "
@@ -803,8 +812,9 @@ class MLP:
                     f"(schedule.step()), or give it to fastnn.training.run_epoch or fit")
         snapshot = (self._engine.snapshot(), optimizer.state_dict(),
                     schedule.state_dict() if schedule is not None else None)
-        total, done = self._engine.epoch(X, Y, s, order, batch_size, rule, max_norm,
-                                         schedule is not None)
+        total, done = threads.run(threads.product_work(self.sizes, min(batch_size, n)),
+                                  self._engine.epoch, X, Y, s, order, batch_size, rule, max_norm,
+                                  schedule is not None)
         state = optimizer.state_dict()
         if not (done == -(-n // batch_size) and all_finite(self.params)
                 and all_finite(self.buffers)
