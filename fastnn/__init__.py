@@ -7,21 +7,25 @@ and saving (`MLP.save`, `load`: ``.npz`` or ``.safetensors`` files). `TabularMod
 table (a pandas DataFrame) and keeps the preprocessing prediction needs. `to_torch` and
 `from_torch` turn a network into a ``torch.nn.Sequential`` and back; `MLP.to_onnx` exports it.
 `fastnn.registry` lists every layer kind, activation, loss, optimizer and schedule the engine
-knows.
+knows. `fit_many` trains several networks at once in threads, `Ensemble` averages their outputs,
+and `fastnn.threads` chooses (and lets a user cap) the BLAS threads of fastnn's products.
 """
 import importlib
 
-from fastnn import layers, registry, schedules
+from fastnn import layers, registry, schedules, threads
 from fastnn._validation import CheckedData
 from fastnn._version import __version__
+from fastnn.ensemble import Ensemble
 from fastnn.io import ModelFileError, load
+from fastnn.many import fit_many
 from fastnn.network import MLP
 from fastnn.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from fastnn.tabular import TabularModel
 from fastnn.training import History
 
 __all__ = ["MLP", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "CheckedData", "load",
-           "ModelFileError", "TabularModel", "layers", "registry", "schedules", "__version__"]
+           "ModelFileError", "TabularModel", "Ensemble", "fit_many", "layers", "registry",
+           "schedules", "threads", "__version__"]
 
 # Functions whose module imports an optional peer: imported on first use (PEP 562), so that
 # `import fastnn` never imports PyTorch. Not in __all__: `from fastnn import *` would import it.
