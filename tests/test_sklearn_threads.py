@@ -1,0 +1,58 @@
+"""fastnn.sklearn estimators fitted in threads by scikit-learn's searches (joblib's threading
+backend): the same results as one fit after another, and one BLAS thread per concurrent fit."""
+import joblib
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+
+from fastnn import threads  # noqa: E402
+from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((240, 6))
+y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def test_grid_search_in_threads_equals_one_fit_after_another():
+    alone = GridSearchCV(MLPClassifier(max_iter=15, random_state=0), GRID, cv=3).fit(X, y)
+    with joblib.parallel_config(backend="threading"):
+        together = GridSearchCV(MLPClassifier(max_iter=15, random_state=0), GRID, cv=3,
+                                n_jobs=2).fit(X, y)
+    assert together.best_params_ == alone.best_params_
+    np.testing.assert_allclose(together.cv_results_["mean_test_score"],
+                               alone.cv_results_["mean_test_score"], rtol=1e-12)
+    np.testing.assert_allclose(together.best_estimator_.coefs_[0],
+                               alone.best_estimator_.coefs_[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_cross_val_score_in_threads_equals_one_fit_after_another(solver):
+    target = X @ np.arange(1.0, 7.0)
+    model = MLPRegressor(hidden_layer_sizes=(12,), solver=solver, max_iter=20, random_state=0)
+    alone = cross_val_score(model, X, target, cv=4)
+    with joblib.parallel_config(backend="threading"):
+        together = cross_val_score(model, X, target, cv=4, n_jobs=2)
+    np.testing.assert_allclose(together, alone, rtol=1e-12)
+
+
+def test_concurrent_fits_run_one_blas_thread_each(monkeypatch):
+    library = threads.blas_library()
+    if library is None:
+        pytest.skip("no BLAS threadpoolctl can control")
+    seen = []
+    run = threads.run
+
+    def spy(work, function, *args):
+        return run(work, lambda: (seen.append((threads._running, library.get_num_threads())),
+                                  function(*args))[1])
+    monkeypatch.setattr(threads, "PARALLEL_WORK", 0)  # every call would take the user's setting
+    monkeypatch.setattr(threads, "run", spy)
+    with joblib.parallel_config(backend="threading"):
+        GridSearchCV(MLPClassifier(max_iter=5, random_state=0), GRID, cv=2, n_jobs=2).fit(X, y)
+    assert any(running > 1 for running, _ in seen)  # the fits did overlap
+    assert all(count == 1 for running, count in seen if running > 1)
