@@ -52,7 +52,9 @@ def test_concurrent_fits_run_one_blas_thread_each(monkeypatch):
                                   function(*args))[1])
     monkeypatch.setattr(threads, "PARALLEL_WORK", 0)  # every call would take the user's setting
     monkeypatch.setattr(threads, "run", spy)
+    big = np.tile(X, (10, 1))  # epochs long enough for the fits to overlap
     with joblib.parallel_config(backend="threading"):
-        GridSearchCV(MLPClassifier(max_iter=5, random_state=0), GRID, cv=2, n_jobs=2).fit(X, y)
+        GridSearchCV(MLPClassifier((64,), max_iter=3, random_state=0), {"alpha": [1e-4, 1e-2]},
+                     cv=2, n_jobs=2).fit(big, np.tile(y, 10))
     assert any(running > 1 for running, _ in seen)  # the fits did overlap
     assert all(count == 1 for running, count in seen if running > 1)
