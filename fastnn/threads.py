@@ -37,8 +37,10 @@ from contextlib import contextmanager
 from fastnn._validation import check_int
 
 # Products of fewer multiply-adds than this (rows x n_in x n_out of the widest dense layer) run on
-# one BLAS thread. Measured in bench/threads.py (see bench/THREADS.md).
-PARALLEL_WORK = 1 << 24
+# one BLAS thread. Measured in bench/threads.py (bench/THREADS.md): at 1e8 (784-512-10, batch 256)
+# one thread was still 10% faster than two on a quiet 2-core machine, and 5.7x faster beside a busy
+# process; only products of ~1e9 and more (~0.1 s on one core) leave the split room to pay.
+PARALLEL_WORK = 1 << 30
 
 # The user's cap: set_threads for the process, limit() for a block of code (per thread/context).
 _process_cap = None
