@@ -124,6 +124,12 @@ def save(net, path, preprocessing=None):
                 "random_state": np.array(random_state, dtype=np.uint64)}
     if preprocessing is not None:
         contents["preprocessing"] = np.array(json.dumps(preprocessing, allow_nan=False))
+    _write_atomically(target, mode, contents)
+
+
+def _write_atomically(target, mode, contents):
+    """Write ``contents`` ({member name: array}) as an .npz archive of mode ``mode`` that
+    replaces ``target`` (from `_destination`) only once it is complete and synced."""
     folder = os.path.dirname(target)
     temporary = _write_temporary(folder, mode, contents)
     try:
@@ -146,30 +152,30 @@ def _snapshot(net):
     return net.config(), state["params"], state["buffers"], state["random_state"]
 
 
-def _destination(path):
-    """The file that saving to ``path`` replaces (symbolic links resolved) and the mode to give
-    the new file; checked before anything is written."""
+def _destination(path, what="the model"):
+    """The file that saving ``what`` to ``path`` replaces (symbolic links resolved) and the mode
+    to give the new file; checked before anything is written."""
     path = os.fsdecode(os.fspath(path))
     if not path:
-        raise ValueError("cannot save the model: the path is empty")
+        raise ValueError(f"cannot save {what}: the path is empty")
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise IsADirectoryError(
-            errno.EISDIR, f"cannot save the model: {path!r} names a folder (it ends with a "
+            errno.EISDIR, f"cannot save {what}: {path!r} names a folder (it ends with a "
                           f"path separator)")
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise ModelFileNotFoundError(
-            errno.ENOENT, f"cannot save the model: the folder {folder!r} does not exist")
+            errno.ENOENT, f"cannot save {what}: the folder {folder!r} does not exist")
     try:
         existing = os.stat(target)
     except FileNotFoundError:
         return target, 0o666 & ~_umask()
     if stat.S_ISDIR(existing.st_mode):
-        raise IsADirectoryError(errno.EISDIR, f"cannot save the model: {path!r} is a folder")
+        raise IsADirectoryError(errno.EISDIR, f"cannot save {what}: {path!r} is a folder")
     if not stat.S_ISREG(existing.st_mode):
         raise FileExistsError(
-            errno.EEXIST, f"cannot save the model: {path!r} is {_kind(existing.st_mode)}, not a "
+            errno.EEXIST, f"cannot save {what}: {path!r} is {_kind(existing.st_mode)}, not a "
                           f"regular file; fastnn replaces only regular files")
     return target, stat.S_IMODE(existing.st_mode)
 
