@@ -373,7 +373,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     if saved is not None:
         _check_resumable(resume, saved, run, epochs)
     rng = np.random.default_rng(seed)
-    if seed is not None:
+    if seed is not None and saved is None:
         net.random_state = (stream_key(seed), 0)
     history = History()
     bar = reporter(verbose, epochs, data.X.shape[0], show_lr=schedule is not None)

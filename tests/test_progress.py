@@ -176,7 +176,8 @@ def test_the_bar_runs_no_python_per_batch(terminal):
         sys.setprofile(None)
     batches = 2 * 20000
     print(f"{batches} batches: {calls['chunks']} compiled chunks; {calls['fastnn']} calls of "
-          f"fastnn's Python, {calls['python']} Python calls in all (tqdm's drawing)")
+          f"fastnn's Python, {calls['python']} Python calls in all (tqdm's drawing)",
+          file=sys.stderr)
     assert 2 <= calls["chunks"] < batches / 100
     assert calls["fastnn"] < batches / 100
     # tqdm measures the width of each character of the bar it draws, once per chunk
