@@ -15,7 +15,6 @@ import os
 
 import numpy as np
 
-from fastnn import io
 from fastnn._validation import check_choice, check_int, check_real
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "as_callback", "stops"]
@@ -243,7 +242,7 @@ class ModelCheckpoint(Callback):
     Parameters
     ----------
     path : str or os.PathLike
-        The file to write (atomically, by `fastnn.io.save`). It may name the epoch (counted
+        The file to write (atomically, by `fastnn.MLP.save`). It may name the epoch (counted
         from 1) and the logs' entries in ``str.format`` fields: ``"model-{epoch:03d}.fastnn"``,
         ``"model-{val_loss:.3f}.fastnn"``.
     monitor : str, default "val_loss"
@@ -297,7 +296,7 @@ class ModelCheckpoint(Callback):
         values = {name: math.nan for name in LOG_NAMES}
         values.update(logs)
         path = self.path.format(epoch=epoch + 1, **values)
-        io.save(self.net, path)
+        self.net.save(path)
         self.saved.append(path)
         return False
 

@@ -122,3 +122,37 @@ def test_ctrl_c_before_training_exits_130_without_a_traceback(tmp_path):
     """)
     assert trainer.finish() == 130
     assert trainer.errors.strip() == "fastnn: interrupted (Ctrl-C)"
+
+
+# ---- in this process: what fit returns and leaves --------------------------------------------
+
+
+def interrupt_at(epoch):
+    def callback(k, logs):
+        if k == epoch:
+            raise KeyboardInterrupt
+    return callback
+
+
+def test_fit_returns_the_history_of_the_epochs_done():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(64, 3)), rng.normal(size=(64, 2))
+    net, twin = fastnn.MLP([3, 8, 2], seed=0), fastnn.MLP([3, 8, 2], seed=0)
+    history = net.fit(X, Y, epochs=10, seed=0, callbacks=[interrupt_at(2)])
+    assert history.interrupted and not history.stopped_early and history.epochs == 3
+    whole = twin.fit(X, Y, epochs=3, seed=0)
+    assert (history.loss, history.best_epoch) == (whole.loss, whole.best_epoch)
+    np.testing.assert_array_equal(net.params, twin.params)
+
+
+def test_an_interrupted_fit_with_early_stopping_ends_with_the_best_epoch():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 3)), rng.normal(size=(40, 2))
+    weights = []
+    net = fastnn.MLP([3, 32, 2], seed=0)
+    history = net.fit(X, Y, fastnn.Adam(0.02), epochs=50, batch_size=8, seed=0,
+                      validation_split=0.3, early_stopping=True, patience=40,
+                      callbacks=[lambda k, logs: weights.append(net.params.copy()),
+                                 interrupt_at(30)])
+    assert history.interrupted and history.epochs == 31 and history.best_epoch < 30
+    np.testing.assert_array_equal(net.params, weights[history.best_epoch])
