@@ -398,7 +398,8 @@ def _train(net, data, validation, optimizer, schedule, epochs, batch_size, shuff
            run):
     """`fit`'s epochs, from the first not yet in ``history``: train, validate, record, call
     the callbacks, show, and write checkpoints; Ctrl-C ends them (``history.interrupted``)."""
-    classifier = _classes(net, np.zeros((1, net.sizes[-1]))) is not None
+    # cross-entropy goes with a softmax or sigmoid output: a classifier, whose accuracy is shown
+    classifier = net.loss_name == "cross_entropy"
     try:
         for epoch in range(history.epochs, epochs):
             if history.stopped_early:

@@ -286,3 +286,13 @@ def test_csv_logger_replaces_or_appends(tmp_path):
 def test_csv_logger_checks_its_settings(tmp_path, options, error, message):
     with pytest.raises(error, match=message):
         CSVLogger(tmp_path / "log.csv", **options)
+
+
+def test_a_multi_label_sigmoid_output_gets_the_share_of_outputs_right():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    Y = np.c_[X[:, 0] > 0, X[:, 1] > 0].astype(float)
+    net = fastnn.MLP([4, 8, 2], output_activation="sigmoid", loss="cross_entropy", seed=0)
+    history = net.fit(X[:60], Y[:60], epochs=2, validation_data=(X[60:], Y[60:]))
+    hits = (net.predict(X[60:]) > 0.5) == (Y[60:] > 0.5)
+    assert history.val_accuracy[-1] == hits.mean()

@@ -1,6 +1,7 @@
 """fit's progress: a live bar per epoch in a terminal (tqdm's, or a plain one without tqdm), one
 clean line per epoch elsewhere; the bar changes no result and runs no Python per batch."""
 import fcntl
+import functools
 import io
 import os
 import struct
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import network
+from fastnn import network, progress, training
 
 
 class Terminal:
@@ -50,8 +51,11 @@ class Terminal:
 
 @pytest.fixture
 def terminal(monkeypatch):
+    """fit's progress written to a pseudo-terminal (as to a standard output that is one: pytest
+    puts its own standard output back when a test starts)."""
     screen = Terminal()
-    monkeypatch.setattr(sys, "stdout", screen.stream)
+    monkeypatch.setattr(training, "reporter", functools.partial(progress.reporter,
+                                                                stream=screen.stream))
     return screen
 
 
@@ -183,3 +187,20 @@ def test_the_bar_runs_no_python_per_batch(terminal):
     # tqdm measures the width of each character of the bar it draws, once per chunk
     assert calls["python"] < 1000 * (calls["chunks"] + 2)
     terminal.output()
+
+
+def test_the_reporter_suits_the_stream(monkeypatch):
+    screen = Terminal()
+    try:
+        assert progress.reporter(0, 3, 10, stream=screen.stream) is None
+        assert type(progress.reporter(2, 3, 10, stream=screen.stream)) is progress.EpochLines
+        assert type(progress.reporter(1, 3, 10, stream=screen.stream)) is progress.TqdmBar
+        monkeypatch.setitem(sys.modules, "tqdm", None)
+        assert type(progress.reporter(1, 3, 10, stream=screen.stream)) is progress.PlainBar
+    finally:
+        screen.output()
+    pipe = io.StringIO()
+    assert type(progress.reporter(1, 3, 10, stream=pipe)) is progress.EpochLines
+    # standard output as it is when fit starts, by default
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert progress.reporter(1, 3, 10).stream is pipe
