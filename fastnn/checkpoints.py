@@ -174,6 +174,7 @@ def read(path, net, optimizer):
 
 
 def _read(archive, net, optimizer):
+    """`read`'s work on the open ``archive``: each member checked, then read."""
     names = [info.filename for info in archive.infolist()]
     if len(set(names)) != len(names) or not all(name.endswith(".npy") for name in names):
         raise io.ModelFileError(f"it holds {io._brief(sorted(names))}, not the members of a "

@@ -111,7 +111,7 @@ class TabularModel:
     training : dict
         What `fit` did: the split (``test_size``, ``val_size``, ``rows`` per part), the
         ``dropped`` columns, why the task was chosen (``task_reason``), ``epochs_run``,
-        ``best_epoch`` and ``stopped_early``.
+        ``best_epoch``, ``stopped_early`` and, if Ctrl-C stopped the training, ``interrupted``.
     metrics : dict
         The metrics on the held-out rows at the end of training, by part (``"validation"``,
         ``"test"``; a part without rows is absent): see `evaluate`.
@@ -180,7 +180,8 @@ class TabularModel:
         Returns
         -------
         TabularModel
-            self.
+            self; also when Ctrl-C stops the training, with the network it reached and
+            ``training["interrupted"]`` True.
 
         Raises
         ------
