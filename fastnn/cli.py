@@ -137,13 +137,13 @@ def report_interrupt(history, args):
 
 def kept_line(history):
     """What the training kept, for people: the best epoch and its validation loss."""
-    stopped = " (interrupted)" if history.interrupted else ""
+    done = f"the {history.epochs} completed" if history.interrupted else f"{history.epochs}"
     if history.best_epoch is None:
-        return f"no epoch completed{stopped}"
+        return "no epoch completed"
     if history.val_loss:
-        return (f"kept epoch {history.best_epoch + 1} of {history.epochs}{stopped} "
+        return (f"kept epoch {history.best_epoch + 1} of {done} "
                 f"(validation loss {history.val_loss[history.best_epoch]:.4f})")
-    return f"trained {history.epochs} epochs{stopped} (no validation rows: no early stopping)"
+    return f"trained {done} epochs (no validation rows: no early stopping)"
 
 
 def train_digits(args):
