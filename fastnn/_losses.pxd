@@ -6,8 +6,9 @@
 # is the log-rate z (torch's PoissonNLLLoss(log_input=True)), its dJ/dZ = (A - Y) / N.
 # `param` is a loss' one real parameter (Huber's delta, softmax cross-entropy's label smoothing;
 # unused by the others) and `w` its weights per output (softmax cross-entropy's class weights,
-# sigmoid cross-entropy's pos_weight), NULL without: the branches of the weighted forms are
-# separate, so the plain losses do no more work than before they existed.
+# sigmoid cross-entropy's pos_weight), NULL without. Cross-entropy with options has its own
+# pair (xent_options_*), so that the plain losses' pair stays as small as before they existed:
+# small enough for the compiler to inline into the training step.
 from cython cimport floating
 from libc.math cimport log, log1p, fabs
 from fastnn._activations cimport SOFTMAX, activation_backward, fexp, row_max
@@ -38,7 +39,7 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
                                 double param) noexcept nogil:
     """sum_i s_i L_i: the per-sample losses, weighted, summed over the N samples."""
     cdef Py_ssize_t i, j
-    cdef double total = 0, row, diff, y, z, zmax, lse
+    cdef double total = 0, row, diff, y, z, zmax, lse, pw
     cdef floating* zi
     for i in range(N):
         row = 0
@@ -59,30 +60,23 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
             for j in range(M):
                 row += <double>A[i * M + j] - Y[i * M + j] * <double>zi[j]
         elif out_act == SOFTMAX:
-            # L = sum_k w_k q_k (logsumexp(z) - z_k), q = y without smoothing
+            # L = sum_k w_k q_k (logsumexp(z) - z_k); q = y, w = 1 without options
             zmax = row_max(zi, M)
             lse = 0
             for j in range(M):
                 lse += fexp(<double>zi[j] - zmax)
             lse = zmax + log(lse)
-            if w == NULL and param == 0:
-                for j in range(M):
-                    row += Y[i * M + j] * (lse - zi[j])
-            else:
-                for j in range(M):
-                    row += smoothed_weight(Y + i * M, w, param, j, M) * (lse - zi[j])
-        elif w == NULL:
-            # sigmoid: L = sum_k softplus(z_k) - y_k z_k, softplus(z) = max(z, 0) + log1p(exp(-|z|))
             for j in range(M):
-                z = zi[j]
-                row += (z if z > 0 else 0) - Y[i * M + j] * z + log1p(fexp(-fabs(z)))
+                row += smoothed_weight(Y + i * M, w, param, j, M) * (lse - zi[j])
         else:
-            # sigmoid with pos_weight w, as torch's BCEWithLogitsLoss computes it:
-            # L = sum_k (1 - y_k) z_k + (w_k y_k + 1 - y_k) softplus(-z_k)
+            # sigmoid with pos_weight w (1 without), as torch's BCEWithLogitsLoss computes it:
+            # L = sum_k (1 - y_k) z_k + (1 + (w_k - 1) y_k) softplus(-z_k),
+            # softplus(-z) = max(-z, 0) + log1p(exp(-|z|))
             for j in range(M):
                 z = zi[j]
                 y = Y[i * M + j]
-                row += (1 - y) * z + (w[j] * y + 1 - y) * ((-z if z < 0 else 0)
+                pw = 1 if w == NULL else w[j]
+                row += (1 - y) * z + (1 + (pw - 1) * y) * ((-z if z < 0 else 0)
                                                            + log1p(fexp(-fabs(z))))
         total += row if s == NULL else s[i] * row
     return total
@@ -97,9 +91,10 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
                                floating scale, double param) noexcept nogil:
     """D = dJ/dZ of J = scale * sum_i s_i L_i (scale is 1/N for the mean over the batch)."""
     cdef Py_ssize_t i, j
-    cdef floating total, c, diff
+    cdef floating c, diff
     cdef floating delta = <floating>param
-    cdef double weight_total, y
+    cdef floating pw
+    cdef double weight_total
     for i in range(N):
         c = scale if s == NULL else scale * s[i]
         if loss == SQUARED_ERROR:
@@ -123,29 +118,21 @@ cdef inline void loss_backward(floating* D,       # OUT (N, M) dJ/dZ
             # A is exp(z): dL/dz = exp(z) - y
             for j in range(M):
                 D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
-        elif out_act == SOFTMAX and w == NULL and param == 0:
-            # dL/dz_k = (sum_j y_j) yhat_k - y_k, which is yhat_k - y_k for one-hot or probability
-            # rows
-            total = 0
-            for j in range(M):
-                total = total + Y[i * M + j]
-            for j in range(M):
-                D[i * M + j] = c * (total * A[i * M + j] - Y[i * M + j])
         elif out_act == SOFTMAX:
-            # dL/dz_k = (sum_j w_j q_j) yhat_k - w_k q_k
+            # dL/dz_k = (sum_j w_j q_j) yhat_k - w_k q_k: (sum_j y_j) yhat_k - y_k without
+            # options, which is yhat_k - y_k for one-hot or probability rows
             weight_total = 0
             for j in range(M):
                 weight_total += smoothed_weight(Y + i * M, w, param, j, M)
             for j in range(M):
                 D[i * M + j] = c * <floating>(weight_total * A[i * M + j]
                                               - smoothed_weight(Y + i * M, w, param, j, M))
-        elif w == NULL:
-            for j in range(M):
-                D[i * M + j] = c * (A[i * M + j] - Y[i * M + j])
         else:
-            # sigmoid with pos_weight: dL/dz_k = (w_k y_k + 1 - y_k) yhat_k - w_k y_k
+            # sigmoid with pos_weight w (1 without): dL/dz_k = (1 + (w_k - 1) y_k) yhat_k - w_k y_k,
+            # yhat_k - y_k without
             for j in range(M):
-                y = Y[i * M + j]
-                D[i * M + j] = c * <floating>((w[j] * y + 1 - y) * A[i * M + j] - w[j] * y)
+                pw = 1 if w == NULL else <floating>w[j]
+                D[i * M + j] = c * ((1 + (pw - 1) * Y[i * M + j]) * A[i * M + j]
+                                    - pw * Y[i * M + j])
     if loss == SQUARED_ERROR or loss == ABSOLUTE_ERROR or loss == HUBER:
         activation_backward(D, A, N, M, out_act, <floating>0)

@@ -400,6 +400,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     cdef floating* sb
     cdef double J, S
     cdef int status
+    scheduled = scheduled and r.schedule.kind != NO_SCHEDULE
     for k in range(done[0], min(stop, (N + batch - 1) // batch)):
         if watch and fastnn_interrupted:
             return EPOCH_INTERRUPTED
@@ -425,7 +426,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
             return EPOCH_INTERRUPTED
         if status != STEP_DONE:
             return EPOCH_DIVERGED
-        if scheduled and r.schedule.kind != NO_SCHEDULE:
+        if scheduled:
             r.lr = schedule_step(&r.schedule, r.lr)
         S = normalizer(p, yb, sb, rows)
         total[0] += J * S

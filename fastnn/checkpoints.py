@@ -62,7 +62,6 @@ def write(path, net, state, optimizer_state, callback_states):
     callback_states : list of (str, dict)
         Each stateful callback's class name and ``state_dict()``.
     """
-    target, mode = io._destination(path, "the checkpoint")
     network = net.state_dict()
     contents = {"format": np.array(FORMAT), "version": np.array(VERSION),
                 "config": np.array(json.dumps(net.config())), "params": network["params"],
@@ -84,7 +83,7 @@ def write(path, net, state, optimizer_state, callback_states):
     # extension, which `read` accepts; a NaN is not
     _refuse_nan(document, "the state")
     contents["state"] = np.array(json.dumps(document, allow_nan=True))
-    io._write_atomically(target, mode, contents)
+    io.write_atomically(path, lambda f: np.savez(f, **contents), "save the checkpoint")
 
 
 def _refuse_nan(value, where):

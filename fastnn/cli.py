@@ -3,7 +3,8 @@
 ``fastnn train [DATA]`` trains on a CSV, TSV or Parquet file (the handwritten digits that ship
 with fastnn when DATA is absent), split three ways as the course notes teach: a training split to
 fit on, a validation split for early stopping (model selection), and a test split used once, at
-the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model.
+the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model;
+``fastnn export`` writes it as an ONNX graph or a safetensors file.
 
 Exit status: 0 on success; 2 for a usage error or input that cannot be used (a data file, model
 file or checkpoint that is missing, unreadable or unfit: missing columns or values, unseen
@@ -17,15 +18,17 @@ import sys
 
 import numpy as np
 
-from fastnn import io, registry
+from fastnn import io, plots, registry
+from fastnn._extras import require
 from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation
 from fastnn.datasets import load_digits
 from fastnn.io import ModelFileError, ModelFileNotFoundError
+from fastnn.metrics import confusion_matrix
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
 from fastnn.preprocessing import IMPUTE
 from fastnn.summary import metrics_lines, network_summary
-from fastnn.tables import DataError, read_table, require
+from fastnn.tables import DataError, read_table
 from fastnn.tabular import TASKS, TabularModel, stratified_split
 
 # Suffixes of files --out will not write CSV into.
@@ -104,6 +107,34 @@ def check_save_path(path, option="--save", what="save the model"):
         raise ValueError(f"cannot {what} to {path!r}: the folder {folder!r} is not writable")
 
 
+def check_plot_path(args):
+    """Refuse, before training, a --plot file that could not be written: its folder, its format,
+    matplotlib, and the --save file (which it would overwrite)."""
+    check_save_path(args.plot, "--plot", "write the plot")
+    plots.check_figure_path(args.plot)
+    if args.save is not None and os.path.abspath(args.save) == os.path.abspath(args.plot):
+        raise UsageError(f"--save and --plot both name {args.plot!r}: the plot would overwrite "
+                         f"the model")
+
+
+def write_plot(args, history, matrix, classes, title):
+    """`fastnn train --plot`: the loss curves, the kept epoch (the best, with validation; early
+    stopping restored it) and the test split's confusion matrix if there is one."""
+    if not history.epochs:
+        # Ctrl-C came in the first epoch
+        print(f"no epoch completed: nothing plotted to {args.plot}")
+        return
+    kept = history.best_epoch if history.val_loss else history.epochs - 1
+    # a log scale shows the late epochs, where training and validation part, which a linear
+    # one flattens under the first epochs' losses
+    log = min(history.loss + history.val_loss) > 0
+    rows = 0 if matrix is None else int(np.sum(matrix))
+    figure = plots.training_figure(history, kept=kept, log=log, matrix=matrix, classes=classes,
+                                   title=title, matrix_title=f"Test split ({rows} rows)")
+    figure.savefig(args.plot)
+    print(f"plotted to {args.plot}")
+
+
 def check_memory(sizes, batch_norm, batch_rows):
     """Refuse, before allocating, a network or a workspace larger than the machine's memory."""
     n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
@@ -150,6 +181,8 @@ def train_digits(args):
     """Train on the digits, report the validation loss per epoch and the test accuracy."""
     if args.save is not None:
         check_save_path(args.save)
+    if args.plot is not None:
+        check_plot_path(args)
     options = checkpointing(args)
     X, y = load_digits()
     X = X / 16.0
@@ -176,6 +209,10 @@ def train_digits(args):
         print(f"saved to {args.save}")
     test_accuracy = np.mean(net.predict(X[test_rows]).argmax(axis=1) == y[test_rows])
     print(f"test accuracy: {test_accuracy:.3f}")
+    if args.plot is not None:
+        predicted = net.predict(X[test_rows]).argmax(axis=1)
+        write_plot(args, history, confusion_matrix(y[test_rows], predicted, 10), range(10),
+                   f"digits: network {list(net.sizes)}")
     return report_interrupt(history, args) if history.interrupted else 0
 
 
@@ -184,6 +221,8 @@ def train_table(args):
     held-out metrics, and save the model with its preprocessing."""
     if args.save is not None:
         check_save_path(args.save)
+    if args.plot is not None:
+        check_plot_path(args)
     options = checkpointing(args)
     frame = read_table(args.data)
     print(f"{args.data}: {len(frame)} rows, {len(frame.columns)} columns")
@@ -203,6 +242,12 @@ def train_table(args):
     for part, metrics in model.metrics.items():
         print(f"{part} metrics ({metrics['rows']} rows):")
         print("\n".join(metrics_lines(metrics, classes)))
+    if args.plot is not None:
+        tested = classes is not None and "test" in model.metrics
+        write_plot(args, history, model.metrics["test"]["confusion_matrix"] if tested else None,
+                   classes,
+                   f"{os.path.basename(args.data)}: {model.target.task} of "
+                   f"{model.target.name!r}, network {list(model.network.sizes)}")
     return report_interrupt(history, args) if history.interrupted else 0
 
 
@@ -273,6 +318,28 @@ def info(args):
         print(TabularModel.load(args.model).summary())
 
 
+def export(args):
+    """`fastnn export`: a model file as an ONNX graph, or as a safetensors model file."""
+    if args.onnx is None and args.safetensors is None:
+        raise UsageError("export needs --onnx FILE or --safetensors FILE (or both)")
+    if args.safetensors is not None and not io.is_safetensors(args.safetensors):
+        raise UsageError(f"--safetensors writes a .safetensors file, not {args.safetensors!r}: "
+                         f"name it .safetensors")
+    for option, path in (("--onnx", args.onnx), ("--safetensors", args.safetensors)):
+        if path is not None:
+            check_save_path(path, option, "export the model")
+    net, preprocessing = io.load_with_preprocessing(args.model)
+    model = net if preprocessing is None else TabularModel.load(args.model)
+    if args.onnx is not None:
+        model.to_onnx(args.onnx, dtype=args.dtype)
+        inputs = ("one input per feature column, (N, 1)" if preprocessing is not None
+                  else f"input X (N, {net.sizes[0]})")
+        print(f"wrote {args.onnx}: ONNX graph of {args.dtype or net.dtype.name}, {inputs}")
+    if args.safetensors is not None:
+        model.save(args.safetensors)
+        print(f"wrote {args.safetensors}: safetensors")
+
+
 def parser():
     """The parser of the ``fastnn`` command line."""
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n\n")[0])
@@ -328,6 +395,10 @@ def parser():
                          help="go on from the checkpoint at PATH, written by the same command "
                               "(and keep checkpointing there unless --checkpoint names another "
                               "file); the end is the same as if it had never stopped")
+    trainer.add_argument("--plot", metavar="FILE",
+                         help="draw the loss per epoch, the kept epoch marked, to FILE (.png, "
+                              ".pdf, .svg, ...; needs matplotlib), with the test split's "
+                              "confusion matrix beside it for a classification")
     trainer.add_argument("--quiet", action="store_true",
                          help="no progress (without it: a bar per epoch in a terminal, tqdm's "
                               "if installed; a line per epoch otherwise)")
@@ -350,10 +421,26 @@ def parser():
     shower = commands.add_parser(
         "info", help="what a model file holds: layers, features, classes, training, metrics")
     shower.add_argument("model", metavar="MODEL", help="a model saved by fastnn train")
+    exporter = commands.add_parser(
+        "export", help="write a model as an ONNX graph, or as a safetensors model file",
+        description="Write MODEL as an ONNX graph of standard operators (opset 17; 19 with text "
+                    "columns) for onnxruntime and other runtimes, and/or as a .safetensors model "
+                    "file. A model trained on a table takes one input per feature column, named "
+                    "by the column, of shape (N, 1), and gives label and probabilities (or "
+                    "variable, for a regression); a network alone takes X (N, n_in) and gives "
+                    "Y.")
+    exporter.add_argument("model", metavar="MODEL", help="a model saved by fastnn train")
+    exporter.add_argument("--onnx", metavar="FILE", help="write the ONNX graph to FILE")
+    exporter.add_argument("--dtype", choices=("float32", "float64"),
+                          help="the ONNX graph's numbers (default: the model's, float64 for "
+                               "fastnn train's)")
+    exporter.add_argument("--safetensors", metavar="FILE",
+                          help="write the model, with its preprocessing, to FILE.safetensors")
     return parser
 
 
-COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "info": info}
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "info": info,
+            "export": export}
 
 
 def main(argv=None):

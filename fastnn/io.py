@@ -1,8 +1,15 @@
 """Saving and loading networks.
 
-A model file is a NumPy ``.npz`` archive (no pickles) holding a format tag, the architecture as
-JSON, the flat parameter and buffer vectors in the network's dtype and the dropout generator's
-state, so a round trip is exact. Files of fastnn 0.1 (format version 1: no buffers) still load.
+A model file comes in two formats, both exact round trips (parameters, buffers and the dropout
+generator's state, bit for bit), chosen by the name `save` is given:
+
+- ``*.safetensors``: a safetensors file (`fastnn.safetensors_file`), the tensors by name and the
+  rest as JSON metadata, readable by any safetensors reader; it needs the ``safetensors`` extra.
+- any other name: a NumPy ``.npz`` archive (no pickles, format version 2) holding a format tag,
+  the architecture as JSON, the flat parameter and buffer vectors in the network's dtype and the
+  dropout generator's state. Files of fastnn 0.1 (format version 1: no buffers) still load.
+
+`load` tells the formats apart by their content, not by their names.
 
 A model file may come from anywhere, so `load` trusts nothing in it: it reads the archive's
 members itself (never through pickle), checks the architecture and the size of every member
@@ -24,11 +31,12 @@ import zipfile
 
 import numpy as np
 
-from fastnn import layers, network, registry
+from fastnn import layers, network, registry, safetensors_file
 from fastnn._checks import all_finite
 from fastnn._validation import MAX_WIDTH, check_allocation
 
-__all__ = ["save", "load", "load_with_preprocessing", "ModelFileError"]
+__all__ = ["save", "load", "load_with_preprocessing", "write_atomically", "is_safetensors",
+           "ModelFileError"]
 
 FORMAT = "fastnn.MLP"
 VERSION = 2
@@ -94,7 +102,9 @@ def save(net, path, preprocessing=None):
     ----------
     net : fastnn.MLP
     path : str or os.PathLike
-        The file to write (its name is used as given; no suffix is added).
+        The file to write (its name is used as given; no suffix is added). A name ending in
+        ``.safetensors`` (any case) is written as a safetensors file, any other as an ``.npz``
+        archive (see the module's docstring).
     preprocessing : dict, optional
         JSON-ready data to store beside the network (finite numbers only): what
         `fastnn.tabular.TabularModel` saves. `load` refuses a file that holds it.
@@ -119,19 +129,49 @@ def save(net, path, preprocessing=None):
     if not (all_finite(params) and all_finite(buffers)):
         raise ValueError("cannot save the model: its parameters or buffers hold NaN or infinity "
                          "(a model file holds finite numbers only)")
+    if is_safetensors(path):
+        data = safetensors_file.encode(net, config, params, buffers, random_state,
+                                       preprocessing)
+        _replace(target, mode, lambda f: f.write(data))
+        return
     contents = {"format": np.array(FORMAT), "version": np.array(VERSION),
                 "config": np.array(json.dumps(config)), "params": params, "buffers": buffers,
                 "random_state": np.array(random_state, dtype=np.uint64)}
     if preprocessing is not None:
         contents["preprocessing"] = np.array(json.dumps(preprocessing, allow_nan=False))
-    _write_atomically(target, mode, contents)
+    _replace(target, mode, lambda f: np.savez(f, **contents))
 
 
-def _write_atomically(target, mode, contents):
-    """Write ``contents`` ({member name: array}) as an .npz archive of mode ``mode`` that
-    replaces ``target`` (from `_destination`) only once it is complete and synced."""
+def is_safetensors(path):
+    """Whether `save` writes ``path`` as a safetensors file: its name ends in .safetensors."""
+    return os.fsdecode(os.fspath(path)).lower().endswith(safetensors_file.SUFFIX)
+
+
+def write_atomically(path, write, what="save the model"):
+    """Write a file at ``path`` as `save` does, atomically and with its mode: ``write(f)``
+    writes the content into the binary file object ``f``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable
+        Takes a binary file open for writing.
+    what : str, default "save the model"
+        What is being done, for the messages of errors about ``path``.
+
+    Raises
+    ------
+    ValueError, IsADirectoryError, FileExistsError, FileNotFoundError
+        As `save`.
+    """
+    target, mode = _destination(path, what)
+    _replace(target, mode, write)
+
+
+def _replace(target, mode, write):
+    """Write ``target`` anew with mode ``mode`` through ``write(f)``, atomically."""
     folder = os.path.dirname(target)
-    temporary = _write_temporary(folder, mode, contents)
+    temporary = _write_temporary(folder, mode, write)
     try:
         os.replace(temporary, target)
     except BaseException:
@@ -152,30 +192,30 @@ def _snapshot(net):
     return net.config(), state["params"], state["buffers"], state["random_state"]
 
 
-def _destination(path, what="the model"):
-    """The file that saving ``what`` to ``path`` replaces (symbolic links resolved) and the mode
-    to give the new file; checked before anything is written."""
+def _destination(path, what="save the model"):
+    """The file that saving to ``path`` replaces (symbolic links resolved) and the mode to give
+    the new file; checked before anything is written."""
     path = os.fsdecode(os.fspath(path))
     if not path:
-        raise ValueError(f"cannot save {what}: the path is empty")
+        raise ValueError(f"cannot {what}: the path is empty")
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise IsADirectoryError(
-            errno.EISDIR, f"cannot save {what}: {path!r} names a folder (it ends with a "
+            errno.EISDIR, f"cannot {what}: {path!r} names a folder (it ends with a "
                           f"path separator)")
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise ModelFileNotFoundError(
-            errno.ENOENT, f"cannot save {what}: the folder {folder!r} does not exist")
+            errno.ENOENT, f"cannot {what}: the folder {folder!r} does not exist")
     try:
         existing = os.stat(target)
     except FileNotFoundError:
         return target, 0o666 & ~_umask()
     if stat.S_ISDIR(existing.st_mode):
-        raise IsADirectoryError(errno.EISDIR, f"cannot save {what}: {path!r} is a folder")
+        raise IsADirectoryError(errno.EISDIR, f"cannot {what}: {path!r} is a folder")
     if not stat.S_ISREG(existing.st_mode):
         raise FileExistsError(
-            errno.EEXIST, f"cannot save {what}: {path!r} is {_kind(existing.st_mode)}, not a "
+            errno.EEXIST, f"cannot {what}: {path!r} is {_kind(existing.st_mode)}, not a "
                           f"regular file; fastnn replaces only regular files")
     return target, stat.S_IMODE(existing.st_mode)
 
@@ -204,8 +244,8 @@ def _umask():
     return mask
 
 
-def _write_temporary(folder, mode, contents):
-    """Write ``contents`` as an .npz file of mode ``mode`` in ``folder`` and return its name, a
+def _write_temporary(folder, mode, write):
+    """Write a file of mode ``mode`` in ``folder`` through ``write(f)`` and return its name, a
     hidden temporary for the caller to rename.
 
     Where the system allows, the data go into an anonymous file (O_TMPFILE) that is named only
@@ -221,22 +261,22 @@ def _write_temporary(folder, mode, contents):
                 raise
         else:
             with os.fdopen(handle, "wb") as f:
-                _write(f, mode, contents)
+                _write(f, mode, write)
                 temporary = _link(handle, folder)
             if temporary is not None:
                 return temporary
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            _write(f, mode, contents)
+            _write(f, mode, write)
     except BaseException:
         os.unlink(temporary)
         raise
     return temporary
 
 
-def _write(f, mode, contents):
-    np.savez(f, **contents)
+def _write(f, mode, write):
+    write(f)
     f.flush()
     os.fchmod(f.fileno(), mode)
     os.fsync(f.fileno())
@@ -270,7 +310,7 @@ def _link(handle, folder):
 
 
 def load(path):
-    """Read a network written by `save`.
+    """Read a network written by `save`, in either format (and fastnn 0.1's files).
 
     The file is checked before anything is built from it: its members, their sizes, the
     architecture (within limits: at most 2**31 parameters, buffer values and units per layer,
@@ -293,6 +333,8 @@ def load(path):
         If the file is truncated, damaged, not a fastnn model, or asks for more than the limits;
         or if it holds a network with its preprocessing (load that with
         `fastnn.tabular.TabularModel.load`).
+    ImportError
+        If the file is a safetensors file and the safetensors package is not installed.
     """
     net, preprocessing = load_with_preprocessing(path)
     if preprocessing is not None:
@@ -325,13 +367,20 @@ def load_with_preprocessing(path):
         If there is no file at ``path`` (it is also a ValueError).
     ModelFileError
         If the file is truncated, damaged, not a fastnn model, or asks for more than the limits.
+    ImportError
+        If the file is a safetensors file and the safetensors package is not installed.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileNotFoundError(errno.ENOENT, f"no fastnn model file at {path!r}")
     try:
-        with zipfile.ZipFile(path) as archive:
-            config, params, buffers, random_state, preprocessing = _read(archive)
+        with open(path, "rb") as f:
+            if safetensors_file.looks_like(f.read(9)):
+                f.seek(0)
+                return safetensors_file.read(f)
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                config, params, buffers, random_state, preprocessing = _read(archive)
         net = network.MLP.from_config(config)
         net.params[:] = params
         if buffers is not None:
@@ -339,6 +388,8 @@ def load_with_preprocessing(path):
             net.random_state = tuple(int(v) for v in random_state)
     except ModelFileError as error:
         raise ModelFileError(f"cannot load {path!r}: {error}") from None
+    except ImportError:
+        raise   # the safetensors package, to read a safetensors file, is not installed
     # A damaged or hostile file can fail anywhere in zipfile, numpy or the network's checks, in
     # any way (NotImplementedError for an unknown compression, RecursionError for deep JSON,
     # ...): whatever it is, it is this file's fault. KeyboardInterrupt and SystemExit pass.

@@ -282,6 +282,9 @@ class MLP:
         loss_weight = next((value for name, value in self._loss_options.items()
                             if allowed[name].kind == "weights"), None)
         self._loss_weighted = loss_weight is not None
+        # whether targets need checks beyond their shape (one flag: train_step's path is short)
+        self._target_rules = (self._unit_targets or self._nonnegative_targets
+                              or self._loss_weighted)
         # the engine allocates the parameters and their gradient: counted here, in Python
         # integers, which cannot overflow as the engine's C sizes could
         n_params, width = 0, n_in
@@ -566,16 +569,22 @@ class MLP:
             if X.shape[0] == 0:
                 raise ValueError("X and Y are empty: at least one sample is needed")
         Y = as_targets(Y, X, self._n_out, self._dtype, self._label_targets)
+        if sample_weight is not None:
+            sample_weight = as_sample_weight(sample_weight, X.shape[0], self._dtype)
+        if self._target_rules:
+            self._check_target_rules(Y, sample_weight)
+        return X, Y, sample_weight
+
+    def _check_target_rules(self, Y, sample_weight):
+        """Refuse targets outside the loss' range: probabilities for cross-entropy, counts or
+        rates >= 0 for Poisson; and data whose normalizer the class weights make 0."""
         if self._unit_targets and (Y.min() < 0 or Y.max() > 1):
             raise ValueError(f"{self._loss_name} targets must be probabilities in [0, 1]")
         if self._nonnegative_targets and Y.min() < 0:
             raise ValueError(f"{self._loss_name} targets must be counts or rates >= 0, got "
                              f"{Y.min()}")
-        if sample_weight is not None:
-            sample_weight = as_sample_weight(sample_weight, X.shape[0], self._dtype)
         if self._loss_weighted:
             self._check_normalizer(Y, sample_weight)
-        return X, Y, sample_weight
 
     def _check_normalizer(self, Y, sample_weight):
         """Refuse data whose normalizer S is 0 or overflows, which class weights make possible:
@@ -882,8 +891,38 @@ class MLP:
                             checkpoint_every=checkpoint_every, resume=resume)
 
     def save(self, path):
-        """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`)."""
+        """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`):
+        a safetensors file if its name ends in ``.safetensors``, else an ``.npz`` archive."""
         io.save(self, path)
+
+    def to_onnx(self, path=None, dtype=None):
+        """The network as an ONNX graph of standard operators (opset 17): input "X" (N, n_in),
+        output "Y" = `forward` (X), in evaluation mode, with a dynamic batch size N.
+
+        onnxruntime gives this network's outputs to rounding (1e-12 relative in float64, 1e-6
+        in float32) for every layer kind and activation; see `fastnn.onnx_export`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Write the model there (atomically), as an ``.onnx`` file.
+        dtype : {"float32", "float64"}, optional
+            The graph's input, weights and output; the network's dtype by default.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed (``pip install "fastnn-cpu[onnx]"``).
+        """
+        from fastnn import onnx_export  # imported here: it imports this module
+        model = onnx_export.network_model(self, dtype)
+        if path is not None:
+            onnx_export.write(model, path)
+        return model
 
     def __repr__(self):
         loss_options = f", loss_options={self._loss_options!r}" if self._loss_options else ""

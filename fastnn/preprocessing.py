@@ -33,7 +33,8 @@ from fastnn._columns import (
     value_kind,
     value_type,
 )
-from fastnn.tables import DataError, require
+from fastnn._extras import require
+from fastnn.tables import DataError
 
 __all__ = ["Preprocessor", "NumericColumn", "CategoricalColumn", "check_frame", "refuse_missing",
            "IMPUTE", "MAX_CATEGORIES"]

@@ -123,6 +123,13 @@ Differences from scikit-learn that remain
   attributes are views again.
 - The output dtype of predictions is the weights' dtype (scikit-learn's follows the product of
   X and the weights).
+
+Conversions
+-----------
+`from_sklearn` turns a fitted scikit-learn `MLPClassifier` or `MLPRegressor` into its fastnn
+twin, `to_sklearn` back: the same parameters and fitted attributes, ``coefs_`` and
+``intercepts_`` bit for bit in their dtype. `register_skl2onnx` lets skl2onnx convert the
+estimators (alone or in a Pipeline) as it converts scikit-learn's own.
 """
 import copy
 import warnings
@@ -146,12 +153,13 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastnn import registry
+from fastnn._extras import require
 from fastnn.layers import stream_key
 from fastnn.network import MLP
 from fastnn.optimizers import SGD, Adam
 from fastnn.training import run_epoch
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "to_sklearn", "register_skl2onnx"]
 
 # The hidden activations by scikit-learn's names, with fastnn's: its four ('logistic' is fastnn's
 # 'sigmoid') and every other hidden activation of fastnn's registry under its own name.
@@ -1215,3 +1223,140 @@ n_layers_, n_outputs_
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+# ---- conversions -----------------------------------------------------------------------------
+
+# The fitted attributes scikit-learn's MLPs and these share (those a fit set), and the private
+# ones their predictions and continued fits read.
+FITTED = ("classes_", "n_features_in_", "feature_names_in_", "n_iter_", "t_", "n_layers_",
+          "n_outputs_", "out_activation_", "loss_", "best_loss_", "loss_curve_",
+          "validation_scores_", "best_validation_score_", "_label_binarizer",
+          "_no_improvement_count")
+# The parameters of fastnn's estimators that scikit-learn's lack, with the values that leave a
+# model scikit-learn's (its activations and losses only).
+BEYOND_SKLEARN = {"dropout": 0.0, "batch_norm": False, "class_weight": None}
+
+
+def _sklearn_classes():
+    """scikit-learn's own MLPClassifier and MLPRegressor, with their fastnn twins."""
+    from sklearn import neural_network
+    return {neural_network.MLPClassifier: MLPClassifier, neural_network.MLPRegressor: MLPRegressor}
+
+
+def _copy_fitted(source, target):
+    """Copy the fitted attributes of `FITTED` that ``source`` has onto ``target``."""
+    for name in FITTED:
+        if hasattr(source, name):
+            setattr(target, name, copy.deepcopy(getattr(source, name)))
+
+
+def from_sklearn(estimator):
+    """The fastnn.sklearn twin of a fitted scikit-learn `MLPClassifier` or `MLPRegressor`.
+
+    Parameters
+    ----------
+    estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+        Fitted.
+
+    Returns
+    -------
+    MLPClassifier or MLPRegressor
+        fastnn's, with the same parameters and fitted attributes (``classes_``,
+        ``n_features_in_``, ``out_activation_``, ``loss_curve_``, ...; ``coefs_`` and
+        ``intercepts_`` copied bit for bit, in their dtype), predicting as scikit-learn's does.
+        ``validation_loss_curve_``, which scikit-learn does not record, is NaN for the epochs it
+        ran with early stopping. A continued fit (``warm_start``, ``partial_fit``) starts a new
+        optimizer, as scikit-learn's ``fit`` does.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not one of scikit-learn's MLPs.
+    sklearn.exceptions.NotFittedError
+        If it is not fitted.
+    """
+    twins = _sklearn_classes()
+    if type(estimator) not in twins:
+        raise TypeError(f"from_sklearn takes scikit-learn's MLPClassifier or MLPRegressor, got "
+                        f"{type(estimator).__name__}")
+    check_is_fitted(estimator)
+    twin = twins[type(estimator)](**estimator.get_params())
+    _copy_fitted(estimator, twin)
+    if twin.solver in STOCHASTIC_SOLVERS:
+        # scikit-learn does not record it: unknown (NaN) for the epochs it ran
+        scores = getattr(estimator, "validation_scores_", None)
+        twin.validation_loss_curve_ = None if scores is None else [np.nan] * len(scores)
+    twin.coefs_ = [np.array(W) for W in estimator.coefs_]
+    twin.intercepts_ = [np.array(b) for b in estimator.intercepts_]
+    twin._optimizer = None
+    twin._sync_network(twin.coefs_[0].dtype)
+    return twin
+
+
+def to_sklearn(estimator):
+    """scikit-learn's own `MLPClassifier` or `MLPRegressor` with a fitted fastnn one's model.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        fastnn's, fitted, with scikit-learn's settings only: one of its four activations, its
+        losses ('squared_error', 'poisson'), no dropout, batch normalization or class weights.
+
+    Returns
+    -------
+    sklearn.neural_network.MLPClassifier or MLPRegressor
+        With the same parameters and fitted attributes, ``coefs_`` and ``intercepts_`` copied
+        bit for bit, in their dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not one of fastnn's MLPs.
+    ValueError
+        If it uses a setting scikit-learn's MLPs do not have.
+    sklearn.exceptions.NotFittedError
+        If it is not fitted.
+    """
+    twins = {fastnn_class: sklearn_class for sklearn_class, fastnn_class
+             in _sklearn_classes().items()}
+    if type(estimator) not in twins:
+        raise TypeError(f"to_sklearn takes fastnn.sklearn's MLPClassifier or MLPRegressor, got "
+                        f"{type(estimator).__name__}")
+    check_is_fitted(estimator)
+    target = twins[type(estimator)]
+    params = estimator.get_params()
+    beyond = {name: params[name] for name, default in BEYOND_SKLEARN.items()
+              if name in params and params[name] != default}
+    for name, options in (("activation", ("identity", "logistic", "tanh", "relu")),
+                          ("loss", ("squared_error", "poisson"))):
+        if name in params and params[name] not in options:
+            beyond[name] = params[name]
+    if beyond:
+        raise ValueError(f"to_sklearn: scikit-learn's {target.__name__} has no "
+                         f"{', '.join(f'{k}={v!r}' for k, v in beyond.items())}")
+    estimator._sync_network()
+    twin = target(**{name: value for name, value in params.items()
+                     if name in target().get_params()})
+    _copy_fitted(estimator, twin)
+    twin.coefs_ = [np.array(W) for W in estimator.coefs_]
+    twin.intercepts_ = [np.array(b) for b in estimator.intercepts_]
+    return twin
+
+
+def register_skl2onnx():
+    """Register `MLPClassifier` and `MLPRegressor` with skl2onnx, so that ``skl2onnx.to_onnx``
+    converts them, alone or in a Pipeline, as it converts scikit-learn's own MLPs: a
+    classifier gives "label" and "probabilities" (a ZipMap of them unless
+    ``options={"zipmap": False}``), a regressor "variable" (N, n_outputs). Every layer kind and
+    activation of fastnn is converted (see `fastnn.onnx_export`), in the input's dtype (float32
+    or float64). Calling it again is harmless.
+
+    Raises
+    ------
+    ImportError
+        If skl2onnx is not installed (``pip install "fastnn-cpu[sklearn-onnx]"``).
+    """
+    require("skl2onnx", "fastnn.sklearn.register_skl2onnx")
+    from fastnn import sklearn_onnx  # it imports skl2onnx, an optional peer
+    sklearn_onnx.register()

@@ -3,8 +3,9 @@
 pandas, and pyarrow for Parquet, are optional: ``pip install "fastnn-cpu[data]"``. They are
 imported when a file is read, never when fastnn is imported.
 """
-import importlib
 import os
+
+from fastnn._extras import require
 
 __all__ = ["DataError", "read_table", "require"]
 
@@ -17,28 +18,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 class DataError(ValueError):
     """Data that cannot be used as they are: a file that cannot be read or holds no rows, a
     missing column, missing values, an unseen category, a target unfit for the task."""
-
-
-def require(module, purpose):
-    """Import the optional dependency ``module``, or raise an ImportError that says how to
-    install it.
-
-    Parameters
-    ----------
-    module : str
-        "pandas" or "pyarrow".
-    purpose : str
-        What needs it, to start the message: e.g. "reading Parquet files".
-
-    Returns
-    -------
-    module
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{purpose} needs {module}, which is not installed: "
-                          f'pip install "fastnn-cpu[data]"') from None
 
 
 def _file_kind(path):

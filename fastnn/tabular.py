@@ -18,7 +18,7 @@ columns and classes consistent with the network.
 """
 import numpy as np
 
-from fastnn import _schema, io, registry
+from fastnn import _schema, io, onnx_export, registry
 from fastnn._validation import check_choice, check_int, check_real
 from fastnn.io import ModelFileError
 from fastnn.metrics import classification_metrics, regression_metrics
@@ -407,6 +407,39 @@ class TabularModel:
         if self.network is None:
             raise ValueError("this TabularModel is not trained: there is nothing to save")
         io.save(self.network, path, preprocessing=self.config())
+
+    def to_onnx(self, path=None, dtype=None):
+        """The model as an ONNX graph of standard operators: the preprocessing, the network and
+        the decoding of the target, for onnxruntime (see `fastnn.onnx_export` for the layout).
+
+        Each feature column is an input of its own, named by the column, of shape (N, 1):
+        numbers in ``dtype`` (NaN for a missing value), categories as strings, int64, double or
+        bool, as the column's categories are. A classification gives "label" (N,) and
+        "probabilities" (N, n_classes), a regression "variable" (N, 1). An unseen category is
+        encoded as all zeros, where `predict` refuses it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Write the model there (atomically), as an ``.onnx`` file.
+        dtype : {"float32", "float64"}, optional
+            The dtype of the numbers; the network's (float64) by default.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed (``pip install "fastnn-cpu[onnx]"``).
+        """
+        if self.network is None:
+            raise ValueError("this TabularModel is not trained: there is nothing to export")
+        model = onnx_export.tabular_model(self, dtype)
+        if path is not None:
+            onnx_export.write(model, path)
+        return model
 
     @classmethod
     def load(cls, path):

@@ -71,6 +71,37 @@ class History:
         """The number of epochs run."""
         return len(self.loss)
 
+    def plot(self, ax=None, *, metric=None, log=False, kept=None, title="Loss per epoch"):
+        """Draw the training and validation loss of each epoch, the kept epoch marked (with
+        matplotlib: ``pip install "fastnn-cpu[plot]"``).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new pyplot figure by default.
+        metric : str, optional
+            Another per-epoch record to draw against a second y-axis, by its name: ``"lr"``,
+            or any list attribute of one value per epoch (with its ``"val_" + metric``).
+        log : bool, default False
+            A logarithmic loss axis.
+        kept : int, optional
+            The index of the epoch whose weights the network kept; by default `best_epoch` if
+            training stopped early, else the last epoch (pass `best_epoch` after an early-stopping
+            fit that ran all its epochs: fit restored it too).
+        title : str, default "Loss per epoch"
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        See Also
+        --------
+        fastnn.plots.loss_curves : what this calls, where the rest is described.
+        """
+        from fastnn.plots import loss_curves  # fastnn.plots imports this module
+
+        return loss_curves(self, ax, metric=metric, log=log, kept=kept, title=title)
+
 
 def check_optimizer(optimizer):
     """``optimizer`` if it is a fastnn optimizer, else a TypeError."""
@@ -344,7 +375,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
     if checkpoint is not None:
         # refused before any work: a folder that does not exist, a path that is a folder
-        io._destination(checkpoint, "the checkpoint")
+        io._destination(checkpoint, "save the checkpoint")
     resume = _resume_path(resume, checkpoint)
     saved = checkpoints.read(resume, net, optimizer) if resume is not None else None
     split_seed = seed

@@ -1,8 +1,14 @@
 """Helpers shared by the test modules: per-dtype tolerances, the settings every sweep covers,
-targets that suit a loss, and the batches that `fit` visits."""
+targets that suit a loss, the batches that `fit` visits, and code run in a new interpreter."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
+import fastnn
 from fastnn import registry
+from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
 DTYPES = (np.float32, np.float64)
 # float32 keeps ~7 significant digits: sums of a few dozen rounded products agree with a float64
@@ -39,3 +45,56 @@ def batches(X, Y, batch_size):
 def flat_gradient(dW, db):
     """The gradients of `MLP.gradients` as one vector laid out like `MLP.params`."""
     return np.concatenate([g.ravel() for pair in zip(dW, db) for g in pair])
+
+
+def run_python(code, cwd):
+    """Run ``code`` (dedented) in a new Python interpreter working in the folder ``cwd``: the
+    finished process, its output captured as text."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+# The loss that goes with each output activation in the interop tests.
+OUTPUT_LOSSES = {"identity": "squared_error", "sigmoid": "cross_entropy",
+                 "softmax": "cross_entropy", "exp": "poisson"}
+# A parameter other than the default, for the activations that have one.
+ACTIVATION_PARAMETERS = {"leaky_relu": {"negative_slope": 0.2}, "elu": {"alpha": 0.7}}
+
+
+def every_kind_network(hidden, output, dtype, seed=0):
+    """A trained-looking network with every layer kind: dense layers with and without a bias,
+    batch normalization with and without affine parameters (running statistics away from
+    their start), dropout, the hidden activation ``hidden`` (with a parameter other than its
+    default) and the output activation ``output``, and a generator state away from its start."""
+    parameter = ACTIVATION_PARAMETERS.get(hidden, {})
+    layers = [Dense(7, bias=False), BatchNorm(), Activation(hidden, **parameter), Dropout(0.25),
+              Dense(6), BatchNorm(momentum=0.3, eps=1e-3, affine=False),
+              Activation(hidden, **parameter), Dense(3), Activation(output)]
+    net = fastnn.MLP.from_layers(5, layers, loss=OUTPUT_LOSSES[output], dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    net.params = net.params + rng.normal(scale=0.2, size=net.n_params)
+    for name, buffer in net.named_buffers().items():
+        buffer[:] = (rng.normal(scale=0.5, size=buffer.shape) if name.endswith("mean")
+                     else rng.uniform(0.5, 2.0, size=buffer.shape))
+    net.random_state = (int(rng.integers(2 ** 63)), 12345)
+    return net
+
+
+# What onnxruntime's outputs must equal fastnn's to, relative and absolute, by dtype.
+ONNX_TOLERANCE = {"float64": 1e-12, "float32": 1e-6}
+
+
+def onnx_session(model):
+    """An onnxruntime session of the ONNX ``model``, which onnx's full checker passes first."""
+    import onnx
+    import onnxruntime
+
+    onnx.checker.check_model(model, full_check=True)
+    return onnxruntime.InferenceSession(model.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+
+
+def assert_onnx_close(actual, expected, dtype):
+    """onnxruntime's ``actual`` equals fastnn's ``expected`` to `ONNX_TOLERANCE` of ``dtype``."""
+    tol = ONNX_TOLERANCE[np.dtype(dtype).name]
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)

@@ -12,6 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import fastnn
+
+from helpers import batches
 from test_torch_parity import (
     FLOAT64_TOL,
     OPTIMIZERS,
@@ -21,10 +24,6 @@ from test_torch_parity import (
     torch_output,
     torch_twin,
 )
-
-import fastnn
-
-from helpers import batches
 
 SIZES = [5, 12, 7, 4]
 WEIGHT = [0.5, 2.0, 0.0, 3.0]   # a class of weight 0 among them

@@ -23,14 +23,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_torch_parity import FLOAT64_TOL, assert_matches, torch_flat, torch_objective, torch_twin
-
 import fastnn
 from fastnn import _kernels, registry
 from fastnn.schedules import ExponentialLR, ReduceLROnPlateau, Schedule, StepLR, WarmupCosine
 from fastnn.training import run_epoch
 
 from helpers import DTYPES, TOL, batches, make_targets
+from test_torch_parity import FLOAT64_TOL, assert_matches, torch_flat, torch_objective, torch_twin
 
 lr_scheduler = torch.optim.lr_scheduler
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
