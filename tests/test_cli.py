@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import fastnn
+from fastnn import cli
 from fastnn.cli import main
 
 ACCURACY_LINE = re.compile(r"test accuracy: (0\.\d{3}|1\.000)")
@@ -209,3 +210,11 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     # a checkpoint of other settings is refused
     assert main(QUICK + ["--resume", str(path), "--hidden", "32"]) == 2
     assert "of another network" in capsys.readouterr().err
+
+
+def test_a_plot_of_no_epoch_is_not_drawn(tmp_path, capsys):
+    # Ctrl-C in the first epoch leaves a History without epochs
+    args = cli.parser().parse_args(["train", "--plot", str(tmp_path / "plot.png")])
+    cli.write_plot(args, fastnn.History(interrupted=True), None, None, "title")
+    assert "no epoch completed: nothing plotted" in capsys.readouterr().out
+    assert not (tmp_path / "plot.png").exists()
