@@ -2,16 +2,16 @@
 
 Typed Cython kernels do the numeric work; this package is the thin layer that checks input and
 exposes the network (`MLP`, built from `fastnn.layers`), the optimizers (`SGD`, `Adam`, `AdamW`,
-`RMSprop`), their learning-rate schedules (`fastnn.schedules`), training (`MLP.fit`, `History`)
-and saving (`MLP.save`, `load`: ``.npz`` or ``.safetensors`` files). `TabularModel` trains on a
-table (a pandas DataFrame) and keeps the preprocessing prediction needs. `to_torch` and
-`from_torch` turn a network into a ``torch.nn.Sequential`` and back; `MLP.to_onnx` exports it.
-`fastnn.registry` lists every layer kind, activation, loss, optimizer and schedule the engine
-knows.
+`RMSprop`), their learning-rate schedules (`fastnn.schedules`), training (`MLP.fit`, `History`,
+with `fastnn.callbacks` and resumable checkpoints) and saving (`MLP.save`, `load`: ``.npz`` or
+``.safetensors`` files). `TabularModel` trains on a table (a pandas DataFrame) and keeps the
+preprocessing prediction needs. `to_torch` and `from_torch` turn a network into a
+``torch.nn.Sequential`` and back; `MLP.to_onnx` exports it. `fastnn.registry` lists every layer
+kind, activation, loss, optimizer and schedule the engine knows.
 """
 import importlib
 
-from fastnn import layers, registry, schedules
+from fastnn import callbacks, layers, registry, schedules
 from fastnn._validation import CheckedData
 from fastnn._version import __version__
 from fastnn.io import ModelFileError, load
@@ -21,7 +21,8 @@ from fastnn.tabular import TabularModel
 from fastnn.training import History
 
 __all__ = ["MLP", "SGD", "Adam", "AdamW", "RMSprop", "Optimizer", "History", "CheckedData", "load",
-           "ModelFileError", "TabularModel", "layers", "registry", "schedules", "__version__"]
+           "ModelFileError", "TabularModel", "callbacks", "layers", "registry", "schedules",
+           "__version__"]
 
 # Functions whose module imports an optional peer: imported on first use (PEP 562), so that
 # `import fastnn` never imports PyTorch. Not in __all__: `from fastnn import *` would import it.
