@@ -11,7 +11,13 @@ kind, activation, loss, optimizer and schedule the engine knows.
 """
 import importlib
 
-from fastnn import callbacks, layers, registry, schedules
+from fastnn import (
+    _built,  # noqa: F401 (first: a clear error in an unbuilt checkout)
+    callbacks,
+    layers,
+    registry,
+    schedules,
+)
 from fastnn._validation import CheckedData
 from fastnn._version import __version__
 from fastnn.io import ModelFileError, load
