@@ -687,7 +687,9 @@ cdef class Engine:
                     raise ValueError("the update rule has no schedule to step")
                 while True:
                     self.reserve(min(batch_size, N))
-                    self.plan.watch = watch
+                    # within a batch only when one is long: the check per layer costs more than
+                    # a small batch's whole step is worth waiting for
+                    self.plan.watch = watch and self.long_pass(min(batch_size, N))
                     if self.is_double:
                         status = self._epoch[double](<double*>data(X), <double*>data(Y),
                                                      <double*>optional(s), N, rows, batch_size,
