@@ -632,11 +632,12 @@ cdef class Engine:
         cdef floating* state[MAX_STATE]
         cdef Py_ssize_t i
         cdef int status
+        cdef double S
         for i in range(len(rule.states)):
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, backup,
-                                max_norm, J)
+                                max_norm, J, &S)
         return status
 
     def epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,

@@ -99,6 +99,8 @@ cdef inline void commit_statistics(Plan* p, floating* B, floating* work,
     """Move every batch normalization's running statistics by the last training forward pass."""
     cdef Py_ssize_t k
     cdef Layer* L
+    if p.n_buffers == 0:
+        return
     for k in range(p.n_layers):
         L = &p.layers[k]
         if L.kind == BATCH_NORM:
@@ -306,7 +308,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
                            floating* backup,    # SCRATCH ((1 + states) n_params + n_buffers,)
                                                 # or NULL
                            double max_norm,     # clip the gradient's norm to it; 0: no clipping
-                           double* J) noexcept nogil:
+                           double* J,           # OUT the objective on the batch
+                           double* norm) noexcept nogil:  # OUT its normalizer S
     """J on the batch (X, Y, s) of N rows, then one update (a StepStatus), of the gradient clipped
     to the norm max_norm if it is > 0 (torch's clip_grad_norm_; the grad vector G keeps it).
 
@@ -317,6 +320,7 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     information (nor does one whose rows all have class weight 0): J = 0, no update.
     """
     cdef double S = normalizer(p, Y, s, N)
+    norm[0] = S
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
     # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter,
     # and steps each layer before the whole gradient, whose norm clipping needs, is known
@@ -421,14 +425,14 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                     yb[i * n_out + j] = Y[order[start + i] * n_out + j]
                 if s != NULL:
                     sb[i] = s[order[start + i]]
-        status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm, &J)
+        status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm, &J,
+                            &S)
         if status == STEP_INTERRUPTED:
             return EPOCH_INTERRUPTED
         if status != STEP_DONE:
             return EPOCH_DIVERGED
         if scheduled:
             r.lr = schedule_step(&r.schedule, r.lr)
-        S = normalizer(p, yb, sb, rows)
         total[0] += J * S
         seen[0] += S
         done[0] = k + 1
