@@ -3,7 +3,7 @@ not built, the error says how to build it instead of naming a missing module."""
 import importlib
 
 try:
-    for extension in ("_checks", "_engine", "_rules"):
+    for extension in ("_checks", "_engine", "_files", "_rules"):
         importlib.import_module(f"fastnn.{extension}")
 except ModuleNotFoundError as error:
     if not (error.name or "").startswith("fastnn._"):
