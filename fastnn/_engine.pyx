@@ -632,37 +632,53 @@ cdef class Engine:
         cdef floating* state[MAX_STATE]
         cdef Py_ssize_t i
         cdef int status
+        cdef double S
         for i in range(len(rule.states)):
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, backup,
-                                max_norm, J)
+                                max_norm, J, &S)
         return status
 
     def epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
-              Py_ssize_t batch_size, UpdateRule rule, double max_norm=0, bint scheduled=False):
-        """Train one epoch on X (N, n_in), Y (N, n_out), weights s (N,) or None, in batches of
-        batch_size rows taken in `order` (intp (N,)) or, for None, as stored; each gradient
-        clipped to the norm max_norm if it is > 0; with scheduled, the rule's schedule (which it
-        must have) stepped after each batch.
+              Py_ssize_t batch_size, UpdateRule rule, double max_norm=0, bint scheduled=False,
+              Py_ssize_t start=0, Py_ssize_t stop=-1, double total=0, double seen=0):
+        """Train on X (N, n_in), Y (N, n_out), weights s (N,) or None, in batches of batch_size
+        rows taken in `order` (intp (N,)) or, for None, as stored: the batches start, start + 1,
+        ... before stop (-1: to the end of the epoch). Each gradient is clipped to the norm
+        max_norm if it is > 0; with scheduled, the rule's schedule (which it must have) is stepped
+        after each batch. An epoch run in several calls, each from the `done` and with the
+        `total` and `seen` the last returned, gives what one call gives, bit for bit.
 
-        In the main thread, Ctrl-C stops the epoch between two batches and raises
-        KeyboardInterrupt (Python's handler runs; one that does not raise lets the epoch go on):
-        the network then holds the last completed update, and the rule's schedule has taken a
-        step for each.
+        In the main thread, Ctrl-C stops the epoch between two batches, or within one (which then
+        changes nothing), and raises KeyboardInterrupt (Python's handler runs; one that does not
+        raise lets the epoch go on): the network then holds the last completed update, and the
+        rule's schedule has taken a step for each.
 
         Returns
         -------
         total : float
-            sum over the batches done of J times the batch's rows (weight sum, with weights).
+            ``total`` plus, over the batches done, J times the batch's rows (weight sum, with
+            weights).
+        seen : float
+            ``seen`` plus the rows (weight sums) of the batches done.
         done : int
-            batches done; fewer than all only if a loss was not finite.
+            The batch after the last one done: ``stop`` (the number of batches for -1), fewer
+            only if a loss was not finite.
         """
-        cdef Py_ssize_t N = X.shape[0], done = 0
+        cdef Py_ssize_t N = X.shape[0], done = start, n_batches
         cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
-        cdef double total = 0
         cdef int status
-        cdef bint watch = watch_interrupts()
+        cdef bint watch
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n_batches = (N + batch_size - 1) // batch_size
+        if stop < 0:
+            stop = n_batches
+        if not 0 <= start <= stop <= n_batches:
+            raise ValueError(f"the batches {start} to {stop} are not within the epoch's "
+                             f"{n_batches}")
+        watch = watch_interrupts()
         self.acquire()
         try:
             rule.acquire()
@@ -672,16 +688,20 @@ cdef class Engine:
                     raise ValueError("the update rule has no schedule to step")
                 while True:
                     self.reserve(min(batch_size, N))
+                    # within a batch only when one is long: the check per layer costs more than
+                    # a small batch's whole step is worth waiting for
+                    self.plan.watch = watch and self.long_pass(min(batch_size, N))
                     if self.is_double:
                         status = self._epoch[double](<double*>data(X), <double*>data(Y),
                                                      <double*>optional(s), N, rows, batch_size,
-                                                     rule, max_norm, scheduled, watch, &total,
-                                                     &done)
+                                                     stop, rule, max_norm, scheduled, watch,
+                                                     &total, &seen, &done)
                     else:
                         status = self._epoch[float](<float*>data(X), <float*>data(Y),
                                                     <float*>optional(s), N, rows, batch_size,
-                                                    rule, max_norm, scheduled, watch, &total,
-                                                    &done)
+                                                    stop, rule, max_norm, scheduled, watch,
+                                                    &total, &seen, &done)
+                    self.plan.watch = False
                     if status != EPOCH_INTERRUPTED:
                         break
                     # a handler that does not raise lets the epoch go on from batch `done`,
@@ -689,14 +709,16 @@ cdef class Engine:
                     self.pause(rule)
                     self.check_rule(rule)
             finally:
+                self.plan.watch = False
                 rule.release()
         finally:
             PyThread_release_lock(self.lock)
-        return total, done
+        return total, seen, done
 
     cdef int _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
-                    Py_ssize_t* order, Py_ssize_t batch, UpdateRule rule, double max_norm,
-                    bint scheduled, bint watch, double* total, Py_ssize_t* done) noexcept:
+                    Py_ssize_t* order, Py_ssize_t batch, Py_ssize_t stop, UpdateRule rule,
+                    double max_norm, bint scheduled, bint watch, double* total, double* seen,
+                    Py_ssize_t* done) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
@@ -708,5 +730,5 @@ cdef class Engine:
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
-                               batch, max_norm, scheduled, watch, total, done)
+                               batch, stop, max_norm, scheduled, watch, total, seen, done)
         return status

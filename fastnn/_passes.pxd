@@ -99,6 +99,8 @@ cdef inline void commit_statistics(Plan* p, floating* B, floating* work,
     """Move every batch normalization's running statistics by the last training forward pass."""
     cdef Py_ssize_t k
     cdef Layer* L
+    if p.n_buffers == 0:
+        return
     for k in range(p.n_layers):
         L = &p.layers[k]
         if L.kind == BATCH_NORM:
@@ -306,7 +308,8 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
                            floating* backup,    # SCRATCH ((1 + states) n_params + n_buffers,)
                                                 # or NULL
                            double max_norm,     # clip the gradient's norm to it; 0: no clipping
-                           double* J) noexcept nogil:
+                           double* J,           # OUT the objective on the batch
+                           double* norm) noexcept nogil:  # OUT its normalizer S
     """J on the batch (X, Y, s) of N rows, then one update (a StepStatus), of the gradient clipped
     to the norm max_norm if it is > 0 (torch's clip_grad_norm_; the grad vector G keeps it).
 
@@ -317,6 +320,7 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     information (nor does one whose rows all have class weight 0): J = 0, no update.
     """
     cdef double S = normalizer(p, Y, s, N)
+    norm[0] = S
     cdef Py_ssize_t i, n = p.n_params, n_state = states_updated(r)
     # the fused step knows fastnn's l2 on the weights, not torch's weight decay on every parameter,
     # and steps each layer before the whole gradient, whose norm clipping needs, is known
@@ -375,28 +379,33 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                           Py_ssize_t N,
                           Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
                           Py_ssize_t batch,
+                          Py_ssize_t stop,      # the batch to stop before (at most all of them)
                           double max_norm,      # clip each gradient's norm to it; 0: no clipping
                           bint scheduled,       # step r.schedule after each batch
                           bint watch,           # stop between batches on SIGINT
-                          double* total, Py_ssize_t* done) noexcept nogil:
+                          double* total, double* seen, Py_ssize_t* done) noexcept nogil:
     """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
-    on (an EpochStatus).
+    up to batch stop (an EpochStatus).
 
     Adds J times the rows (with sample or class weights, the normalizer S) of each batch to
-    total and counts the batches done in done[0]; the epoch stops early at a step that did not
-    complete (its batch made no update) or, when watching, at SIGINT. When scheduled (and r has a
-    schedule), each completed step is followed by a step of the schedule, which sets r.lr for the
-    next batch, as a torch loop calls scheduler.step() after optimizer.step(): however the epoch
-    ends, the schedule has taken one step per batch done.
+    total, and those rows (or S) to seen, and counts the batches done in done[0]; the epoch stops
+    early at a step that did not complete (its batch made no update) or, when watching, at
+    SIGINT, between batches or within one (p.watch: that batch is then not done and changed
+    nothing). Running the batches in several calls, each from the done[0] the last left, gives
+    what one call gives, bit for bit. When scheduled (and r has a schedule), each completed step
+    is followed by a step of the schedule, which sets r.lr for the next batch, as a torch loop
+    calls scheduler.step() after optimizer.step(): however the epoch ends, the schedule has taken
+    one step per batch done.
     """
     cdef Py_ssize_t k, start, rows, i, j
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
     cdef floating* xb
     cdef floating* yb
     cdef floating* sb
-    cdef double J
+    cdef double J, S
+    cdef int status
     scheduled = scheduled and r.schedule.kind != NO_SCHEDULE
-    for k in range(done[0], (N + batch - 1) // batch):
+    for k in range(done[0], min(stop, (N + batch - 1) // batch)):
         if watch and fastnn_interrupted:
             return EPOCH_INTERRUPTED
         start = k * batch
@@ -416,11 +425,15 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                     yb[i * n_out + j] = Y[order[start + i] * n_out + j]
                 if s != NULL:
                     sb[i] = s[order[start + i]]
-        if train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
-                      &J) != STEP_DONE:
+        status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm, &J,
+                            &S)
+        if status == STEP_INTERRUPTED:
+            return EPOCH_INTERRUPTED
+        if status != STEP_DONE:
             return EPOCH_DIVERGED
         if scheduled:
             r.lr = schedule_step(&r.schedule, r.lr)
-        total[0] += J * normalizer(p, yb, sb, rows)
+        total[0] += J * S
+        seen[0] += S
         done[0] = k + 1
     return EPOCH_DONE

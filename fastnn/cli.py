@@ -6,9 +6,11 @@ fit on, a validation split for early stopping (model selection), and a test spli
 the end. ``fastnn predict``, ``fastnn evaluate`` and ``fastnn info`` use a saved model;
 ``fastnn export`` writes it as an ONNX graph or a safetensors file.
 
-Exit status: 0 on success; 2 for a usage error or input that cannot be used (a data file or model
-file that is missing, unreadable or unfit: missing columns or values, unseen categories, ...); 1
-for any other failure (a setting out of range, too little memory, a file that cannot be written).
+Exit status: 0 on success; 2 for a usage error or input that cannot be used (a data file, model
+file or checkpoint that is missing, unreadable or unfit: missing columns or values, unseen
+categories, ...); 1 for any other failure (a setting out of range, too little memory, a file that
+cannot be written); 130 when Ctrl-C stopped it (``fastnn train`` then saves what it has trained,
+with ``--save``).
 """
 import argparse
 import os
@@ -31,6 +33,8 @@ from fastnn.tabular import TASKS, TabularModel, stratified_split
 
 # Suffixes of files --out will not write CSV into.
 NOT_CSV = (".parquet", ".pq", ".tsv", ".tab")
+# The exit status after Ctrl-C, as a shell reports a command that SIGINT ended (128 + 2).
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -116,6 +120,10 @@ def check_plot_path(args):
 def write_plot(args, history, matrix, classes, title):
     """`fastnn train --plot`: the loss curves, the kept epoch (the best, with validation; early
     stopping restored it) and the test split's confusion matrix if there is one."""
+    if not history.epochs:
+        # Ctrl-C came in the first epoch
+        print(f"no epoch completed: nothing plotted to {args.plot}")
+        return
     kept = history.best_epoch if history.val_loss else history.epochs - 1
     # a log scale shows the late epochs, where training and validation part, which a linear
     # one flattens under the first epochs' losses
@@ -139,12 +147,43 @@ def check_memory(sizes, batch_norm, batch_rows):
     check_allocation(f"the workspace for batches of {batch_rows} rows", batch_rows * per_row, 8)
 
 
+def checkpointing(args):
+    """fit's checkpoint arguments from the options: write to --checkpoint (or, resuming, to the
+    --resume file), go on from --resume."""
+    path = args.checkpoint if args.checkpoint is not None else args.resume
+    if path is not None:
+        check_save_path(path, "--checkpoint", "write the checkpoint")
+    return {"checkpoint": path, "checkpoint_every": args.checkpoint_every,
+            "resume": args.resume}
+
+
+def report_interrupt(history, args):
+    """Say that Ctrl-C stopped the training, and what was kept; the exit status."""
+    kept = (f"; saved the model it reached to {args.save}" if args.save is not None
+            else "; nothing saved (no --save)")
+    print(f"fastnn: interrupted (Ctrl-C) after {history.epochs} complete epochs{kept}",
+          file=sys.stderr)
+    return INTERRUPTED
+
+
+def kept_line(history):
+    """What the training kept, for people: the best epoch and its validation loss."""
+    done = f"the {history.epochs} completed" if history.interrupted else f"{history.epochs}"
+    if history.best_epoch is None:
+        return "no epoch completed"
+    if history.val_loss:
+        return (f"kept epoch {history.best_epoch + 1} of {done} "
+                f"(validation loss {history.val_loss[history.best_epoch]:.4f})")
+    return f"trained {done} epochs (no validation rows: no early stopping)"
+
+
 def train_digits(args):
     """Train on the digits, report the validation loss per epoch and the test accuracy."""
     if args.save is not None:
         check_save_path(args.save)
     if args.plot is not None:
         check_plot_path(args)
+    options = checkpointing(args)
     X, y = load_digits()
     X = X / 16.0
     fractions = (1 - args.val_size - args.test_size, args.val_size, args.test_size)
@@ -162,12 +201,9 @@ def train_digits(args):
     history = net.fit(X[train_rows], y[train_rows], optimizer=Adam(lr=args.lr), epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed,
                       validation_data=(X[val_rows], y[val_rows]), early_stopping=True,
-                      patience=args.patience, verbose=0 if args.quiet else 1)
-    best = history.best_epoch
+                      patience=args.patience, verbose=0 if args.quiet else 1, **options)
     val_accuracy = np.mean(net.predict(X[val_rows]).argmax(axis=1) == y[val_rows])
-    print(f"kept epoch {best + 1} of {history.epochs} "
-          f"(validation loss {history.val_loss[best]:.4f}, "
-          f"validation accuracy {val_accuracy:.3f})")
+    print(f"{kept_line(history)}, validation accuracy {val_accuracy:.3f}")
     if args.save is not None:
         net.save(args.save)
         print(f"saved to {args.save}")
@@ -177,6 +213,7 @@ def train_digits(args):
         predicted = net.predict(X[test_rows]).argmax(axis=1)
         write_plot(args, history, confusion_matrix(y[test_rows], predicted, 10), range(10),
                    f"digits: network {list(net.sizes)}")
+    return report_interrupt(history, args) if history.interrupted else 0
 
 
 def train_table(args):
@@ -186,6 +223,7 @@ def train_table(args):
         check_save_path(args.save)
     if args.plot is not None:
         check_plot_path(args)
+    options = checkpointing(args)
     frame = read_table(args.data)
     print(f"{args.data}: {len(frame)} rows, {len(frame.columns)} columns")
     model = TabularModel(hidden=args.hidden, activation=args.activation, epochs=args.epochs,
@@ -193,13 +231,10 @@ def train_table(args):
                          dropout=args.dropout, batch_norm=args.batch_norm,
                          patience=args.patience, impute=args.impute, seed=args.seed)
     model.fit(frame, target=args.target, task=args.task, drop=args.drop,
-              test_size=args.test_size, val_size=args.val_size, verbose=1 if args.quiet else 2)
+              test_size=args.test_size, val_size=args.val_size, verbose=1 if args.quiet else 2,
+              **options)
     history = model.history
-    if history.val_loss:
-        print(f"kept epoch {history.best_epoch + 1} of {history.epochs} "
-              f"(validation loss {history.val_loss[history.best_epoch]:.4f})")
-    else:
-        print(f"trained {history.epochs} epochs (no validation rows: no early stopping)")
+    print(kept_line(history))
     if args.save is not None:
         model.save(args.save)
         print(f"saved to {args.save}")
@@ -213,13 +248,13 @@ def train_table(args):
                    classes,
                    f"{os.path.basename(args.data)}: {model.target.task} of "
                    f"{model.target.name!r}, network {list(model.network.sizes)}")
+    return report_interrupt(history, args) if history.interrupted else 0
 
 
 def train(args):
     """`fastnn train`: on the data file if one is given, else on the bundled digits."""
     if args.data is not None:
-        train_table(args)
-        return
+        return train_table(args)
     given = [option for option, value in (("--target", args.target), ("--task", args.task),
                                           ("--drop", args.drop), ("--impute", args.impute))
              if value]
@@ -229,7 +264,7 @@ def train(args):
     if not (args.test_size and args.val_size):
         raise UsageError("the digits are split with a validation and a test part: "
                          "--test-size and --val-size must be > 0")
-    train_digits(args)
+    return train_digits(args)
 
 
 def read_for(model, path):
@@ -351,11 +386,22 @@ def parser():
     trainer.add_argument("--save", metavar="PATH",
                          help="save the trained model to PATH (with DATA: with its preprocessing, "
                               "for fastnn predict)")
+    trainer.add_argument("--checkpoint", metavar="PATH",
+                         help="write what resuming needs to PATH every --checkpoint-every epochs "
+                              "(the weights, the optimizer, the random generators, the history)")
+    trainer.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="N",
+                         help="epochs between two checkpoints (default 1)")
+    trainer.add_argument("--resume", metavar="PATH",
+                         help="go on from the checkpoint at PATH, written by the same command "
+                              "(and keep checkpointing there unless --checkpoint names another "
+                              "file); the end is the same as if it had never stopped")
     trainer.add_argument("--plot", metavar="FILE",
                          help="draw the loss per epoch, the kept epoch marked, to FILE (.png, "
                               ".pdf, .svg, ...; needs matplotlib), with the test split's "
                               "confusion matrix beside it for a classification")
-    trainer.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    trainer.add_argument("--quiet", action="store_true",
+                         help="no progress (without it: a bar per epoch in a terminal, tqdm's "
+                              "if installed; a line per epoch otherwise)")
     predictor = commands.add_parser(
         "predict", help="predict the target of each row of a data file",
         description="Write the prediction for each row of DATA as CSV, in the rows' order. DATA "
@@ -408,16 +454,21 @@ def main(argv=None):
     Returns
     -------
     int
-        The exit status: 0 on success, 2 for a usage error or unusable input, 1 otherwise.
+        The exit status: 0 on success, 2 for a usage error or unusable input, 130 after
+        Ctrl-C, 1 otherwise.
     """
     args = parser().parse_args(argv)
     if args.command is None:
         parser().print_help()
         return 2
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args) or 0
         # written now, inside the try, so that a closed pipe is seen here and not at exit
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        # Ctrl-C outside the training (which stops and returns): reading, saving, evaluating
+        print("\nfastnn: interrupted (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`fastnn train | head -1`): the Python docs' recipe. Point stdout
         # at devnull so that the interpreter's last flush does not fail again, and stop quietly.
@@ -437,7 +488,7 @@ def main(argv=None):
         # every option is checked against its bounds first: this is a last line of defence
         print(f"fastnn: error: a number is too large: {error}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np
 
 from fastnn import layers, network, registry, safetensors_file
 from fastnn._checks import all_finite
+from fastnn._files import publish
 from fastnn._validation import MAX_WIDTH, check_allocation
 
 __all__ = ["save", "load", "load_with_preprocessing", "write_atomically", "is_safetensors",
@@ -171,12 +172,13 @@ def write_atomically(path, write, what="save the model"):
 def _replace(target, mode, write):
     """Write ``target`` anew with mode ``mode`` through ``write(f)``, atomically."""
     folder = os.path.dirname(target)
-    temporary = _write_temporary(folder, mode, write)
-    try:
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    if not _replace_with_anonymous_file(folder, target, mode, write):
+        temporary = _write_named_temporary(folder, mode, write)
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
     # the rename itself survives a power loss only once the folder is synced
     handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -244,27 +246,49 @@ def _umask():
     return mask
 
 
-def _write_temporary(folder, mode, write):
-    """Write a file of mode ``mode`` in ``folder`` through ``write(f)`` and return its name, a
-    hidden temporary for the caller to rename.
-
-    Where the system allows, the data go into an anonymous file (O_TMPFILE) that is named only
-    once complete and synced, so a save killed before then leaves nothing behind; elsewhere
-    into a named temporary file, removed on any error.
+def _replace_with_anonymous_file(folder, target, mode, write):
+    """Write the data into an anonymous file (O_TMPFILE) in ``folder`` and, once complete and
+    synced, publish it as ``target`` (`fastnn._files.publish`): a save killed before then
+    leaves nothing behind. False, having written nothing, where the system cannot (no
+    O_TMPFILE, or no /proc to link such a file through).
     """
     O_TMPFILE = getattr(os, "O_TMPFILE", None)
-    if O_TMPFILE is not None:
+    if O_TMPFILE is None:
+        return False
+    try:
+        handle = os.open(folder, O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        if error.errno not in NO_TMPFILE:
+            raise
+        return False
+    with os.fdopen(handle, "wb") as f:
+        _write(f, mode, write)
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            handle = os.open(folder, O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            if error.errno not in NO_TMPFILE:
-                raise
-        else:
-            with os.fdopen(handle, "wb") as f:
-                _write(f, mode, write)
-                temporary = _link(handle, folder)
-            if temporary is not None:
-                return temporary
+            return _publish(handle, directory, folder, os.path.basename(target))
+        finally:
+            os.close(directory)
+
+
+def _publish(handle, directory, folder, target):
+    """`fastnn._files.publish` under a free hidden name; False if /proc is not mounted."""
+    for _ in range(100):
+        temporary = f".fastnn-{os.urandom(8).hex()}.tmp"
+        step, code = publish(handle, directory, os.fsencode(temporary), os.fsencode(target))
+        if step == 0:
+            return True
+        if step == 1 and code == errno.EEXIST:
+            continue
+        if step == 1 and code == errno.ENOENT and not os.path.isdir("/proc/self/fd"):
+            return False
+        name = os.path.join(folder, temporary if step == 1 else target)
+        raise OSError(code, os.strerror(code), name)
+    raise FileExistsError(errno.EEXIST, f"no free temporary file name in {folder!r}")
+
+
+def _write_named_temporary(folder, mode, write):
+    """Write a file of mode ``mode`` in ``folder`` through ``write(f)`` and return its name, a
+    hidden temporary for the caller to rename; removed on any error."""
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
@@ -280,30 +304,6 @@ def _write(f, mode, write):
     f.flush()
     os.fchmod(f.fileno(), mode)
     os.fsync(f.fileno())
-
-
-def _link(handle, folder):
-    """Give the anonymous file open as ``handle`` a new hidden name in ``folder`` and return
-    it; None if /proc, through which Linux links such a file, is not mounted."""
-    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for _ in range(100):
-            name = f".fastnn-{os.urandom(8).hex()}.tmp"
-            try:
-                # with a dir_fd, os.link calls linkat(AT_SYMLINK_FOLLOW), which links the file
-                # the /proc entry stands for rather than the entry itself
-                os.link(f"/proc/self/fd/{handle}", name, dst_dir_fd=directory,
-                        follow_symlinks=True)
-            except FileExistsError:
-                continue
-            except FileNotFoundError:
-                if os.path.isdir("/proc/self/fd"):
-                    raise
-                return None
-            return os.path.join(folder, name)
-        raise FileExistsError(errno.EEXIST, f"no free temporary file name in {folder!r}")
-    finally:
-        os.close(directory)
 
 
 # ---- loading -----------------------------------------------------------------------------------

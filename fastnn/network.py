@@ -1,5 +1,6 @@
 """The multilayer perceptron: its layers, parameters, forward pass, loss, gradients and training."""
 import math
+import time
 
 import numpy as np
 
@@ -34,6 +35,8 @@ from fastnn.schedules import check_schedule
 __all__ = ["MLP"]
 
 DTYPES = ("float32", "float64")
+# How long each compiled chunk of an epoch lasts when `MLP.train_epoch` reports its progress.
+CHUNK_SECONDS = 0.1
 # Rows the engine evaluates at once in forward and loss (its MIN_BLOCK_ROWS), for the thread policy.
 EVAL_BLOCK_ROWS = 1024
 
@@ -750,7 +753,7 @@ class MLP:
         return J
 
     def train_epoch(self, data, optimizer, batch_size, order=None, clip_grad_norm=None,
-                    schedule=None):
+                    schedule=None, progress=None):
         """One epoch of minibatch updates on checked data, run in compiled code.
 
         Parameters
@@ -770,6 +773,12 @@ class MLP:
             steps after each batch, inside the compiled loop. If Ctrl-C stops the epoch, it has
             taken one step per batch done. (An epoch-interval schedule steps after the epoch: see
             `fastnn.training.run_epoch`.)
+        progress : callable, optional
+            Called as ``progress(rows, loss)`` about every 0.1 s while the epoch runs, and at its
+            end: ``rows`` the rows trained on so far, ``loss`` their mean J so far (as returned).
+            The epoch then runs in compiled chunks of batches, each sized to last about 0.1 s:
+            Python runs between chunks, never per batch, and the result is the same, bit for
+            bit.
 
         Returns
         -------
@@ -783,6 +792,10 @@ class MLP:
             If a loss or a parameter becomes NaN or infinite; the network (parameters, buffers,
             dropout generator), the optimizer and the schedule are then restored to their state
             at the start of the epoch.
+        KeyboardInterrupt
+            On Ctrl-C (in the main thread), within a batch's time: the network and the optimizer
+            then hold the last completed update (the state at the start of the epoch if that
+            update was not finite), and the schedule has taken a step for each batch done.
         """
         if not isinstance(data, CheckedData):
             raise TypeError("train_epoch takes the CheckedData that check_data returns")
@@ -810,28 +823,68 @@ class MLP:
                     f"train_epoch steps a schedule with interval='step' after each batch; this "
                     f"one has interval={schedule.interval!r}: step it after the epoch "
                     f"(schedule.step()), or give it to fastnn.training.run_epoch or fit")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a function of (rows, loss), got {progress!r}")
         snapshot = (self._engine.snapshot(), optimizer.state_dict(),
                     schedule.state_dict() if schedule is not None else None)
-        total, done = threads.run(threads.product_work(self.sizes, min(batch_size, n)),
-                                  self._engine.epoch, X, Y, s, order, batch_size, rule, max_norm,
-                                  schedule is not None)
-        state = optimizer.state_dict()
-        if not (done == -(-n // batch_size) and all_finite(self.params)
-                and all_finite(self.buffers)
-                and all(all_finite(v) for k, v in state.items() if k not in ("lr", "step"))):
-            self._engine.restore(*snapshot[0])
-            optimizer.load_state_dict(snapshot[1])
-            if schedule is not None:
-                schedule.load_state_dict(snapshot[2])
+        epoch = (X, Y, s, order, batch_size, rule, max_norm, schedule is not None)
+        try:
+            if progress is None:
+                total, _, done = threads.run(threads.product_work(self.sizes, min(batch_size, n)),
+                                             self._engine.epoch, *epoch)
+            else:
+                total, done = self._epoch_in_chunks(epoch, progress)
+        except KeyboardInterrupt:
+            if not self._intact(optimizer):
+                self._restore_epoch(snapshot, optimizer, schedule)
+            raise
+        if not (done == -(-n // batch_size) and self._intact(optimizer)):
+            self._restore_epoch(snapshot, optimizer, schedule)
             raise FloatingPointError(
                 "the loss became NaN or infinite; the network and the optimizer (and the "
                 "schedule) were restored to their state at the start of the epoch (a learning "
                 "rate too high, or inputs or targets too large?)")
         return total / self._normalizer(data)
 
+    def _epoch_in_chunks(self, epoch, progress):
+        """The compiled epoch ``epoch`` (the engine's arguments) run in chunks of batches that
+        each last about CHUNK_SECONDS, calling ``progress(rows, loss)`` after each: its total
+        and the batches done, as one call of the engine gives them."""
+        X, batch_size = epoch[0], epoch[4]
+        n = X.shape[0]
+        n_batches = -(-n // batch_size)
+        total = seen = 0.0
+        done, size = 0, 1
+        while done < n_batches:
+            started = time.perf_counter()
+            stop = min(done + size, n_batches)
+            total, seen, done = self._engine.epoch(*epoch, done, stop, total, seen)
+            if done < stop:
+                break
+            elapsed = time.perf_counter() - started
+            # the next chunk sized by this one's pace, growing at most fourfold at a time
+            size = max(1, min(4 * size, int(size * CHUNK_SECONDS / max(elapsed, 1e-9))))
+            progress(min(done * batch_size, n), total / seen if seen > 0 else math.nan)
+        return total, done
+
+    def _intact(self, optimizer):
+        """Whether the parameters, buffers and the optimizer's state are all finite."""
+        state = optimizer.state_dict()
+        return (all_finite(self.params) and all_finite(self.buffers)
+                and all(all_finite(v) for k, v in state.items() if k not in ("lr", "step")))
+
+    def _restore_epoch(self, snapshot, optimizer, schedule):
+        """Put the network, the optimizer and the schedule back as ``snapshot`` (taken by
+        `train_epoch` at the start of the epoch) holds them."""
+        self._engine.restore(*snapshot[0])
+        optimizer.load_state_dict(snapshot[1])
+        if schedule is not None:
+            schedule.load_state_dict(snapshot[2])
+
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-            min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None):
+            min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None,
+            callbacks=None, checkpoint=None, checkpoint_every=1, resume=None):
         """Train on (X, Y) by minibatches; see `fastnn.training.fit` for every parameter.
 
         Returns
@@ -843,7 +896,9 @@ class MLP:
                             validation_data=validation_data, validation_split=validation_split,
                             early_stopping=early_stopping, patience=patience,
                             min_delta=min_delta, verbose=verbose, sample_weight=sample_weight,
-                            clip_grad_norm=clip_grad_norm, schedule=schedule)
+                            clip_grad_norm=clip_grad_norm, schedule=schedule,
+                            callbacks=callbacks, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every, resume=resume)
 
     def save(self, path):
         """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`):

@@ -19,6 +19,9 @@ from fastnn._validation import check_int, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
+# An optimizer's attributes that are not its settings: its compiled rule and its bindings.
+_RUNTIME = ("_rule", "_network", "_adoptable", "_schedule", "_binding")
+
 # Every optimizer alive: their binding locks are taken across fork(), as the engine's are, so a
 # child never inherits one held by a thread it does not have.
 _LIVE = weakref.WeakSet()
@@ -127,6 +130,12 @@ class Optimizer:
 
     def _sync(self):
         raise NotImplementedError
+
+    def _hyperparameters(self):
+        """The settings but the learning rate, by name (``{"momentum": 0.9, ...}``): what a
+        training checkpoint compares with the optimizer of the run it resumes."""
+        return {name.lstrip("_"): value for name, value in vars(self).items()
+                if name not in _RUNTIME}
 
     def bind(self, network):
         """The compiled rule for updating ``network``, with state allocated at its first use.

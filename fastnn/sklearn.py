@@ -131,6 +131,11 @@ twin, `to_sklearn` back: the same parameters and fitted attributes, ``coefs_`` a
 ``intercepts_`` bit for bit in their dtype. `register_skl2onnx` lets skl2onnx convert the
 estimators (alone or in a Pipeline) as it converts scikit-learn's own.
 """
+try:
+    import sklearn  # noqa: F401 (a message that says how to install it, before its modules)
+except ImportError:
+    raise ImportError('fastnn.sklearn needs scikit-learn, which is not installed: '
+                      'pip install "fastnn-cpu[sklearn]"') from None
 import copy
 import warnings
 from numbers import Integral, Real

@@ -111,7 +111,7 @@ class TabularModel:
     training : dict
         What `fit` did: the split (``test_size``, ``val_size``, ``rows`` per part), the
         ``dropped`` columns, why the task was chosen (``task_reason``), ``epochs_run``,
-        ``best_epoch`` and ``stopped_early``.
+        ``best_epoch``, ``stopped_early`` and, if Ctrl-C stopped the training, ``interrupted``.
     metrics : dict
         The metrics on the held-out rows at the end of training, by part (``"validation"``,
         ``"test"``; a part without rows is absent): see `evaluate`.
@@ -151,7 +151,7 @@ class TabularModel:
     # ---- training --------------------------------------------------------------------------
 
     def fit(self, frame, target=None, *, task=None, drop=(), test_size=0.2, val_size=0.2,
-            verbose=0):
+            verbose=0, callbacks=None, checkpoint=None, checkpoint_every=1, resume=None):
         """Split the rows of ``frame``, learn the preprocessing, train, and record the metrics on
         the held-out rows.
 
@@ -170,13 +170,18 @@ class TabularModel:
         val_size : float in [0, 1), default 0.2
             The share of the rows held out for early stopping (none: train all ``epochs``).
         verbose : int, default 0
-            1 prints the task, the features, the split and the network; 2 also one line per
-            epoch.
+            1 prints the task, the features, the split and the network; 2 also each epoch's
+            progress (see `fastnn.training.fit`'s ``verbose=1``).
+        callbacks, checkpoint, checkpoint_every, resume
+            As for `fastnn.training.fit`, which trains the network: the checkpoint holds the
+            network's training, and resuming needs the same table and settings (the split and
+            the preprocessing are made again, the same, from them).
 
         Returns
         -------
         TabularModel
-            self.
+            self; also when Ctrl-C stops the training, with the network it reached and
+            ``training["interrupted"]`` True.
 
         Raises
         ------
@@ -235,7 +240,9 @@ class TabularModel:
         X = preprocessor.transform(frame)
         if verbose:
             _report(target_column, reason, preprocessor, rows)
-        network, history = self._train(X, Y, rows, target_column, verbose)
+        network, history = self._train(X, Y, rows, target_column, verbose,
+                                       dict(callbacks=callbacks, checkpoint=checkpoint,
+                                            checkpoint_every=checkpoint_every, resume=resume))
         # the model changes only once training has succeeded
         self.network, self.preprocessor, self.target = network, preprocessor, target_column
         self.history = history
@@ -244,6 +251,8 @@ class TabularModel:
             "task_reason": reason, "rows": dict(zip(PARTS, map(len, rows))),
             "epochs_run": history.epochs, "best_epoch": history.best_epoch,
             "stopped_early": history.stopped_early}
+        if history.interrupted:
+            self.training["interrupted"] = True
         self.metrics = {part: self._metrics(X[part_rows], Y[part_rows])
                         for part, part_rows in zip(PARTS[1:], rows[1:]) if part_rows.size}
         return self
@@ -259,9 +268,10 @@ class TabularModel:
                     f"({fraction:.0%}) gets {part_rows.size} (use more rows, or change "
                     f"--test-size and --val-size)")
 
-    def _train(self, X, Y, rows, target, verbose):
+    def _train(self, X, Y, rows, target, verbose, options):
         """A network for ``target`` trained on the training rows, stopping early on the
-        validation rows if there are any, and its History."""
+        validation rows if there are any, and its History; ``options`` are more of
+        `fastnn.training.fit`'s arguments."""
         output, loss = HEADS[target.task]
         network = MLP([X.shape[1], *self.hidden, target.n_outputs],
                       activation=self.activation, output_activation=output, loss=loss,
@@ -273,7 +283,8 @@ class TabularModel:
         history = network.fit(X[rows[0]], Y[rows[0]], optimizer=Adam(lr=self.lr),
                               epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
                               validation_data=validation, early_stopping=validation is not None,
-                              patience=self.patience, verbose=1 if verbose >= 2 else 0)
+                              patience=self.patience, verbose=1 if verbose >= 2 else 0,
+                              **options)
         return network, history
 
     def _metrics(self, X, Y):
@@ -524,6 +535,7 @@ class TabularModel:
             lines.append(f"training: task {target.task} ({t['task_reason']}); rows: {rows}; "
                          f"ran {t['epochs_run']} epochs{kept}"
                          + (", stopped early" if t["stopped_early"] else "")
+                         + (", interrupted (Ctrl-C)" if t.get("interrupted") else "")
                          + (f"; dropped columns: {', '.join(map(repr, t['dropped']))}"
                             if t["dropped"] else ""))
         classes = target.classes if target.task == "classification" else None
@@ -565,7 +577,8 @@ def _check_training(training):
     """``training`` (what `fit` did) if every value is of its type and range."""
     where = "training"
     _schema.fields(training, where, ("test_size", "val_size", "dropped", "task_reason", "rows",
-                                     "epochs_run", "best_epoch", "stopped_early"))
+                                     "epochs_run", "best_epoch", "stopped_early"),
+                   ("interrupted",))
     for key in ("test_size", "val_size"):
         _schema.real(training[key], f"{where}.{key}", low=0, high=1)
     _schema.items(training["dropped"], f"{where}.dropped", _schema.text)
@@ -578,6 +591,9 @@ def _check_training(training):
             training["best_epoch"], f"{where}.best_epoch") >= max(epochs_run, 1):
         raise ValueError(f"{where}.best_epoch is past the {epochs_run} epochs run")
     _schema.flag(training["stopped_early"], f"{where}.stopped_early")
+    if training.get("interrupted") is not True and "interrupted" in training:
+        raise ValueError(f"{where}.interrupted is {_schema.brief(training['interrupted'])}, "
+                         f"not true (it is absent for a training that was not interrupted)")
     return training
 
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import fastnn
+from fastnn import cli
 from fastnn.cli import main
 
 ACCURACY_LINE = re.compile(r"test accuracy: (0\.\d{3}|1\.000)")
@@ -183,3 +184,37 @@ def test_a_closed_pipe_ends_the_command_quietly():
     _, err = command.communicate(timeout=120)
     assert first.startswith(b"digits:")
     assert command.returncode in (0, 1) and err == b"", err.decode()
+
+
+def test_checkpoint_options_are_checked_before_training(tmp_path, capsys):
+    assert main(QUICK + ["--resume", str(tmp_path / "absent.ckpt")]) == 2
+    assert "no fastnn checkpoint at" in capsys.readouterr().err
+    assert main(QUICK + ["--checkpoint", str(tmp_path / "missing" / "run.ckpt")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the checkpoint" in err and "does not exist" in err
+    model = tmp_path / "model.npz"
+    assert main(QUICK + ["--save", str(model)]) == 0
+    assert main(QUICK + ["--resume", str(model)]) == 2
+    assert "a model file, not a checkpoint" in capsys.readouterr().err
+
+
+def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
+    path = tmp_path / "run.ckpt"
+    assert main(QUICK + ["--checkpoint", str(path)]) == 0
+    capsys.readouterr()
+    assert main([*QUICK[:2], "5", *QUICK[3:], "--resume", str(path)]) == 0
+    resumed = capsys.readouterr().out
+    assert main([*QUICK[:2], "5", *QUICK[3:]]) == 0
+    whole = capsys.readouterr().out
+    assert resumed.splitlines()[-2:] == whole.splitlines()[-2:]
+    # a checkpoint of other settings is refused
+    assert main(QUICK + ["--resume", str(path), "--hidden", "32"]) == 2
+    assert "of another network" in capsys.readouterr().err
+
+
+def test_a_plot_of_no_epoch_is_not_drawn(tmp_path, capsys):
+    # Ctrl-C in the first epoch leaves a History without epochs
+    args = cli.parser().parse_args(["train", "--plot", str(tmp_path / "plot.png")])
+    cli.write_plot(args, fastnn.History(interrupted=True), None, None, "title")
+    assert "no epoch completed: nothing plotted" in capsys.readouterr().out
+    assert not (tmp_path / "plot.png").exists()

@@ -62,7 +62,7 @@ INT_ARGUMENTS = [
     ("batch_size", lambda v: (lambda n: n.train_epoch(n.check_data(X, Y), fastnn.SGD(), v))(
         net()), MAX_INT),
     ("patience", lambda v: net().fit(X, Y, epochs=1, validation_split=0.5, patience=v), MAX_INT),
-    ("verbose", lambda v: net().fit(X, Y, epochs=1, verbose=v), MAX_INT),
+    ("verbose", lambda v: net().fit(X, Y, epochs=1, verbose=v), 2),
     ("step", lambda v: fastnn.SGD(momentum=0.9).load_state_dict(
         {"step": v, "momentum_buffer": np.zeros(3)}), MAX_INT),
 ]

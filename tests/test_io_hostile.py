@@ -731,6 +731,12 @@ def fail_in_replace(monkeypatch):
     def fail(source, destination):
         raise OSError("replace failed")
     monkeypatch.setattr(os, "replace", fail)
+    real_publish = io.publish
+
+    def fail_to_rename(handle, directory, temporary, target):
+        # the real link, then a rename that fails (its new name is too long)
+        return real_publish(handle, directory, temporary, b"x" * 4096)
+    monkeypatch.setattr(io, "publish", fail_to_rename)
 
 
 def interrupt_in_fsync(monkeypatch):

@@ -198,17 +198,6 @@ def test_history_records_every_epoch():
     assert len(history.loss) == len(history.val_loss) == 3
 
 
-def test_validation_split_holds_out_the_last_rows_before_shuffling():
-    X, Y = regression_data()
-    net, twin = regression_net(), regression_net()
-    split = net.fit(X, Y, optimizer=fastnn.SGD(lr=0.01), epochs=2, seed=0, validation_split=0.3)
-    n_train = int(len(X) * 0.7)
-    given = twin.fit(X[:n_train], Y[:n_train], optimizer=fastnn.SGD(lr=0.01), epochs=2, seed=0,
-                     validation_data=(X[n_train:], Y[n_train:]))
-    assert split == given
-    np.testing.assert_array_equal(net.params, twin.params)
-
-
 def test_early_stopping_stops_and_restores_the_best_weights():
     rng = np.random.default_rng(0)
     # noise to memorize: the validation loss gets worse as the training set is learned

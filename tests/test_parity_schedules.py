@@ -535,8 +535,8 @@ CTRL_C = """
     X, Y = rng.normal(size=(20_000, 8)), rng.normal(size=(20_000, 2))
 
     def fit(X, Y, optimizer, schedule):
-        net.fit(X, Y, optimizer=optimizer, epochs=1, batch_size=1, shuffle=False,
-                clip_grad_norm=1.0, schedule=schedule)
+        return net.fit(X, Y, optimizer=optimizer, epochs=1, batch_size=1, shuffle=False,
+                       clip_grad_norm=1.0, schedule=schedule)
 
     # calibrate: rows for an epoch of about 1.5 s
     started = time.perf_counter()
@@ -553,11 +553,8 @@ CTRL_C = """
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    interrupted = False
-    try:
-        fit(X, Y, optimizer, schedule)
-    except KeyboardInterrupt:
-        interrupted = True
+    # fit returns its History, marked interrupted
+    interrupted = fit(X, Y, optimizer, schedule).interrupted
     try:
         # a signal that came after the epoch: let it in here
         while not sent:

@@ -1,0 +1,3 @@
+"""Type stubs of the compiled publishing step of a save (fastnn/_files.pyx)."""
+
+def publish(handle: int, directory: int, temporary: bytes, target: bytes) -> tuple[int, int]: ...
