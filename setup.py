@@ -85,7 +85,7 @@ extensions = [
         # the kernels are headers: a change to any of them rebuilds every module
         depends=sorted(glob.glob("fastnn/*.pxd") + glob.glob("fastnn/*.h")),
     )
-    for name in ("_checks", "_engine", "_files", "_kernels", "_rules")
+    for name in ("_blas_threads", "_checks", "_engine", "_files", "_kernels", "_rules")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, force=REBUILD),

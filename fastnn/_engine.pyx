@@ -10,7 +10,9 @@
 # thread does can tear a pass or a copy. Fork: the handlers below take every lock before fork()
 # and release them in both processes after, so a child never inherits a lock held by a thread it
 # does not have. Ctrl-C: see fastnn/_interrupt.h; epochs stop between batches, forward and loss
-# between blocks, in the main thread (the one Python raises KeyboardInterrupt in).
+# between blocks, in the main thread (the one Python raises KeyboardInterrupt in). BLAS threads:
+# each method runs its passes between enter and leave of fastnn/_blas_threads.pyx, which set the
+# threads of SciPy's BLAS for the call's largest product and the engine's cap (n_threads).
 import os
 import threading
 import weakref
@@ -27,6 +29,7 @@ from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
                                   SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
+from fastnn._blas_threads cimport enter, leave
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO_SCHEDULE, Layer,
                            Plan)
@@ -36,6 +39,8 @@ from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STE
                              normalizer, objective, run_epoch, state_count, train_step)
 from fastnn._rules cimport UpdateRule
 from fastnn._rules import LIVE as LIVE_RULES
+
+from fastnn import _blas_threads
 
 cdef extern from "_interrupt.h" nogil:
     volatile int fastnn_interrupted
@@ -183,6 +188,8 @@ cdef class Engine:
     cdef bint is_double
     cdef Py_ssize_t rows               # rows the workspace holds
     cdef Py_ssize_t widest
+    cdef long long widest_product      # multiply-adds per row of the largest dense layer
+    cdef public int n_threads          # the cap of the BLAS threads of its calls (0: none)
     cdef readonly cnp.ndarray params   # (n_params,) each layer's parameters in turn
     cdef readonly cnp.ndarray grad     # (n_params,) laid out as params
     cdef readonly cnp.ndarray buffers  # (n_buffers,) each batch normalization's running statistics
@@ -248,6 +255,8 @@ cdef class Engine:
         self.plan.first_param = -1
         self.plan.n_random = 0
         self.widest = n_in
+        self.widest_product = 0
+        self.n_threads = 0
         for k in range(n):
             L = &self.plan.layers[k]
             L.kind, L.act, L.n_out, L.alpha, L.eps, L.affine = layers[k]
@@ -261,6 +270,7 @@ cdef class Engine:
             L.p_off, L.n_p, L.buf_off = n_params, 0, n_buffers
             if L.kind == DENSE:
                 L.n_p = width * L.n_out + (L.n_out if L.affine else 0)
+                self.widest_product = max(self.widest_product, width * L.n_out)
             elif L.kind == BATCH_NORM:
                 L.n_p = 2 * L.n_out if L.affine else 0
                 n_buffers += 2 * L.n_out
@@ -304,6 +314,9 @@ cdef class Engine:
         self.buffers = np.zeros(n_buffers, dtype=dtype)
         self.rows = 0
         self.reserve(1)
+        if not _blas_threads.is_attached():
+            from fastnn.threads import attach_blas
+            attach_blas()
         LIVE.add(self)
 
     def layout(self):
@@ -414,6 +427,10 @@ cdef class Engine:
         finally:
             PyThread_release_lock(self.lock)
 
+    cdef long long block_work(self, Py_ssize_t N):
+        """Multiply-adds of the largest product of one block of forward or loss over N rows."""
+        return min(N, max(self.rows, MIN_BLOCK_ROWS)) * self.widest_product
+
     cdef Py_ssize_t block_rows(self, Py_ssize_t N):
         """Rows per block for forward and loss over N rows, with the workspace reserved for them."""
         cdef Py_ssize_t block = min(N, max(self.rows, MIN_BLOCK_ROWS))
@@ -446,9 +463,11 @@ cdef class Engine:
         if shape[0] == 0:
             return out
         self.acquire()
+        enter(self.block_work(shape[0]), self.n_threads)
         try:
             self._forward_blocks(X, out)
         finally:
+            leave()
             PyThread_release_lock(self.lock)
         return out
 
@@ -485,9 +504,11 @@ cdef class Engine:
         """The objective J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None, in
         evaluation mode."""
         self.acquire()
+        enter(self.block_work(X.shape[0]), self.n_threads)
         try:
             return self._loss_blocks(X, Y, s)
         finally:
+            leave()
             PyThread_release_lock(self.lock)
 
     def normalizer(self, cnp.ndarray Y, cnp.ndarray s=None):
@@ -544,6 +565,7 @@ cdef class Engine:
         cdef double J
         cdef bint watch = self.long_pass(N)
         self.acquire()
+        enter(N * self.widest_product, self.n_threads)
         try:
             self.reserve(N)
             while True:
@@ -560,6 +582,7 @@ cdef class Engine:
                 self.pause(None)
         finally:
             self.plan.watch = False
+            leave()
             PyThread_release_lock(self.lock)
 
     cdef double _gradients(self, floating* X, floating* Y, floating* s, Py_ssize_t N) noexcept:
@@ -594,6 +617,7 @@ cdef class Engine:
         cdef double J
         cdef bint watch = self.long_pass(N)
         self.acquire()
+        enter(N * self.widest_product, self.n_threads)
         try:
             rule.acquire()
             try:
@@ -620,6 +644,7 @@ cdef class Engine:
                 self.plan.watch = False
                 rule.release()
         finally:
+            leave()
             PyThread_release_lock(self.lock)
 
     cdef int _step(self, floating* X, floating* Y, floating* s, Py_ssize_t N, UpdateRule rule,
@@ -680,6 +705,7 @@ cdef class Engine:
                              f"{n_batches}")
         watch = watch_interrupts()
         self.acquire()
+        enter(min(batch_size, N) * self.widest_product, self.n_threads)
         try:
             rule.acquire()
             try:
@@ -712,6 +738,7 @@ cdef class Engine:
                 self.plan.watch = False
                 rule.release()
         finally:
+            leave()
             PyThread_release_lock(self.lock)
         return total, seen, done
 

@@ -37,8 +37,6 @@ __all__ = ["MLP"]
 DTYPES = ("float32", "float64")
 # How long each compiled chunk of an epoch lasts when `MLP.train_epoch` reports its progress.
 CHUNK_SECONDS = 0.1
-# Rows the engine evaluates at once in forward and loss (its MIN_BLOCK_ROWS), for the thread policy.
-EVAL_BLOCK_ROWS = 1024
 
 
 def _generator_state(value):
@@ -158,6 +156,10 @@ class MLP:
         - "cross_entropy" of a sigmoid output, as ``torch.nn.BCEWithLogitsLoss``: ``"pos_weight"``
           p, one weight per output or one for all (finite, >= 0, not all zero):
           ``L = -sum_k [p_k y_k log yhat_k + (1 - y_k) log(1 - yhat_k)]``.
+    n_threads : int or None, default None
+        At most this many BLAS threads for this network's matrix products (>= 1); None leaves
+        the choice to `fastnn.threads` (one thread for small products, the user's BLAS setting
+        for large ones). A setting of the machine, not of the model: not saved in its files.
 
     Attributes
     ----------
@@ -186,7 +188,7 @@ class MLP:
 
     def __init__(self, sizes, activation="relu", output_activation="identity",
                  loss="squared_error", l2=0.0, dtype="float64", seed=None, *, dropout=0.0,
-                 batch_norm=False, loss_options=None):
+                 batch_norm=False, loss_options=None, n_threads=None):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
         if len(sizes) < 2:
@@ -208,10 +210,11 @@ class MLP:
         self._options = {"dropout": rate} if rate > 0 else {}
         if batch_norm:
             self._options["batch_norm"] = True
+        self.n_threads = n_threads
 
     @classmethod
     def from_layers(cls, n_in, layers, loss="squared_error", l2=0.0, dtype="float64", seed=None,
-                    *, loss_options=None):
+                    *, loss_options=None, n_threads=None):
         """A network from an explicit list of layers.
 
         Parameters
@@ -223,7 +226,7 @@ class MLP:
             parameters is a Dense one, and the list ends with a Dense layer and the output
             Activation (e.g. ``[Dense(64), BatchNorm(), Activation("relu"), Dropout(0.2),
             Dense(10), Activation("softmax")]``).
-        loss, l2, dtype, seed, loss_options
+        loss, l2, dtype, seed, loss_options, n_threads
             As for `MLP`.
 
         Returns
@@ -234,6 +237,7 @@ class MLP:
         net._build(check_int("n_in", n_in, 1, maximum=MAX_WIDTH), layers, loss, l2, dtype, seed,
                    None, loss_options)
         net._options = None
+        net.n_threads = n_threads
         return net
 
     def _build(self, n_in, layers, loss, l2, dtype, seed, activation, loss_options=None):
@@ -443,6 +447,16 @@ class MLP:
     def random_state(self, value):
         self._engine.random_state = _generator_state(value)
 
+    @property
+    def n_threads(self):
+        """The cap on the BLAS threads of this network's products (None: `fastnn.threads`
+        chooses); it may be changed between calls."""
+        return self._engine.n_threads or None
+
+    @n_threads.setter
+    def n_threads(self, value):
+        self._engine.n_threads = threads.check_n_threads(value) or 0
+
     # ---- configuration and copies --------------------------------------------------------
 
     def config(self):
@@ -628,10 +642,6 @@ class MLP:
 
     # ---- evaluation ----------------------------------------------------------------------
 
-    def _eval_work(self, rows):
-        # the engine evaluates in blocks of at most EVAL_BLOCK_ROWS rows
-        return threads.product_work(self.sizes, min(rows, EVAL_BLOCK_ROWS))
-
     def forward(self, X):
         """The output activations for the rows of X, in evaluation mode.
 
@@ -645,7 +655,7 @@ class MLP:
         """
         if not ready(X, self.sizes[0], self.dtype):
             X = as_matrix("X", X, self.sizes[0], self.dtype)
-        return threads.run(self._eval_work(X.shape[0]), self._engine.forward, X)
+        return self._engine.forward(X)
 
     predict = forward
 
@@ -667,8 +677,7 @@ class MLP:
         -------
         float
         """
-        data = self.check_data(X, Y, sample_weight)
-        return threads.run(self._eval_work(data.X.shape[0]), self._engine.loss, *data)
+        return self._engine.loss(*self.check_data(X, Y, sample_weight))
 
     # ---- training ------------------------------------------------------------------------
 
@@ -694,8 +703,7 @@ class MLP:
         """
         data = self.check_data(X, Y, sample_weight)
         self._training_rows(data.X.shape[0])
-        J, grad = threads.run(threads.product_work(self.sizes, data.X.shape[0]),
-                              self._engine.gradients, *data)
+        J, grad = self._engine.gradients(*data)
         if not (math.isfinite(J) and all_finite(grad)):
             raise FloatingPointError(f"the loss ({J}) or its gradient is not finite on this data "
                                      f"(inputs, targets or sample weights too large or small?)")
@@ -739,8 +747,7 @@ class MLP:
         rule = training.check_optimizer(optimizer).bind(self)
         if self._batch_norm:
             self._training_rows(X.shape[0])
-        J, status = threads.run(threads.product_work(self.sizes, X.shape[0]), self._engine.step,
-                                X, Y, s, rule, max_norm)
+        J, status = self._engine.step(X, Y, s, rule, max_norm)
         if status == STEP_NONFINITE_LOSS:
             raise FloatingPointError(f"the loss is {J} on this batch; the parameters were not "
                                      f"updated (a learning rate too high, or inputs or targets "
@@ -830,8 +837,7 @@ class MLP:
         epoch = (X, Y, s, order, batch_size, rule, max_norm, schedule is not None)
         try:
             if progress is None:
-                total, _, done = threads.run(threads.product_work(self.sizes, min(batch_size, n)),
-                                             self._engine.epoch, *epoch)
+                total, _, done = self._engine.epoch(*epoch)
             else:
                 total, done = self._epoch_in_chunks(epoch, progress)
         except KeyboardInterrupt:
@@ -884,7 +890,7 @@ class MLP:
     def fit(self, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
             min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None,
-            callbacks=None, checkpoint=None, checkpoint_every=1, resume=None):
+            callbacks=None, checkpoint=None, checkpoint_every=1, resume=None, n_threads=None):
         """Train on (X, Y) by minibatches; see `fastnn.training.fit` for every parameter.
 
         Returns
@@ -898,7 +904,7 @@ class MLP:
                             min_delta=min_delta, verbose=verbose, sample_weight=sample_weight,
                             clip_grad_norm=clip_grad_norm, schedule=schedule,
                             callbacks=callbacks, checkpoint=checkpoint,
-                            checkpoint_every=checkpoint_every, resume=resume)
+                            checkpoint_every=checkpoint_every, resume=resume, n_threads=n_threads)
 
     def save(self, path):
         """Write the architecture, dtype, parameters and buffers to ``path`` (see `fastnn.load`):

@@ -1,86 +1,87 @@
-"""How many threads fastnn's matrix products use, chosen around each compiled call.
+"""How many threads fastnn's matrix products use, and the user's caps on them.
 
 Design
 ------
 fastnn multiplies matrices through SciPy's BLAS (``scipy.linalg.cython_blas``). In the wheels of
 NumPy 2 and SciPy that is its own OpenBLAS (``scipy.libs/libscipy_openblas*``), a different library
-from NumPy's; `blas_library` finds the one SciPy's ``dgemm`` lives in, and only that one is set.
+from NumPy's; `blas_file` finds the one SciPy's ``dgemm`` lives in, and only that one is set.
 
 Below `PARALLEL_WORK` multiply-adds per product, more BLAS threads cost more than they give: on a
 quiet 2-core machine 1 and 2 threads are within ~20% for digits-sized networks, and beside a busy
 process 2 threads were 4x slower than 1 (threads that wait for a descheduled partner). So each
-compiled call (an epoch, a step, a forward pass, a loss, a gradient) runs under `run`:
+compiled call of the engine (an epoch, a step, a forward pass, a loss, a gradient) runs
 
-- one thread when its largest product is below `PARALLEL_WORK`;
-- otherwise the user's limit: the library's setting when the call began (which reflects
+- on one thread when its largest product is below `PARALLEL_WORK` multiply-adds;
+- otherwise on the user's limit: the library's setting when the call began (which reflects
   ``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS`` and ``OMP_NUM_THREADS``), lowered
-  by fastnn's own `set_threads` / `limit`;
-- one thread whenever another fastnn call is running in another thread (`fit_many`, or
-  scikit-learn's searches under the threading backend): two calls on two cores each run on one,
-  never 2 x 2 threads on 2 cores.
+  by the network's ``n_threads`` (`fastnn.MLP`, ``fit``, the scikit-learn estimators) and by
+  `set_threads` for the whole process;
+- on one thread whenever another fastnn call runs in another thread (`fastnn.fit_many`, or
+  scikit-learn's searches under joblib's threading backend): two calls on two cores each run on
+  one, never 2 x 2 threads on 2 cores.
 
-The library's setting is restored when the last running fastnn call ends. The setting is
+The choice is compiled (fastnn/_blas_threads.pyx): a few C calls per compiled call, none of them
+when nothing changes, so a step of a tiny network costs what it costs without a policy. The
+library's setting is restored when the last running fastnn call ends. The setting is
 process-wide (BLAS libraries have one per process, as threadpoolctl's limits are): code of the
 user's that calls SciPy's BLAS in another thread *while* a fastnn call runs gets fastnn's choice
-for that time (NumPy's own BLAS is a different library and is never touched). Without a BLAS that
-threadpoolctl can control (or on a platform where the library cannot be located) nothing is set
-and the products run as the library is configured.
+for that time (NumPy's own BLAS is a different library and is never touched). With a BLAS other
+than OpenBLAS, or where the library cannot be located, nothing is set and the products run as
+the library is configured.
 """
-import contextvars
-import ctypes
 import functools
-import itertools
 import os
-import threading
-from contextlib import contextmanager
 
+from fastnn import _blas_threads
 from fastnn._validation import check_int
+
+__all__ = ["PARALLEL_WORK", "blas_file", "controlled", "set_threads", "get_threads",
+           "check_n_threads"]
 
 # Products of fewer multiply-adds than this (rows x n_in x n_out of the widest dense layer) run on
 # one BLAS thread. Measured in bench/threads.py (bench/THREADS.md): at 1e8 (784-512-10, batch 256)
 # one thread was still 10% faster than two on a quiet 2-core machine, and 5.7x faster beside a busy
 # process; only products of ~1e9 and more (~0.1 s on one core) leave the split room to pay.
 PARALLEL_WORK = 1 << 30
-
-# The user's cap: set_threads for the process, limit() for a block of code (per thread/context).
-_process_cap = None
-_context_cap = contextvars.ContextVar("fastnn_threads", default=None)
-
-_state_lock = threading.Lock()
-_running = 0     # fastnn calls now running (in all threads)
-_saved = None    # the library's setting before the first of them began
-_current = None  # what fastnn last set while calls run
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
-
+_blas_threads.set_parallel_work(PARALLEL_WORK)
 
 # The Fortran name of dgemm as SciPy's builds link it: plain (reference names), scipy-openblas's
 # prefixed one, and their 64-bit-integer variants.
 DGEMM_NAMES = ("dgemm_", "scipy_dgemm_", "dgemm", "dgemm_64_", "scipy_dgemm_64_")
 
 
-def _file_of(address):
+def _file_of(ctypes, address):
     """The path of the loaded shared object holding ``address``, or None (dladdr)."""
+
+    class DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                    ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
     try:
         dladdr = ctypes.CDLL(None).dladdr
     except (OSError, AttributeError):
         return None
-    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
-    info = _DlInfo()
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(DlInfo)]
+    info = DlInfo()
     if not dladdr(address, ctypes.byref(info)) or not info.dli_fname:
         return None
     return os.path.realpath(os.fsdecode(info.dli_fname))
 
 
-def _dgemm_file():
-    """The path of the shared library whose dgemm scipy.linalg.cython_blas calls, or None.
+@functools.cache
+def blas_file():
+    """The path of the shared library whose dgemm fastnn's products call.
 
     cython_blas's dgemm is a wrapper in cython_blas's own module; the BLAS routine it calls is
     looked up among that module's dependencies, as the dynamic linker resolved it.
+
+    Returns
+    -------
+    str or None
+        None where the library cannot be located (no ``dladdr``: not Linux or macOS).
     """
+    import ctypes
+
     from scipy.linalg import cython_blas
     capsule = cython_blas.__pyx_capi__["dgemm"]
     api = ctypes.pythonapi
@@ -88,58 +89,74 @@ def _dgemm_file():
     api.PyCapsule_GetName.argtypes = [ctypes.py_object]
     api.PyCapsule_GetPointer.restype = ctypes.c_void_p
     api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    wrapper = _file_of(api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule)))
+    wrapper = _file_of(ctypes, api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule)))
     if wrapper is None:
         return None
     module = ctypes.CDLL(wrapper)
     for name in DGEMM_NAMES:
         routine = getattr(module, name, None)
         if routine is not None:
-            return _file_of(ctypes.cast(routine, ctypes.c_void_p).value)
+            return _file_of(ctypes, ctypes.cast(routine, ctypes.c_void_p).value)
     return None
 
 
-@functools.cache
-def blas_library():
-    """The threadpoolctl controller of the BLAS that fastnn's products run in.
+def _openblas_controls(path):
+    """The addresses of OpenBLAS's ``int get_num_threads(void)`` and ``void
+    set_num_threads(int)`` in the library at ``path``, or None if it is not an OpenBLAS."""
+    import ctypes
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            get = getattr(library, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(library, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                return (ctypes.cast(get, ctypes.c_void_p).value,
+                        ctypes.cast(put, ctypes.c_void_p).value)
+    return None
+
+
+def attach_blas():
+    """Give the compiled policy the thread-count functions of `blas_file`'s library (once, at
+    the first engine built; not at ``import fastnn``, which stays free of ctypes)."""
+    path = blas_file()
+    controls = _openblas_controls(path) if path is not None else None
+    _blas_threads.attach(*(controls or (None, None)))
+
+
+def controlled():
+    """Whether fastnn sets the threads of its BLAS (an OpenBLAS it located).
 
     Returns
     -------
-    threadpoolctl.LibController or None
-        The controller of the library holding the dgemm SciPy's ``cython_blas`` calls
-        (``.filepath``, ``.get_num_threads()``, ``.set_num_threads(n)``), or None when
-        threadpoolctl cannot control it or the library cannot be located.
+    bool
     """
-    path = _dgemm_file()
-    if path is None:
-        return None
-    from threadpoolctl import ThreadpoolController
-    for library in ThreadpoolController().lib_controllers:
-        if os.path.realpath(library.filepath) == path:
-            return library
-    return None
+    if not _blas_threads.is_attached():
+        attach_blas()
+    return _blas_threads.controls()
 
 
-@functools.cache
-def _controls():
-    """(get, set) of the thread count of `blas_library`, or None.
+def check_n_threads(n_threads):
+    """``n_threads`` as given to `fastnn.MLP`, ``fit`` or an estimator: None or an int >= 1.
 
-    OpenBLAS's own C functions when found (~0.1 us a call, a few times less than threadpoolctl's
-    methods, which look the symbol up on each call); threadpoolctl's methods otherwise.
+    Parameters
+    ----------
+    n_threads : int or None
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    TypeError
+        If it is not an integer (nor None).
+    ValueError
+        If it is below 1.
     """
-    library = blas_library()
-    if library is None:
-        return None
-    if library.internal_api == "openblas":
-        dynlib = ctypes.CDLL(library.filepath)
-        for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
-            get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
-            put = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                get.restype, get.argtypes = ctypes.c_int, []
-                put.restype, put.argtypes = None, [ctypes.c_int]
-                return get, put
-    return library.get_num_threads, library.set_num_threads
+    return None if n_threads is None else check_int("n_threads", n_threads, 1)
 
 
 def set_threads(n_threads):
@@ -151,125 +168,24 @@ def set_threads(n_threads):
         At most this many threads (>= 1); None removes the cap (the library's own setting, as
         threadpoolctl or ``OPENBLAS_NUM_THREADS`` leave it, is then the only limit). Products
         below `PARALLEL_WORK` multiply-adds run on one thread whatever the cap.
-    """
-    global _process_cap
-    _process_cap = None if n_threads is None else check_int("n_threads", n_threads, 1)
-
-
-def get_threads():
-    """The cap in force in this thread: `limit`'s if inside one, else `set_threads`'s.
-
-    Returns
-    -------
-    int or None
-        None when fastnn sets no cap of its own.
-    """
-    cap = _context_cap.get()
-    return _process_cap if cap is None else cap
-
-
-@contextmanager
-def limit(n_threads):
-    """Cap the BLAS threads of fastnn's products inside a ``with`` block, in this thread.
-
-    Parameters
-    ----------
-    n_threads : int
-        At most this many threads (>= 1).
 
     Examples
     --------
     >>> import fastnn
-    >>> with fastnn.threads.limit(1):
-    ...     pass  # net.fit(X, Y) here runs its products on one thread
+    >>> fastnn.threads.set_threads(1)   # fastnn's products on one thread from now on
+    >>> fastnn.threads.get_threads()
+    1
+    >>> fastnn.threads.set_threads(None)
     """
-    token = _context_cap.set(check_int("n_threads", n_threads, 1))
-    try:
-        yield
-    finally:
-        _context_cap.reset(token)
+    _blas_threads.set_cap(check_n_threads(n_threads) or 0)
 
 
-def product_work(sizes, rows):
-    """Multiply-adds of the largest product of a pass over ``rows`` rows.
-
-    Parameters
-    ----------
-    sizes : sequence of int
-        The input width and the dense layers' widths (`fastnn.MLP.sizes`).
-    rows : int
+def get_threads():
+    """The process's cap set by `set_threads`.
 
     Returns
     -------
-    int
+    int or None
+        None when there is none.
     """
-    return rows * max((a * b for a, b in zip(sizes, sizes[1:])), default=0)
-
-
-def choose(work, setting, cap):
-    """The thread count for a call alone in the process.
-
-    Parameters
-    ----------
-    work : int
-        `product_work` of the call.
-    setting : int
-        The library's setting when fastnn's calls began (the user's limit).
-    cap : int or None
-        fastnn's own cap (`get_threads`).
-
-    Returns
-    -------
-    int
-    """
-    if work < PARALLEL_WORK:
-        return 1
-    return setting if cap is None else min(setting, cap)
-
-
-def run(work, function, *args):
-    """``function(*args)`` (a compiled call) with the BLAS threads fastnn chooses for ``work``.
-
-    Parameters
-    ----------
-    work : int
-        `product_work` of the call.
-    function : callable
-    *args
-        Its arguments.
-
-    Returns
-    -------
-    object
-        What ``function`` returns.
-    """
-    controls = _controls()
-    if controls is None:
-        return function(*args)
-    _begin(controls, work)
-    try:
-        return function(*args)
-    finally:
-        _end(controls)
-
-
-def _begin(controls, work):
-    global _running, _saved, _current
-    get, put = controls
-    with _state_lock:
-        if _running == 0:
-            _saved = _current = get()
-        _running += 1
-        wanted = 1 if _running > 1 else choose(work, _saved, get_threads())
-        if wanted != _current:
-            put(wanted)
-            _current = wanted
-
-
-def _end(controls):
-    global _running, _current
-    with _state_lock:
-        _running -= 1
-        if _running == 0 and _current != _saved:
-            controls[1](_saved)
-            _current = _saved
+    return _blas_threads.get_cap() or None

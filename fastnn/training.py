@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastnn import checkpoints, io
+from fastnn import checkpoints, io, threads
 from fastnn._validation import CheckedData, check_int, check_real
 from fastnn.callbacks import EarlyStopping, as_callback, stops
 from fastnn.layers import stream_key
@@ -256,7 +256,7 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None, cli
 def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
         min_delta=0.0, verbose=0, sample_weight=None, clip_grad_norm=None, schedule=None,
-        callbacks=None, checkpoint=None, checkpoint_every=1, resume=None):
+        callbacks=None, checkpoint=None, checkpoint_every=1, resume=None, n_threads=None):
     """Train ``net`` on (X, Y) by minibatch updates.
 
     Parameters
@@ -339,6 +339,9 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         schedule settings, data, batch size, shuffling, seed, clipping and validation, and
         callbacks that keep a state of the same kinds in the same order. It then ends with the
         weights, bit for bit, of a run that was never stopped.
+    n_threads : int, optional
+        At most this many BLAS threads for this fit's products (>= 1), instead of the network's
+        ``n_threads`` (see `fastnn.threads`); the network's is back after the fit.
 
     Returns
     -------
@@ -373,6 +376,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     verbose = _check_verbose(verbose)
     callbacks = _check_callbacks(callbacks)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+    n_threads = threads.check_n_threads(n_threads)
     if checkpoint is not None:
         # refused before any work: a folder that does not exist, a path that is a folder
         io._destination(checkpoint, "save the checkpoint")
@@ -410,6 +414,9 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     bar = reporter(verbose, epochs, data.X.shape[0], show_lr=schedule is not None)
     for callback in callbacks:
         callback.on_train_begin(net)
+    network_threads = net.n_threads
+    if n_threads is not None:
+        net.n_threads = n_threads
     try:
         if saved is not None:
             _restore(resume, saved, net, optimizer, schedule, rng, history, callbacks)
@@ -419,6 +426,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
                clip_grad_norm, min_delta, callbacks, history, bar, checkpoint, checkpoint_every,
                run)
     finally:
+        net.n_threads = network_threads
         for callback in callbacks:
             callback.on_train_end(history)
     return history

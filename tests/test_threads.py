@@ -1,4 +1,5 @@
-"""The thread policy (fastnn.threads): which library, what it chooses, what it restores."""
+"""The thread policy (fastnn.threads): which library, what it chooses, what it restores, and the
+n_threads options of MLP, fit and the estimators."""
 import os
 import subprocess
 import sys
@@ -9,127 +10,173 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastnn
-from fastnn import threads
+from fastnn import _blas_threads, threads
 
-LIBRARY = threads.blas_library()
-needs_library = pytest.mark.skipif(LIBRARY is None, reason="no BLAS threadpoolctl can control")
-BIG = threads.PARALLEL_WORK
+needs_control = pytest.mark.skipif(not threads.controlled(),
+                                   reason="fastnn does not set this BLAS's threads")
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2000, 64))
+y = rng.integers(0, 10, 2000)
 
 
-def seen(work):
-    """The thread count of fastnn's BLAS inside a call of ``work`` multiply-adds."""
-    return threads.run(work, LIBRARY.get_num_threads)
+def library():
+    """threadpoolctl's controller of fastnn's BLAS."""
+    from threadpoolctl import ThreadpoolController
+    path = threads.blas_file()
+    return next(lib for lib in ThreadpoolController().lib_controllers
+                if os.path.realpath(lib.filepath) == path)
 
 
 @pytest.fixture(autouse=True)
 def two_threads():
-    """Each test starts with the library at 2 threads and no fastnn cap, and leaves it so."""
-    if LIBRARY is None:
+    """Each test starts with the library at 2 threads, the default threshold and no fastnn cap,
+    and leaves them so."""
+    if not threads.controlled():
         yield
         return
-    before = LIBRARY.get_num_threads()
-    LIBRARY.set_num_threads(2)
+    lib = library()
+    before = lib.get_num_threads()
+    lib.set_num_threads(2)
     yield
     threads.set_threads(None)
-    LIBRARY.set_num_threads(before)
+    _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+    lib.set_num_threads(before)
 
 
-@needs_library
+def seen_while_training(nets, parallel_work=None, **fit):
+    """What a watcher sees while the networks train, one thread each: the policy's states
+    ``{(running calls, the count it set)}``, the library's counts read while calls ran (which
+    may include the setting of a moment between two calls), and the library's count after."""
+    if parallel_work is not None:
+        _blas_threads.set_parallel_work(parallel_work)
+    lib, states, counts, done = library(), set(), set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            running, _, current = _blas_threads.state()
+            if running:
+                states.add((running, current))
+                counts.add(lib.get_num_threads())
+
+    watcher = threading.Thread(target=watch)
+    trainers = [threading.Thread(target=net.fit, args=(X, y), kwargs={"epochs": 20, **fit})
+                for net in nets]
+    watcher.start()
+    for trainer in trainers:
+        trainer.start()
+    for trainer in trainers:
+        trainer.join()
+    done.set()
+    watcher.join()
+    return states, counts, lib.get_num_threads()
+
+
+def classifier(**options):
+    return fastnn.MLP([64, 100, 10], output_activation="softmax", loss="cross_entropy", seed=0,
+                      **options)
+
+
+@needs_control
 def test_the_library_is_the_one_scipys_blas_calls():
     paths = {os.path.realpath(info["filepath"]) for info in threadpool_info()}
-    assert os.path.realpath(LIBRARY.filepath) in paths
-    # scipy's dgemm symbol lives in it
-    assert threads._dgemm_file() == os.path.realpath(LIBRARY.filepath)
+    assert threads.blas_file() in paths
+    assert "openblas" in os.path.basename(threads.blas_file())
 
 
-@needs_library
-def test_small_work_runs_on_one_thread_big_work_on_the_users_setting():
-    assert seen(0) == 1
-    assert seen(BIG - 1) == 1
-    assert seen(BIG) == 2
-    assert LIBRARY.get_num_threads() == 2
+@needs_control
+def test_small_products_run_on_one_thread_and_the_setting_comes_back():
+    states, counts, after = seen_while_training([classifier()], batch_size=200)
+    assert states == {(1, 1)}
+    assert 1 in counts
+    assert after == 2
+    assert _blas_threads.state()[0] == 0
 
 
-@needs_library
-def test_the_setting_is_restored_even_when_the_call_raises():
-    def fails():
-        assert LIBRARY.get_num_threads() == 1
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError, match="boom"):
-        threads.run(0, fails)
-    assert LIBRARY.get_num_threads() == 2
+@needs_control
+def test_large_products_run_on_the_users_setting():
+    states, counts, after = seen_while_training([classifier()], parallel_work=0, batch_size=200)
+    assert states == {(1, 2)}
+    assert counts == {2}
+    assert after == 2
 
 
-@needs_library
+@needs_control
 def test_threadpoolctl_limit_is_honoured():
     with threadpool_limits(limits=1, user_api="blas"):
-        assert seen(BIG) == 1
-    assert seen(BIG) == 2
+        states, counts, after = seen_while_training([classifier()], parallel_work=0)
+        assert states == {(1, 1)}
+        assert counts == {1}
+        assert after == 1
+    assert library().get_num_threads() == 2
 
 
-@needs_library
-def test_set_threads_and_limit_cap_fastnn():
-    threads.set_threads(1)
-    assert threads.get_threads() == 1
-    assert seen(BIG) == 1
-    threads.set_threads(None)
-    assert seen(BIG) == 2
-    with threads.limit(1):
+@needs_control
+@pytest.mark.parametrize("where", ["set_threads", "MLP", "fit", "attribute"])
+def test_fastnns_caps_lower_the_setting(where):
+    net = classifier(n_threads=1 if where == "MLP" else None)
+    fit = {"n_threads": 1} if where == "fit" else {}
+    if where == "set_threads":
+        threads.set_threads(1)
         assert threads.get_threads() == 1
-        assert seen(BIG) == 1
-    assert threads.get_threads() is None
-    # a cap above the user's setting does not raise it
+    if where == "attribute":
+        net.n_threads = 1
+    states, counts, after = seen_while_training([net], parallel_work=0, **fit)
+    assert states == {(1, 1)}
+    assert 1 in counts
+    assert after == 2
+    assert net.n_threads == (None if where in ("set_threads", "fit") else 1)
+
+
+@needs_control
+def test_a_cap_above_the_users_setting_does_not_raise_it():
     threads.set_threads(8)
-    assert seen(BIG) == 2
+    states, counts, _ = seen_while_training([classifier(n_threads=4)], parallel_work=0)
+    assert states == {(1, 2)}
+    assert counts == {2}
 
 
-@needs_library
-def test_limit_is_per_thread():
-    inside = threading.Event()
-    release = threading.Event()
-
-    def capped():
-        with threads.limit(1):
-            inside.set()
-            release.wait(10)
-    worker = threading.Thread(target=capped)
-    worker.start()
-    inside.wait(10)
-    assert threads.get_threads() is None
-    release.set()
-    worker.join()
-
-
-@needs_library
+@needs_control
 def test_concurrent_calls_run_on_one_thread_each():
-    started = threading.Barrier(2, timeout=10)
-    counts = []
-
-    def call():
-        def body():
-            started.wait()
-            counts.append(LIBRARY.get_num_threads())
-            started.wait()
-        threads.run(BIG, body)
-    workers = [threading.Thread(target=call) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert counts == [1, 1]
-    assert LIBRARY.get_num_threads() == 2
+    states, counts, after = seen_while_training([classifier(), classifier()], parallel_work=0)
+    assert (2, 1) in states  # the fits overlapped, then on one thread each
+    assert all(count == 1 for running, count in states if running == 2)
+    assert 1 in counts
+    assert after == 2
 
 
-@needs_library
+@needs_control
+def test_the_setting_is_restored_when_a_call_fails():
+    net, other = classifier(), fastnn.MLP([64, 5, 10], output_activation="softmax",
+                                          loss="cross_entropy")
+    data = net.check_data(X, y)
+    with pytest.raises(ValueError, match="does not fit this network"):
+        net._engine.epoch(data.X, data.Y, None, None, 200, fastnn.Adam().bind(other))
+    assert _blas_threads.state()[0] == 0
+    assert library().get_num_threads() == 2
+
+
+@needs_control
 def test_numpys_blas_is_not_touched():
     others = [info for info in threadpool_info() if info["user_api"] == "blas"
-              and os.path.realpath(info["filepath"]) != os.path.realpath(LIBRARY.filepath)]
+              and os.path.realpath(info["filepath"]) != threads.blas_file()]
     if not others:
         pytest.skip("numpy and scipy share one BLAS here")
+    counts = set()
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if _blas_threads.state()[0]:
+                counts.add(next(i["num_threads"] for i in threadpool_info()
+                                if i["filepath"] == others[0]["filepath"]))
+
     with threadpool_limits(limits=2, user_api="blas"):
-        counts = threads.run(0, lambda: [i["num_threads"] for i in threadpool_info()
-                                         if i["filepath"] == others[0]["filepath"]])
-    assert counts == [2]
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        classifier().fit(X, y, epochs=20)
+        done.set()
+        watcher.join()
+    assert counts <= {2}
 
 
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), ("2", TypeError),
@@ -138,41 +185,50 @@ def test_bad_caps_are_refused(bad, error):
     with pytest.raises(error, match="n_threads"):
         threads.set_threads(bad)
     with pytest.raises(error, match="n_threads"):
-        with threads.limit(bad):
-            pass
+        classifier(n_threads=bad)
+    net = classifier()
+    with pytest.raises(error, match="n_threads"):
+        net.n_threads = bad
+    with pytest.raises(error, match="n_threads"):
+        net.fit(X[:10], y[:10], epochs=1, n_threads=bad)
+    assert net.n_threads is None
 
 
-def test_product_work_is_the_widest_layer_times_the_rows():
-    assert threads.product_work((64, 100, 10), 200) == 200 * 6400
-    assert threads.product_work((3,), 10) == 0
+def test_import_fastnn_neither_locates_the_blas_nor_imports_threadpoolctl():
+    code = ("import sys, fastnn; from fastnn import _blas_threads; "
+            "print(_blas_threads.is_attached(), 'threadpoolctl' in sys.modules)")
+    env = {**os.environ}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(fastnn.__file__)),
+                                         env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
-@needs_library
+@needs_control
 def test_environment_limit_is_honoured():
-    code = ("from fastnn import threads; "
-            "print(threads.run(threads.PARALLEL_WORK, threads.blas_library().get_num_threads))")
+    code = ("import fastnn, numpy as np; from fastnn import _blas_threads as b; "
+            "b.set_parallel_work(0); net = fastnn.MLP([4, 8, 1]); "
+            "net.train_step(np.ones((4, 4)), np.ones((4, 1)), fastnn.SGD()); print(b.state())")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(fastnn.__file__)),
                                          env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "1"
+    assert out.stdout.strip() == "(0, 1, 1)"  # saved and set: the environment's 1
 
 
-@needs_library
+@needs_control
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-5)])
-def test_results_do_not_depend_on_the_thread_count(monkeypatch, dtype, tol):
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((600, 64))
-    y = rng.integers(0, 10, 600)
+def test_results_do_not_depend_on_the_thread_count(dtype, tol):
+    Xw = rng.standard_normal((600, 256))
 
     def trained(n):
-        net = fastnn.MLP([64, 200, 10], output_activation="softmax", loss="cross_entropy",
-                         seed=0, dtype=dtype)
-        with threads.limit(n):
-            net.fit(X, y, epochs=3, batch_size=300, seed=1)
-            return net.params.copy(), net.forward(X), net.loss(X, y)
-    monkeypatch.setattr(threads, "PARALLEL_WORK", 0)
+        net = fastnn.MLP([256, 300, 10], output_activation="softmax", loss="cross_entropy",
+                         seed=0, dtype=dtype, n_threads=n)
+        net.fit(Xw, y[:600], epochs=3, batch_size=300, seed=1)
+        return net.params.copy(), net.forward(Xw), net.loss(Xw, y[:600])
+    _blas_threads.set_parallel_work(0)
     one, two = trained(1), trained(2)
     np.testing.assert_allclose(one[0], two[0], rtol=tol, atol=tol)
     np.testing.assert_allclose(one[1], two[1], rtol=tol, atol=tol)

@@ -1,0 +1,4 @@
+# The BLAS thread policy of fastnn's compiled calls (fastnn/_blas_threads.pyx).
+
+cdef void enter(long long work, int cap) noexcept
+cdef void leave() noexcept

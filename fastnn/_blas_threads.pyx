@@ -1,0 +1,115 @@
+# Design: the BLAS threads of fastnn's own products, chosen around each compiled call of the
+# engine at the cost of a few C calls (no Python, no allocation), so that a train_step of a tiny
+# network costs what it costs without a policy. fastnn/threads.py finds the thread-count
+# functions of the BLAS SciPy's cython_blas calls (once, at the first engine) and gives their
+# addresses to `attach`; the engine calls `enter` before its passes and `leave` after, both with
+# the GIL held, which is what makes the counters below safe without a lock of their own.
+#
+# The choice: one thread for a call whose largest product has fewer than `parallel_work`
+# multiply-adds, or when another fastnn call runs in another thread (two calls on two cores each
+# get one, never 2 x 2 threads); otherwise the library's setting when the first running call
+# began (the user's limit: threadpoolctl, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS), lowered by the
+# call's cap (MLP(n_threads=...), fit's n_threads) and the process's (fastnn.threads.set_threads).
+# The setting is put back when the last running call ends.
+
+ctypedef int (*get_threads_t)() noexcept nogil
+ctypedef void (*set_threads_t)(int) noexcept nogil
+
+cdef get_threads_t get_threads = NULL
+cdef set_threads_t set_threads = NULL
+cdef bint attached = False
+cdef int running = 0      # fastnn calls running now, in all threads
+cdef int saved = 0        # the library's setting when the first of them began
+cdef int current = 0      # what the library is set to while they run
+cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
+# measured in bench/threads.py (bench/THREADS.md); fastnn.threads.PARALLEL_WORK
+cdef long long parallel_work = 1 << 30
+
+
+cdef void enter(long long work, int cap) noexcept:
+    """Set the library's threads for a call whose largest product has `work` multiply-adds,
+    under the call's cap (0: none). With the GIL held."""
+    global running, saved, current
+    cdef int wanted
+    if set_threads == NULL:
+        return
+    if running == 0:
+        saved = current = get_threads()
+    running += 1
+    if running > 1 or work < parallel_work:
+        wanted = 1
+    else:
+        wanted = saved
+        if 0 < cap < wanted:
+            wanted = cap
+        if 0 < process_cap < wanted:
+            wanted = process_cap
+    if wanted != current:
+        set_threads(wanted)
+        current = wanted
+
+
+cdef void leave() noexcept:
+    """The call that `enter` began has ended: the last one puts the user's setting back. With the
+    GIL held."""
+    global running, current
+    if set_threads == NULL:
+        return
+    running -= 1
+    if running == 0 and current != saved:
+        set_threads(saved)
+        current = saved
+
+
+def is_attached():
+    """Whether `attach` has run (found functions or not)."""
+    return attached
+
+
+def controls():
+    """Whether `attach` was given functions: the policy sets the BLAS's threads."""
+    return set_threads != NULL
+
+
+def attach(get_address, set_address):
+    """Use the C functions at these addresses (``int get(void)``, ``void set(int)``) to read and
+    set the BLAS's thread count; both None: leave the BLAS as configured. Once, before any call
+    runs."""
+    global get_threads, set_threads, attached
+    if running:
+        raise RuntimeError("the BLAS thread controls cannot change while fastnn calls run")
+    if (get_address is None) != (set_address is None):
+        raise ValueError("give both thread-count functions or neither")
+    if get_address is None:
+        get_threads, set_threads = NULL, NULL
+    else:
+        get_threads = <get_threads_t><size_t>get_address
+        set_threads = <set_threads_t><size_t>set_address
+    attached = True
+
+
+def set_cap(int n):
+    """The process's cap (0: none)."""
+    global process_cap
+    process_cap = n
+
+
+def get_cap():
+    """The process's cap (0: none)."""
+    return process_cap
+
+
+def set_parallel_work(long long n):
+    """Products of fewer multiply-adds than n run on one thread."""
+    global parallel_work
+    parallel_work = n
+
+
+def get_parallel_work():
+    """Products of fewer multiply-adds than this run on one thread."""
+    return parallel_work
+
+
+def state():
+    """(running calls, the setting saved when they began, the setting now), for the tests."""
+    return running, saved, current
