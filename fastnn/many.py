@@ -3,8 +3,8 @@
 Design
 ------
 A fastnn epoch runs in compiled code without the GIL, so K networks trained in K threads use the
-cores together; each runs its products on one BLAS thread (`fastnn.threads.limit`), so that two
-fits on two cores never become 2 x 2 threads. The data is checked once and shared read-only by
+cores together; each runs its products on one BLAS thread (``n_threads=1``), so that two fits on
+two cores never become 2 x 2 threads. The data is checked once and shared read-only by
 all the fits, without copies. Each network has its own optimizer and seed, so the result of each
 fit is the one `fastnn.training.fit` gives alone, whatever the number of threads (up to the
 rounding of a product split between BLAS threads or not).
@@ -12,7 +12,6 @@ rounding of a product split between BLAS threads or not).
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from fastnn import threads
 from fastnn._validation import check_int
 from fastnn.network import MLP
 from fastnn.optimizers import Adam
@@ -118,11 +117,11 @@ def fit_many(nets, X, Y=None, optimizers=None, seeds=None, sample_weight=None, n
         except (TypeError, ValueError) as error:
             raise type(error)(f"nets[{i}] does not take the data of nets[0]: {error}") from None
 
+    if n_jobs > 1:
+        options.setdefault("n_threads", 1)
+
     def one(i):
-        if n_jobs == 1:
-            return fit(nets[i], data, None, optimizer=optimizers[i], seed=seeds[i], **options)
-        with threads.limit(1):
-            return fit(nets[i], data, None, optimizer=optimizers[i], seed=seeds[i], **options)
+        return fit(nets[i], data, None, optimizer=optimizers[i], seed=seeds[i], **options)
 
     if n_jobs == 1:
         outcomes = [_outcome(one, i) for i in range(K)]

@@ -67,6 +67,8 @@ Parameters scikit-learn's MLPs do not have; their defaults change nothing (same 
   scikit-learn's ``quantile`` of HistGradientBoostingRegressor, since ``alpha`` and ``epsilon``
   are taken). As for the squared error, a sample's loss is summed over the outputs and the
   reported loss (``loss_``, ``loss_curve_``) averages it over them.
+- ``n_threads`` (None): a cap on the BLAS threads of the network's products (`fastnn.threads`),
+  not a setting of the model: `to_sklearn` leaves it behind.
 - ``validation_loss_curve_`` beside ``validation_scores_`` with early stopping (scikit-learn
   issue #18507): after each epoch, the objective of ``loss_curve_`` (loss and L2 penalty, the
   penalty divided by the validation part's sample-weight sum, as a training batch's) on the
@@ -256,6 +258,7 @@ class _BaseMLP(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -264,7 +267,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False):
+                 dropout=0.0, batch_norm=False, n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -290,6 +293,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.n_threads = n_threads
 
     # ---- fitting -------------------------------------------------------------------------
 
@@ -348,6 +352,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"warm_start and partial_fit continue a network of layer sizes "
                                  f"{list(self._net.sizes)}; this call needs {layer_units}")
             self._adopt_settings()
+        self._net.n_threads = self.n_threads
         dtype = self._net.dtype
         X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
         if sample_weight is not None:
@@ -402,7 +407,7 @@ class _BaseMLP(BaseEstimator):
         net = MLP(layer_units, activation=HIDDEN_ACTIVATIONS[self.activation],
                   output_activation=OUTPUT_ACTIVATIONS[self.out_activation_], loss=loss,
                   l2=self.alpha, dtype=dtype, seed=0, dropout=self.dropout,
-                  batch_norm=self.batch_norm, loss_options=options)
+                  batch_norm=self.batch_norm, loss_options=options, n_threads=self.n_threads)
         net.scale_objective(loss_scale, True)
         if state is not None:
             net.load_state_dict(state)
@@ -830,6 +835,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         sample_weight when given. They multiply the sample weights. Multilabel targets take
         'balanced' or one dict ``{0: weight, 1: weight}`` per label column, and a sample's
         weight is the product over the columns. 'balanced' is not available in partial_fit.
+    n_threads : int or None, default=None
+        At most this many BLAS threads for the network's products (>= 1); None leaves the
+        choice to `fastnn.threads` (one thread for small products). Fits that overlap in
+        threads (``joblib.parallel_config(backend="threading")``) run on one each.
 
     Attributes
     ----------
@@ -889,7 +898,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, class_weight=None):
+                 dropout=0.0, batch_norm=False, class_weight=None, n_threads=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -898,7 +907,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm)
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm, n_threads=n_threads)
         self.class_weight = class_weight
 
     def _is_classifier(self):
@@ -1097,7 +1106,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
-n_iter_no_change, max_fun, dropout, batch_norm
+n_iter_no_change, max_fun, dropout, batch_norm, n_threads
         As in `MLPClassifier`; early stopping watches the validation R^2.
     huber_delta : float, default=1.0
         The Huber loss' threshold (> 0) between its quadratic and linear parts; used only with
@@ -1136,7 +1145,7 @@ n_layers_, n_outputs_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, huber_delta=1.0):
+                 dropout=0.0, batch_norm=False, huber_delta=1.0, n_threads=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1145,7 +1154,7 @@ n_layers_, n_outputs_
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm)
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm, n_threads=n_threads)
         self.loss = loss
         self.huber_delta = huber_delta
 

@@ -1,5 +1,7 @@
 """fastnn.sklearn estimators fitted in threads by scikit-learn's searches (joblib's threading
 backend): the same results as one fit after another, and one BLAS thread per concurrent fit."""
+import threading
+
 import joblib
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ pytest.importorskip("sklearn")
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 
-from fastnn import threads  # noqa: E402
+from fastnn import _blas_threads, threads  # noqa: E402
 from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 rng = np.random.default_rng(0)
@@ -40,21 +42,42 @@ def test_cross_val_score_in_threads_equals_one_fit_after_another(solver):
     np.testing.assert_allclose(together, alone, rtol=1e-12)
 
 
-def test_concurrent_fits_run_one_blas_thread_each(monkeypatch):
-    library = threads.blas_library()
-    if library is None:
-        pytest.skip("no BLAS threadpoolctl can control")
-    seen = []
-    run = threads.run
+def test_concurrent_fits_run_one_blas_thread_each():
+    if not threads.controlled():
+        pytest.skip("fastnn does not set this BLAS's threads")
+    states, done = set(), threading.Event()
 
-    def spy(work, function, *args):
-        return run(work, lambda: (seen.append((threads._running, library.get_num_threads())),
-                                  function(*args))[1])
-    monkeypatch.setattr(threads, "PARALLEL_WORK", 0)  # every call would take the user's setting
-    monkeypatch.setattr(threads, "run", spy)
+    def watch():
+        while not done.is_set():
+            running, _, current = _blas_threads.state()
+            states.add((running, current))
+
     big = np.tile(X, (10, 1))  # epochs long enough for the fits to overlap
-    with joblib.parallel_config(backend="threading"):
-        GridSearchCV(MLPClassifier((64,), max_iter=3, random_state=0), {"alpha": [1e-4, 1e-2]},
-                     cv=2, n_jobs=2).fit(big, np.tile(y, 10))
-    assert any(running > 1 for running, _ in seen)  # the fits did overlap
-    assert all(count == 1 for running, count in seen if running > 1)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    _blas_threads.set_parallel_work(0)  # every call alone would take the user's setting
+    try:
+        with joblib.parallel_config(backend="threading"):
+            GridSearchCV(MLPClassifier((256,), max_iter=10, random_state=0),
+                         {"alpha": [1e-4, 1e-2]}, cv=2, n_jobs=2).fit(big, np.tile(y, 10))
+    finally:
+        _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+        done.set()
+        watcher.join()
+    assert any(running > 1 for running, _ in states)  # the fits did overlap
+    assert all(current == 1 for running, current in states if running > 1)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), ("2", TypeError), (1.5, TypeError)])
+def test_bad_n_threads_is_refused_by_the_estimators(bad, error):
+    for estimator in (MLPClassifier(n_threads=bad), MLPRegressor(n_threads=bad)):
+        with pytest.raises(error, match="n_threads"):
+            estimator.fit(X, y)
+
+
+def test_n_threads_reaches_the_network_and_changes_no_number():
+    capped = MLPClassifier((16,), max_iter=5, random_state=0, n_threads=1).fit(X, y)
+    free = MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y)
+    assert capped._net.n_threads == 1 and free._net.n_threads is None
+    np.testing.assert_array_equal(capped.coefs_[0], free.coefs_[0])
+    assert capped.set_params(n_threads=None).fit(X, y)._net.n_threads is None
