@@ -1,25 +1,33 @@
-"""Threads: fastnn's BLAS thread policy, fit_many, and GridSearchCV under the threading backend.
+"""Threads: every figure and goal of issue 12, as ratios measured in one run.
 
-Run from the project root as root (``--nice -10`` puts the benchmark, in a session and autogroup
-of its own, ahead of other sessions' processes, as bench/ab.py does; the OpenBLAS overrides unset
-in this command only, see DESIGN.md):
+Run from the project root (as root: ``--nice -10`` puts the benchmark, in a session and
+autogroup of its own, ahead of other sessions' processes, as bench/ab.py does; the OpenBLAS
+overrides unset in this command only, see DESIGN.md):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python bench/threads.py --nice -10
 
-Three parts, each a ratio measured in one run:
+``--quick`` is a smoke run (one repeat, short fits): its figures are not the goals' measure.
 
 1. The policy. Each case trains 20 epochs of Adam through `fit` with its products forced onto 1
    BLAS thread, forced onto 2, and as the policy chooses, interleaved ``--repeats`` times
-   (medians; the order of the three rotates, so that none always follows another). Then again
-   beside a busy neighbour: a Python busy loop, pinned nowhere, that this script starts (in its
-   session, at its niceness: a process of equal rank) and stops. Goals: the policy within 10% of
-   the better of 1 and 2 threads, and beside the neighbour within 1.5x its quiet time.
-2. fit_many: K = 8 digits-sized networks, n_jobs=2 against one after another. Goal: >= 1.8x.
-3. GridSearchCV over 8 settings, cv=3, on digits: fastnn.sklearn with n_jobs=2 under joblib's
+   (medians; the order of the three rotates). Then again beside a busy neighbour: a Python busy
+   loop this script starts (in its session, at its niceness) and stops. Goals: no case slower
+   than the better of 1 and 2 threads by more than 10%; beside the neighbour, none slower than
+   1.5x its quiet time.
+2. scikit-learn's defaults on digits: fastnn.sklearn's MLPClassifier(random_state=0) against
+   scikit-learn's (goal: >= 3x faster, the same epochs and loss), and against the time of the
+   same BLAS products alone (goal: within 1.15x): the fit's five products per batch, called
+   through SciPy's BLAS as many times as the fit calls them, on the thread count the policy
+   chooses, less the measured cost of a call from Python.
+3. fit_many: K = 8 digits-sized networks, n_jobs=2 against one after another. Goal: >= 1.8x.
+4. GridSearchCV over 8 settings, cv=3, on digits: fastnn.sklearn with n_jobs=2 under joblib's
    threading backend against scikit-learn's MLPClassifier with n_jobs=2 (processes). Goals: the
    same best parameters and score, >= 5x less wall time.
+5. Results independent of the thread count: a fit on 1 and on 2 BLAS threads, float64, equal to
+   1e-12 (relative).
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -30,13 +38,14 @@ import joblib
 import numpy as np
 import threadpoolctl
 from ab import renice
+from scipy.linalg.blas import dgemm
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 
 import fastnn
-from fastnn import threads
+from fastnn import _blas_threads, threads
 from fastnn.sklearn import MLPClassifier as FastnnMLP
 
 # (name, sizes, batch size, rows): digits-sized cases and one of 1e8 multiply-adds per product
@@ -48,6 +57,11 @@ CASES = [
 ]
 GRID = {"hidden_layer_sizes": [(50,), (100,)], "alpha": [1e-4, 1e-2],
         "learning_rate_init": [1e-3, 1e-2]}
+GOALS = []  # (goal, figure, met)
+
+
+def goal(name, figure, met):
+    GOALS.append((name, figure, bool(met)))
 
 
 def digits():
@@ -62,32 +76,31 @@ def case_data(sizes, rows):
     return rng.standard_normal((rows, sizes[0])), rng.integers(0, sizes[-1], rows)
 
 
-def fit_time(sizes, batch, X, y, mode):
-    """Seconds of 20 epochs of Adam; mode 1 or 2 forces that many BLAS threads, "policy" not."""
-    net = fastnn.MLP(list(sizes), output_activation="softmax", loss="cross_entropy", seed=0)
-    saved = threads.PARALLEL_WORK
+def fit_time(sizes, batch, X, y, mode, epochs):
+    """Seconds of ``epochs`` of Adam; mode 1 or 2 forces that many BLAS threads, "policy" not."""
+    net = fastnn.MLP(list(sizes), output_activation="softmax", loss="cross_entropy", seed=0,
+                     n_threads=1 if mode == 1 else None)
+    if mode == 2:
+        _blas_threads.set_parallel_work(0)
     try:
-        if mode == 2:
-            threads.PARALLEL_WORK = 0
-        with threadpoolctl.threadpool_limits(2 if mode == 2 else None, user_api="blas"), \
-                threads.limit(1 if mode == 1 else 2):
+        with threadpoolctl.threadpool_limits(2 if mode == 2 else None, user_api="blas"):
             started = time.perf_counter()
-            net.fit(X, y, epochs=20, batch_size=batch, seed=0)
+            net.fit(X, y, epochs=epochs, batch_size=batch, seed=0)
             return time.perf_counter() - started
     finally:
-        threads.PARALLEL_WORK = saved
+        _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
 
 
-def policy_rows(repeats):
+def policy_rows(repeats, epochs, cases):
     rows = {}
-    for name, sizes, batch, n in CASES:
+    for name, sizes, batch, n in cases:
         X, y = case_data(sizes, n)
         times = {1: [], 2: [], "policy": []}
-        fit_time(sizes, batch, X, y, "policy")  # warm-up
+        fit_time(sizes, batch, X, y, "policy", epochs)  # warm-up
         modes = list(times)
         for repeat in range(repeats):
             for mode in modes[repeat % 3:] + modes[:repeat % 3]:
-                times[mode].append(fit_time(sizes, batch, X, y, mode))
+                times[mode].append(fit_time(sizes, batch, X, y, mode, epochs))
         rows[name] = {mode: statistics.median(t) for mode, t in times.items()}
     return rows
 
@@ -96,7 +109,108 @@ def busy_neighbour():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def fit_many_ratio(repeats):
+def policy(repeats, epochs, cases):
+    quiet = policy_rows(repeats, epochs, cases)
+    neighbour = busy_neighbour()
+    try:
+        time.sleep(0.5)
+        busy = policy_rows(repeats, epochs, cases)
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    print(f"\n## 1. The policy ({epochs} epochs of Adam through fit; median seconds)\n")
+    print("| case | machine | 1 thread | 2 threads | policy | policy / best | busy / quiet |")
+    print("|---|---|---|---|---|---|---|")
+    worst_best = worst_busy = 0.0
+    for name in quiet:
+        slowdown = busy[name]["policy"] / quiet[name]["policy"]
+        worst_busy = max(worst_busy, slowdown)
+        for label, rows in (("quiet", quiet), ("busy neighbour", busy)):
+            t = rows[name]
+            ratio = t["policy"] / min(t[1], t[2])
+            worst_best = max(worst_best, ratio)
+            print(f"| {name} | {label} | {t[1]:.4f} | {t[2]:.4f} | {t['policy']:.4f} | "
+                  f"{ratio:.2f} | {slowdown:.2f} |")
+    goal("policy / better of 1 and 2 threads, worst case (quiet and busy)", f"{worst_best:.2f}",
+         worst_best <= 1.10)
+    goal("policy beside a busy neighbour / quiet, worst case", f"{worst_busy:.2f}",
+         worst_busy <= 1.5)
+
+
+def products(sizes, batch):
+    """The (trans_a, trans_b, m, n, k) of fastnn's row-major products in one training step of a
+    dense network of these sizes on ``batch`` rows (fastnn/_dense.pxd): each layer's forward,
+    its dW, and its dA but for the first layer's."""
+    out = []
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        out.append((False, False, batch, n_out, n_in))     # Z = A W
+        out.append((True, False, n_in, n_out, batch))      # dW = A^T D
+        if k > 0:
+            out.append((False, True, batch, n_in, n_out))  # dA = D W^T
+    return out
+
+
+def products_seconds(shapes, steps):
+    """Seconds of ``steps`` rounds of the row-major products ``shapes`` through SciPy's BLAS,
+    less the cost of calling it from Python (a round of 1x1x1 products)."""
+    rng = np.random.default_rng(0)
+    calls = []
+    for ta, tb, m, n, k in shapes:
+        A = rng.standard_normal((k, m) if ta else (m, k))
+        B = rng.standard_normal((n, k) if tb else (k, n))
+        C = np.zeros((m, n))
+        # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: no copies
+        calls.append((B.T, A.T, int(tb), int(ta), C.T))
+    tiny = [(np.ones((1, 1), order="F"), np.ones((1, 1), order="F"), 0, 0,
+             np.zeros((1, 1), order="F"))] * len(calls)
+
+    def run(calls):
+        started = time.perf_counter()
+        for _ in range(steps):
+            for a, b, trans_a, trans_b, c in calls:
+                dgemm(1.0, a, b, trans_a=trans_a, trans_b=trans_b, beta=0.0, c=c, overwrite_c=1)
+        return time.perf_counter() - started
+    run(calls[:1])
+    return min(run(calls) for _ in range(3)) - min(run(tiny) for _ in range(3))
+
+
+def sklearn_defaults(repeats, max_iter):
+    X, y = digits()
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fast = FastnnMLP(random_state=0, max_iter=max_iter).fit(X, y)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        slow = SklearnMLP(random_state=0, max_iter=max_iter).fit(X, y)
+        theirs.append(time.perf_counter() - started)
+    ours, theirs = min(ours), min(theirs)
+    batch = min(200, X.shape[0])
+    steps = fast.n_iter_ * -(-X.shape[0] // batch)
+    # the policy's thread count for these products: one below PARALLEL_WORK
+    work = batch * max(a * b for a, b in zip(fast._net.sizes, fast._net.sizes[1:]))
+    limit = 1 if work < threads.PARALLEL_WORK else None
+    with threadpoolctl.threadpool_limits(limit, user_api="blas"):
+        blas = products_seconds(products(fast._net.sizes, batch), steps)
+    same = fast.n_iter_ == slow.n_iter_ and abs(fast.loss_ - slow.loss_) <= 1e-9 * slow.loss_
+    print(f"\n## 2. scikit-learn's defaults on digits (MLPClassifier(random_state=0, "
+          f"max_iter={max_iter}); best of {repeats})\n")
+    print(f"fastnn.sklearn {ours:.3f} s, scikit-learn {theirs:.3f} s: x{theirs / ours:.2f}; "
+          f"epochs {fast.n_iter_} / {slow.n_iter_}, final loss {fast.loss_:.10f} / "
+          f"{slow.loss_:.10f}")
+    print(f"the same {steps} x {len(products(fast._net.sizes, batch))} products through SciPy's "
+          f"BLAS alone ({'1 thread' if limit == 1 else 'the library setting'}): {blas:.3f} s; "
+          f"fastnn's fit / products x{ours / blas:.2f}")
+    goal("sklearn defaults on digits: scikit-learn time / fastnn time", f"{theirs / ours:.2f}",
+         theirs / ours >= 3)
+    goal("sklearn defaults on digits: same epochs and loss as scikit-learn",
+         f"{fast.n_iter_} / {slow.n_iter_}", same)
+    goal("sklearn defaults on digits: fastnn time / its BLAS products' time", f"{ours / blas:.2f}",
+         ours / blas <= 1.15)
+
+
+def fit_many(repeats, epochs):
     X, y = digits()
 
     def nets():
@@ -108,72 +222,92 @@ def fit_many_ratio(repeats):
         for n_jobs, out in ((1, one), (2, many)):
             batch = nets()
             started = time.perf_counter()
-            fastnn.fit_many(batch, X, y, seeds=list(range(8)), epochs=20, batch_size=200,
+            fastnn.fit_many(batch, X, y, seeds=list(range(8)), epochs=epochs, batch_size=200,
                             n_jobs=n_jobs)
             out.append(time.perf_counter() - started)
-    return statistics.median(one), statistics.median(many)
+    one, many = statistics.median(one), statistics.median(many)
+    print(f"\n## 3. fit_many, 8 networks 64-100-10, {epochs} epochs, batch 200 (median seconds)\n")
+    print(f"one after another {one:.3f} s, fit_many n_jobs=2 {many:.3f} s: "
+          f"throughput x{one / many:.2f}")
+    goal("fit_many K=8, n_jobs=2 / one after another (throughput)", f"{one / many:.2f}",
+         one / many >= 1.8)
 
 
-def grid_search():
+def grid_search(max_iter):
     X, y = digits()
     warnings.simplefilter("ignore", ConvergenceWarning)
     started = time.perf_counter()
     with joblib.parallel_config(backend="threading"):
-        ours = GridSearchCV(FastnnMLP(max_iter=30, random_state=0), GRID, cv=3, n_jobs=2)
+        ours = GridSearchCV(FastnnMLP(max_iter=max_iter, random_state=0), GRID, cv=3, n_jobs=2)
         ours.fit(X, y)
     ours_time = time.perf_counter() - started
     started = time.perf_counter()
-    theirs = GridSearchCV(SklearnMLP(max_iter=30, random_state=0), GRID, cv=3, n_jobs=2)
+    theirs = GridSearchCV(SklearnMLP(max_iter=max_iter, random_state=0), GRID, cv=3, n_jobs=2)
     theirs.fit(X, y)
     theirs_time = time.perf_counter() - started
-    return ours, ours_time, theirs, theirs_time
+    same = (ours.best_params_ == theirs.best_params_
+            and abs(ours.best_score_ - theirs.best_score_) <= 1e-12)
+    print(f"\n## 4. GridSearchCV, 8 settings, cv=3, digits, max_iter={max_iter}, n_jobs=2\n")
+    print(f"fastnn.sklearn (threads): {ours_time:.2f} s, best {ours.best_params_} "
+          f"score {ours.best_score_:.6f}")
+    print(f"scikit-learn (processes): {theirs_time:.2f} s, best {theirs.best_params_} "
+          f"score {theirs.best_score_:.6f}")
+    goal("GridSearchCV: same best parameters and score", str(same), same)
+    goal("GridSearchCV: scikit-learn (processes) time / fastnn (threads) time",
+         f"{theirs_time / ours_time:.2f}", theirs_time / ours_time >= 5)
+
+
+def thread_independence():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2048, 512)), rng.integers(0, 10, 2048)
+
+    def trained(n):
+        net = fastnn.MLP([512, 512, 10], output_activation="softmax", loss="cross_entropy",
+                         seed=0, n_threads=n)
+        net.fit(X, y, epochs=2, batch_size=1024, seed=1)
+        return net.params.copy()
+    _blas_threads.set_parallel_work(0)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            one, two = trained(1), trained(2)
+    finally:
+        _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+    diff = float(np.max(np.abs(one - two)) / np.max(np.abs(one)))
+    print(f"\n## 5. 512-512-10, 2 epochs, batch 1024: 1 against 2 BLAS threads, max relative "
+          f"difference of the parameters {diff:.1e}")
+    goal("results on 1 and 2 BLAS threads (float64), max relative difference", f"{diff:.1e}",
+         diff <= 1e-12)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: one repeat, short fits (not the goals' measure)")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of this benchmark's own session (negative: as root)")
     args = parser.parse_args()
     if args.nice:
         renice(args.nice)
-    print("fastnn's BLAS:", threads.blas_library().filepath)
+    repeats = 1 if args.quick else args.repeats
+    print(f"cores: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()}")
+    print("fastnn's BLAS:", threads.blas_file(), "(threads set by fastnn:",
+          f"{threads.controlled()})")
     for info in threadpoolctl.threadpool_info():
         print(f"  {info['filepath']}: {info['internal_api']} {info['version']} "
               f"{info.get('architecture', '')} threads={info['num_threads']}")
 
-    quiet = policy_rows(args.repeats)
-    neighbour = busy_neighbour()
-    try:
-        time.sleep(0.5)
-        busy = policy_rows(args.repeats)
-    finally:
-        neighbour.kill()
-        neighbour.wait()
-    print("\n## 1. The policy (20 epochs of Adam through fit; median seconds)\n")
-    print("| case | machine | 1 thread | 2 threads | policy | policy / best | busy / quiet |")
-    print("|---|---|---|---|---|---|---|")
-    for name in quiet:
-        for label, rows in (("quiet", quiet), ("busy neighbour", busy)):
-            t = rows[name]
-            best = min(t[1], t[2])
-            print(f"| {name} | {label} | {t[1]:.4f} | {t[2]:.4f} | {t['policy']:.4f} | "
-                  f"{t['policy'] / best:.2f} | "
-                  f"{busy[name]['policy'] / quiet[name]['policy']:.2f} |")
+    policy(repeats, 3 if args.quick else 20, CASES[:1] if args.quick else CASES)
+    sklearn_defaults(1 if args.quick else 3, 20 if args.quick else 200)
+    fit_many(repeats, 3 if args.quick else 20)
+    grid_search(5 if args.quick else 30)
+    thread_independence()
 
-    one, many = fit_many_ratio(args.repeats)
-    print("\n## 2. fit_many, 8 networks 64-100-10, 20 epochs, batch 200 (median seconds)\n")
-    print(f"one after another {one:.3f} s, fit_many n_jobs=2 {many:.3f} s: "
-          f"throughput x{one / many:.2f}")
-
-    ours, ours_time, theirs, theirs_time = grid_search()
-    print("\n## 3. GridSearchCV, 8 settings, cv=3, digits, max_iter=30, n_jobs=2\n")
-    print(f"fastnn.sklearn (threads): {ours_time:.2f} s, best {ours.best_params_} "
-          f"score {ours.best_score_:.6f}")
-    print(f"scikit-learn (processes): {theirs_time:.2f} s, best {theirs.best_params_} "
-          f"score {theirs.best_score_:.6f}")
-    print(f"same best parameters: {ours.best_params_ == theirs.best_params_}; "
-          f"wall-time ratio x{theirs_time / ours_time:.2f}")
+    print("\n## Goals\n")
+    print("| goal | figure | met |")
+    print("|---|---|---|")
+    for name, figure, met in GOALS:
+        print(f"| {name} | {figure} | {'yes' if met else 'NO'} |")
 
 
 if __name__ == "__main__":
