@@ -16,6 +16,7 @@ class Engine:
     grad: np.ndarray
     buffers: np.ndarray
     random_state: tuple[int, int]
+    n_threads: int
     def __init__(self, n_in: int, layers: Sequence[tuple[int, int, int, float, float, bool]],
                  loss: int, l2: float, dtype: np.dtype | type | str, loss_scale: float = ...,
                  l2_per_sample: bool = ..., loss_param: float = ...,
