@@ -50,7 +50,7 @@ from fastnn.optimizers import Adam
 from fastnn.progress import reporter
 from fastnn.schedules import check_schedule
 
-__all__ = ["PeerError", "fit", "shard"]
+__all__ = ["PeerError", "fit", "shard", "world"]
 
 
 class PeerError(RuntimeError):
@@ -58,8 +58,18 @@ class PeerError(RuntimeError):
 
 
 def _mpi():
-    """mpi4py's MPI module, or an ImportError naming the extra that installs it."""
-    return require("mpi4py", "data-parallel training").MPI
+    """mpi4py's MPI module (which initializes MPI), or an ImportError naming the extra that
+    installs mpi4py."""
+    require("mpi4py", "data-parallel training")
+    from mpi4py import MPI
+
+    return MPI
+
+
+def world():
+    """``MPI.COMM_WORLD``: every process mpiexec started (with the mpi extra:
+    ``pip install "fastnn-cpu[mpi]"``)."""
+    return _mpi().COMM_WORLD
 
 
 def shard(n, comm=None):
@@ -77,7 +87,7 @@ def shard(n, comm=None):
     -------
     slice
     """
-    comm = _mpi().COMM_WORLD if comm is None else comm
+    comm = world() if comm is None else comm
     n = check_int("n", n, comm.size)
     size, extra = divmod(n, comm.size)
     start = comm.rank * size + min(comm.rank, extra)

@@ -86,3 +86,31 @@ def test_one_rank_s_bad_input_is_an_error_on_every_rank(ranks):
                              f"(ValueError: X has 4 columns, the network expects 5)"), width
         assert "refuses dropout layers" in dropout, dropout
 
+
+
+def test_the_command_line_trains_the_single_process_model(tmp_path):
+    pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 3))
+    label = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    table = tmp_path / "table.csv"
+    table.write_text("a,b,c,label\n" + "".join(f"{a},{b},{c},{y}\n"
+                                               for (a, b, c), y in zip(X, label)))
+    package = os.path.dirname(os.path.dirname(fastnn.__file__))
+    environment = dict(os.environ, PYTHONPATH=package, OPENBLAS_NUM_THREADS="1")
+    outputs = {}
+    for ranks in (1, 2):
+        model = tmp_path / f"model{ranks}.npz"
+        command = [sys.executable, "-m", "fastnn", "train", str(table), "--epochs", "8",
+                   "--quiet", "--save", str(model)]
+        if ranks > 1:
+            command = [MPIEXEC, "-n", str(ranks), *command, "--distributed"]
+        done = subprocess.run(command, capture_output=True, text=True, env=environment,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs[ranks] = done.stdout.replace(str(model), "MODEL")
+    # rank 0 alone prints: the same report, to the digits shown
+    assert outputs[2] == outputs[1]
+    single = fastnn.TabularModel.load(tmp_path / "model1.npz").network.params
+    parallel = fastnn.TabularModel.load(tmp_path / "model2.npz").network.params
+    assert np.max(np.abs(parallel - single)) <= TOLERANCE * max(1.0, np.max(np.abs(single)))
