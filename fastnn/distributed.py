@@ -32,6 +32,11 @@ anyway, is several times that. Rank 0 validates, records the History, runs the c
 loss are broadcast after every epoch, and its final weights (the best epoch's, after early
 stopping) and History at the end.
 
+Speed: each step pays an all-reduce of the whole gradient (latency plus bytes over bandwidth),
+so only networks and batches whose compute per step is large against it gain (bench/DISTRIBUTED.md
+measures and models it). With ``shuffle=False`` a global batch is split among the processes only
+where it spans several shards: contiguous shards then make each process train alone in turn.
+
 Not supported: batch normalization and dropout (their batch statistics and masks would be each
 shard's, not the global batch's, so the result would not be the single-process one: `fit`
 refuses them), ``validation_split`` (give rank 0 ``validation_data``), checkpoints for resuming,
