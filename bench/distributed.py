@@ -30,6 +30,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from cases import CASES, batches
 
 HERE = os.path.dirname(os.path.abspath(__file__))
