@@ -37,6 +37,7 @@ needs all the classes at the first call, as scikit-learn's does.
 Not with a stream: ``validation_split`` (give ``validation_data``, which may stream too),
 ``checkpoint`` and ``resume``.
 """
+import collections
 import math
 import queue
 import sys
@@ -368,11 +369,13 @@ def _concat(first, second):
 # ---- the prefetching thread ---------------------------------------------------------------------
 
 class _Prefetcher:
-    """Runs an iterator in a background thread, at most ``depth`` items ahead of the consumer;
-    re-raises its errors in the consumer. A context manager: leaving it stops the thread."""
+    """Runs an iterator in a background thread, at most ``depth`` items ahead of the consumer
+    (it waits for room before making the next); re-raises its errors in the consumer. A context
+    manager: leaving it stops the thread."""
 
     def __init__(self, items, depth):
-        self._queue = queue.Queue(maxsize=depth)
+        self._queue = queue.SimpleQueue()
+        self._room = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(items,), daemon=True,
                                         name="fastnn-prefetch")
@@ -383,36 +386,34 @@ class _Prefetcher:
 
     def __exit__(self, *exc):
         self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
         self._thread.join()
 
     def _run(self, items):
         try:
-            for item in items:
-                if not self._put((True, item)):
+            items = iter(items)
+            while self._wait_for_room():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    self._queue.put((False, None))
                     return
-            self._put((False, None))
+                self._queue.put((True, item))
         except BaseException as error:  # the consumer raises it, whatever it is
-            self._put((False, error))
+            self._queue.put((False, error))
 
-    def _put(self, entry):
-        """Queue ``entry`` once there is room; False if the consumer stopped first."""
+    def _wait_for_room(self):
+        """Whether there is room for one more item; False if the consumer stopped first."""
         while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=0.05)
+            if self._room.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _items(self):
         while True:
             more, item = self._queue.get()
             if more:
+                # the next item loads while this one is used
+                self._room.release()
                 yield item
             elif item is None:
                 return
@@ -518,12 +519,12 @@ class _DaskArray(_Source):
     def chunks(self, rng):
         n = len(self.X.chunks[0])
         blocks = range(n) if rng is None else rng.permutation(n).tolist()
-        for k in blocks:
-            parts = [self.X.blocks[k]] + [None if a is None else a.blocks[k] for a in self.others]
-            computed = self.dask.compute(*[p for p in parts if p is not None])
+        tasks = [[self.X.blocks[k]] + [a.blocks[k] for a in self.others if a is not None]
+                 for k in blocks]
+        for k, computed in zip(blocks, _computed(self.dask, tasks)):
             loaded = iter(computed)
             where = f"{k} (rows {self.offsets[k]} to {self.offsets[k + 1] - 1})"
-            yield where, tuple(None if p is None else next(loaded) for p in parts)
+            yield where, tuple(None if a is None else next(loaded) for a in [self.X, *self.others])
 
 
 class _DaskFrame(_Source):
@@ -545,12 +546,32 @@ class _DaskFrame(_Source):
     def chunks(self, rng):
         n = self.X.npartitions
         partitions = range(n) if rng is None else rng.permutation(n).tolist()
-        for k in partitions:
-            parts = [self.X.partitions[k], self.Y.partitions[k]]
-            if self.s is not None:
-                parts.append(self.s.partitions[k])
-            loaded = self.dask.compute(*parts)
+        tasks = [[a.partitions[k] for a in (self.X, self.Y, self.s) if a is not None]
+                 for k in partitions]
+        for k, loaded in zip(partitions, _computed(self.dask, tasks)):
             yield f"{k} (partition {k})", (*loaded[:2], loaded[2] if self.s is not None else None)
+
+
+def _computed(dask, tasks, ahead=4):
+    """The values of each of ``tasks`` (lists of Dask collections), in turn. On a distributed
+    Client, the next ``ahead`` tasks are computed on the workers meanwhile; else each is computed
+    by the local scheduler when its turn comes."""
+    distributed = sys.modules.get("distributed")
+    try:
+        client = distributed.get_client() if distributed is not None else None
+    except ValueError:  # no client
+        client = None
+    if client is None:
+        for parts in tasks:
+            yield dask.compute(*parts)
+        return
+    futures = collections.deque()
+    submitted = 0
+    for k in range(len(tasks)):
+        while submitted < len(tasks) and submitted <= k + ahead:
+            futures.append(client.compute(tasks[submitted]))
+            submitted += 1
+        yield [future.result() for future in futures.popleft()]
 
 
 class _Iterable(_Source):
