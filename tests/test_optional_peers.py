@@ -9,7 +9,7 @@ import pytest
 import fastnn
 
 PEERS = ("torch", "onnx", "onnxruntime", "skl2onnx", "safetensors", "sklearn", "pandas",
-         "pyarrow", "mpi4py")
+         "pyarrow", "mpi4py", "dask", "distributed", "dask_ml", "optuna", "threadpoolctl")
 
 
 def run(code):
@@ -21,7 +21,7 @@ def run(code):
 
 def test_import_fastnn_imports_no_peer():
     code = ("import sys, fastnn, fastnn.io, fastnn.onnx_export, fastnn.safetensors_file, "
-            "fastnn.distributed; "
+            "fastnn.distributed, fastnn.streams, fastnn.cluster, fastnn.tuning; "
             f"print(sorted(m for m in {PEERS!r} if m in sys.modules))")
     assert run(code) == "[]"
 
