@@ -41,6 +41,9 @@ def test_to_torch_imports_torch_on_first_use():
      "safetensors"),
     ("skl2onnx", "import fastnn.sklearn; fastnn.sklearn.register_skl2onnx()", "sklearn-onnx"),
     ("mpi4py", "import fastnn.distributed; fastnn.distributed.shard(4)", "mpi"),
+    ("distributed", "import fastnn.cluster; fastnn.cluster.limit_blas_threads(None)", "dask"),
+    ("dask", "import fastnn.cluster; fastnn.cluster.lazy_predict(fastnn.MLP([2, 1]), 'forward', "
+     "None)", "dask"),
 ])
 def test_a_missing_peer_is_named_with_its_extra(blocked, code, extra):
     if blocked == "skl2onnx":
