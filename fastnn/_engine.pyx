@@ -35,9 +35,11 @@ from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO
                            Plan)
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
-                             backward_pass, forward_loss, forward_pass, head_output, known_rule,
-                             normalizer, objective, run_epoch, state_count, train_step)
+                             backward_pass, forward_loss, forward_pass, gather_batch, head_output,
+                             known_rule, normalizer, objective, reduced_step, run_epoch,
+                             shard_sums, state_count, train_step)
 from fastnn._rules cimport UpdateRule
+from fastnn._schedules cimport schedule_step
 from fastnn._rules import LIVE as LIVE_RULES
 
 from fastnn import _blas_threads
@@ -758,4 +760,100 @@ cdef class Engine:
         with nogil:
             status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
                                batch, stop, max_norm, scheduled, watch, total, seen, done)
+        return status
+
+    # ---- data-parallel training (fastnn/distributed.py) ------------------------------------
+
+    def shard_gradient(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
+                       Py_ssize_t start, Py_ssize_t rows, cnp.ndarray out):
+        """This process's part of a global batch, in training mode, into ``out`` (n_params + 2,)
+        of the engine's dtype: the unnormalized gradient, the weighted loss and the part of S of
+        the rows order[start], ..., order[start + rows - 1] of X (N, n_in), Y (N, n_out), s (N,)
+        or None (rows start... as stored for an order of None; rows may be 0). See shard_sums in
+        fastnn/_passes.pxd; the sums of ``out`` over the processes go to `reduced_step`."""
+        cdef Py_ssize_t* rows_of = <Py_ssize_t*>data(order) if order is not None else NULL
+        if (cnp.PyArray_NDIM(out) != 1 or cnp.PyArray_DIM(out, 0) != self.plan.n_params + 2
+                or cnp.PyArray_TYPE(out) != cnp.PyArray_TYPE(self.params)
+                or not cnp.PyArray_IS_C_CONTIGUOUS(out)):
+            raise ValueError("the gradient buffer must be (n_params + 2,), of the network's dtype")
+        self.acquire()
+        enter(rows * self.widest_product, self.n_threads)
+        try:
+            self.reserve(max(rows, 1))
+            if self.is_double:
+                self._shard_gradient[double](<double*>data(X), <double*>data(Y),
+                                             <double*>optional(s), rows_of, start, rows,
+                                             <double*>data(out))
+            else:
+                self._shard_gradient[float](<float*>data(X), <float*>data(Y),
+                                            <float*>optional(s), rows_of, start, rows,
+                                            <float*>data(out))
+        finally:
+            leave()
+            PyThread_release_lock(self.lock)
+
+    cdef void _shard_gradient(self, floating* X, floating* Y, floating* s, Py_ssize_t* order,
+                              Py_ssize_t start, Py_ssize_t rows, floating* out) noexcept:
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* B = <floating*>data(self.buffers)
+        cdef floating* work = <floating*>data(self.work)
+        cdef floating* xb
+        cdef floating* yb
+        cdef floating* sb
+        with nogil:
+            gather_batch(&self.plan, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
+            shard_sums(&self.plan, P, B, work, xb, yb, sb, rows, out)
+
+    def reduced_step(self, cnp.ndarray G, UpdateRule rule, double max_norm, bint scheduled,
+                     cnp.ndarray totals):
+        """One update by ``rule`` from G (n_params + 2,): the sums over the processes of
+        `shard_gradient`'s ``out`` on one global batch (its first n_params elements become the
+        batch's gradient). With ``scheduled``, the rule's schedule then steps. Adds J times S and
+        S to ``totals`` (float64 (2,)), as `epoch` adds them to its total and seen.
+
+        Returns
+        -------
+        int
+            0 done (or no update: S was 0); 1 J was not finite and nothing changed.
+        """
+        cdef int status
+        cdef double J, S
+        if (cnp.PyArray_NDIM(G) != 1 or cnp.PyArray_DIM(G, 0) != self.plan.n_params + 2
+                or cnp.PyArray_TYPE(G) != cnp.PyArray_TYPE(self.params)
+                or not cnp.PyArray_IS_C_CONTIGUOUS(G) or cnp.PyArray_NDIM(totals) != 1
+                or cnp.PyArray_DIM(totals, 0) != 2 or cnp.PyArray_TYPE(totals) != cnp.NPY_DOUBLE):
+            raise ValueError("reduced_step takes G (n_params + 2,) of the network's dtype and "
+                             "totals (2,) of float64")
+        self.acquire()
+        try:
+            rule.acquire()
+            try:
+                self.check_rule(rule)
+                if scheduled and rule.rule.schedule.kind == NO_SCHEDULE:
+                    raise ValueError("the update rule has no schedule to step")
+                if self.is_double:
+                    status = self._reduced_step[double](<double*>data(G), rule, max_norm, &J, &S)
+                else:
+                    status = self._reduced_step[float](<float*>data(G), rule, max_norm, &J, &S)
+                if status == 0:
+                    if scheduled:
+                        rule.rule.lr = schedule_step(&rule.rule.schedule, rule.rule.lr)
+                    (<double*>data(totals))[0] += J * S
+                    (<double*>data(totals))[1] += S
+                return status
+            finally:
+                rule.release()
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef int _reduced_step(self, floating* G, UpdateRule rule, double max_norm, double* J,
+                           double* S) noexcept:
+        cdef floating* P = <floating*>data(self.params)
+        cdef floating* state[MAX_STATE]
+        cdef Py_ssize_t i
+        cdef int status
+        for i in range(len(rule.states)):
+            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
+        with nogil:
+            status = reduced_step(&self.plan, &rule.rule, P, G, state, max_norm, J, S)
         return status

@@ -5,7 +5,8 @@ import importlib
 # Each optional module, by its import name, with the extra that installs it.
 EXTRAS = {"pandas": "data", "pyarrow": "data", "matplotlib": "plot", "sklearn": "sklearn",
           "onnx": "onnx", "onnxruntime": "onnx", "skl2onnx": "sklearn-onnx",
-          "safetensors": "safetensors", "torch": "torch"}
+          "safetensors": "safetensors", "torch": "torch", "mpi4py": "mpi", "dask": "dask",
+          "distributed": "dask", "threadpoolctl": "dask"}
 
 
 def require(module, purpose):

@@ -186,6 +186,19 @@ cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
         return fastnn_finite_double(x, n)
 
 
+cdef inline void add_penalty_gradient(Plan* p, floating* P,
+                                      floating* G,     # INOUT (n_params,)
+                                      floating decay) noexcept nogil:
+    """G += decay W for every dense layer's weights W (the penalty's gradient; biases have none)."""
+    cdef Py_ssize_t k, i
+    cdef Layer* L
+    for k in range(p.n_layers):
+        L = &p.layers[k]
+        if L.kind == DENSE:
+            for i in range(L.p_off, L.p_off + L.n_in * L.n_out):
+                G[i] = G[i] + decay * P[i]
+
+
 cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work,
                                floating* X,            # IN (N, n_in)
                                floating* Y,            # IN (N, n_out)
@@ -258,11 +271,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
                 if backup != NULL:
                     intact[0] = intact[0] and finite(P + L.p_off, L.n_p)
     if decay != 0 and descend <= 0:
-        for k in range(p.n_layers):
-            L = &p.layers[k]
-            if L.kind == DENSE:
-                for i in range(L.p_off, L.p_off + L.n_in * L.n_out):
-                    G[i] = G[i] + decay * P[i]
+        add_penalty_gradient(p, P, G, decay)
 
 
 cdef inline bint known_rule(int kind) noexcept nogil:
@@ -371,6 +380,35 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     return STEP_DONE
 
 
+cdef inline void gather_batch(Plan* p, floating* work,
+                              floating* X,          # IN (N, n_in)
+                              floating* Y,          # IN (N, n_out)
+                              floating* s,          # IN (N,) sample weights, or NULL
+                              Py_ssize_t* order,    # IN (N,) row order, or NULL for 0..N-1
+                              Py_ssize_t start, Py_ssize_t rows,
+                              floating** xb,        # OUT (rows, n_in)
+                              floating** yb,        # OUT (rows, n_out)
+                              floating** sb) noexcept nogil:   # OUT (rows,) or NULL
+    """Point xb, yb, sb at the batch of the rows order[start], ..., order[start + rows - 1]:
+    gathered into the workspace, or, without an order, the rows start... of X, Y, s in place."""
+    cdef Py_ssize_t i, j, n_in = p.n_in, n_out = p.n_out
+    if order == NULL:
+        xb[0] = X + start * n_in
+        yb[0] = Y + start * n_out
+        sb[0] = s + start if s != NULL else NULL
+        return
+    xb[0] = work + p.xb_off
+    yb[0] = work + p.yb_off
+    sb[0] = work + p.sb_off if s != NULL else NULL
+    for i in range(rows):
+        for j in range(n_in):
+            xb[0][i * n_in + j] = X[order[start + i] * n_in + j]
+        for j in range(n_out):
+            yb[0][i * n_out + j] = Y[order[start + i] * n_out + j]
+        if s != NULL:
+            sb[0][i] = s[order[start + i]]
+
+
 cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* G,
                           floating** state, floating* work,
                           floating* X,          # IN (N, n_in)
@@ -397,8 +435,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     calls scheduler.step() after optimizer.step(): however the epoch ends, the schedule has taken
     one step per batch done.
     """
-    cdef Py_ssize_t k, start, rows, i, j
-    cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
+    cdef Py_ssize_t k, start, rows
     cdef floating* xb
     cdef floating* yb
     cdef floating* sb
@@ -410,21 +447,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
             return EPOCH_INTERRUPTED
         start = k * batch
         rows = min(batch, N - start)
-        if order == NULL:
-            xb = X + start * n_in
-            yb = Y + start * n_out
-            sb = s + start if s != NULL else NULL
-        else:
-            xb = work + p.xb_off
-            yb = work + p.yb_off
-            sb = work + p.sb_off if s != NULL else NULL
-            for i in range(rows):
-                for j in range(n_in):
-                    xb[i * n_in + j] = X[order[start + i] * n_in + j]
-                for j in range(n_out):
-                    yb[i * n_out + j] = Y[order[start + i] * n_out + j]
-                if s != NULL:
-                    sb[i] = s[order[start + i]]
+        gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
         status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm, &J,
                             &S)
         if status == STEP_INTERRUPTED:
@@ -437,3 +460,66 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
         seen[0] += S
         done[0] = k + 1
     return EPOCH_DONE
+
+
+# ---- data-parallel steps: each process's shard of a global batch, then one update from the sums --
+
+cdef inline void shard_sums(Plan* p, floating* P, floating* B, floating* work,
+                            floating* X,         # IN (rows, n_in)
+                            floating* Y,         # IN (rows, n_out)
+                            floating* s,         # IN (rows,) sample weights, or NULL
+                            Py_ssize_t rows,
+                            floating* out) noexcept nogil:  # OUT (n_params + 2,)
+    """What a process adds to a global batch from its rows of it: out[:n_params] the gradient of
+    loss_scale sum_i s_i L_i (neither divided by S nor with the penalty), out[n_params] the
+    weighted loss sum_i s_i L_i, out[n_params + 1] its part of S (normalizer). Summed over the
+    processes, these are what reduced_step takes. No rows: all zeros.
+
+    The running statistics and the dropout generator are not moved (the plans data-parallel
+    training takes have neither batch normalization nor dropout).
+    """
+    cdef Py_ssize_t i, n = p.n_params
+    cdef Plan unpenalized = p[0]
+    cdef bint intact
+    if rows == 0:
+        for i in range(n + 2):
+            out[i] = 0
+        return
+    unpenalized.l2 = 0
+    unpenalized.watch = False
+    out[n + 1] = <floating>normalizer(p, Y, s, rows)
+    out[n] = <floating>forward_loss(p, P, B, work, X, Y, s, rows, True, p.counter)
+    backward_pass(&unpenalized, P, out, work, X, Y, s, rows, 1.0, 0, NULL, &intact)
+
+
+cdef inline int reduced_step(Plan* p, Rule* r, floating* P,
+                             floating* G,         # INOUT (n_params + 2,) shard_sums summed
+                             floating** state,
+                             double max_norm,     # clip the gradient's norm to it; 0: no clipping
+                             double* J,           # OUT the objective on the global batch
+                             double* norm) noexcept nogil:  # OUT its normalizer S
+    """One update (a StepStatus) from the sums over the processes of their shard_sums on one
+    global batch: train_step's, on the gradient of the whole batch, which G[:n_params] becomes.
+
+    J is computed before the update, from the summed loss and S and the penalty of P; nothing
+    changes when it is not finite. A batch whose S is 0 makes no update (J = 0), as train_step.
+    """
+    cdef Py_ssize_t i, n = p.n_params
+    cdef double S = G[n + 1]
+    cdef floating decay
+    norm[0] = S
+    J[0] = 0
+    if S == 0:
+        return STEP_DONE
+    J[0] = objective(p, P, G[n], S)
+    if not isfinite(J[0]):
+        return STEP_LOSS
+    for i in range(n):
+        G[i] = G[i] / <floating>S
+    decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
+    if decay != 0:
+        add_penalty_gradient(p, P, G, decay)
+    if max_norm > 0:
+        clip_grad_norm(G, n, max_norm)
+    update(p, r, P, G, state)
+    return STEP_DONE

@@ -13,12 +13,14 @@ cannot be written); 130 when Ctrl-C stopped it (``fastnn train`` then saves what
 with ``--save``).
 """
 import argparse
+import contextlib
+import functools
 import os
 import sys
 
 import numpy as np
 
-from fastnn import io, plots, registry
+from fastnn import distributed, io, plots, registry
 from fastnn._extras import require
 from fastnn._validation import MAX_INT, MAX_WIDTH, check_allocation
 from fastnn.datasets import load_digits
@@ -149,7 +151,9 @@ def check_memory(sizes, batch_norm, batch_rows):
 
 def checkpointing(args):
     """fit's checkpoint arguments from the options: write to --checkpoint (or, resuming, to the
-    --resume file), go on from --resume."""
+    --resume file), go on from --resume; none with --distributed."""
+    if args.distributed:
+        return {}
     path = args.checkpoint if args.checkpoint is not None else args.resume
     if path is not None:
         check_save_path(path, "--checkpoint", "write the checkpoint")
@@ -177,8 +181,9 @@ def kept_line(history):
     return f"trained {done} epochs (no validation rows: no early stopping)"
 
 
-def train_digits(args):
-    """Train on the digits, report the validation loss per epoch and the test accuracy."""
+def train_digits(args, comm=None):
+    """Train on the digits, report the validation loss per epoch and the test accuracy (with
+    ``comm``, data-parallel: this process on its share of the training rows)."""
     if args.save is not None:
         check_save_path(args.save)
     if args.plot is not None:
@@ -198,10 +203,14 @@ def train_digits(args):
               dropout=args.dropout, batch_norm=args.batch_norm)
     print(f"digits: {len(train_rows)} training, {len(val_rows)} validation, {len(test_rows)} test "
           f"images; network {list(net.sizes)}")
-    history = net.fit(X[train_rows], y[train_rows], optimizer=Adam(lr=args.lr), epochs=args.epochs,
-                      batch_size=args.batch_size, seed=args.seed,
-                      validation_data=(X[val_rows], y[val_rows]), early_stopping=True,
-                      patience=args.patience, verbose=0 if args.quiet else 1, **options)
+    rows, fit = train_rows, net.fit
+    if comm is not None:
+        rows = train_rows[distributed.shard(len(train_rows), comm)]
+        fit = functools.partial(distributed.fit, net, comm=comm)
+    history = fit(X[rows], y[rows], optimizer=Adam(lr=args.lr), epochs=args.epochs,
+                  batch_size=args.batch_size, seed=args.seed,
+                  validation_data=(X[val_rows], y[val_rows]), early_stopping=True,
+                  patience=args.patience, verbose=0 if args.quiet else 1, **options)
     val_accuracy = np.mean(net.predict(X[val_rows]).argmax(axis=1) == y[val_rows])
     print(f"{kept_line(history)}, validation accuracy {val_accuracy:.3f}")
     if args.save is not None:
@@ -216,9 +225,10 @@ def train_digits(args):
     return report_interrupt(history, args) if history.interrupted else 0
 
 
-def train_table(args):
+def train_table(args, comm=None):
     """Train on the user's table: report the task, the split, the loss per epoch and the
-    held-out metrics, and save the model with its preprocessing."""
+    held-out metrics, and save the model with its preprocessing (with ``comm``,
+    data-parallel)."""
     if args.save is not None:
         check_save_path(args.save)
     if args.plot is not None:
@@ -232,7 +242,7 @@ def train_table(args):
                          patience=args.patience, impute=args.impute, seed=args.seed)
     model.fit(frame, target=args.target, task=args.task, drop=args.drop,
               test_size=args.test_size, val_size=args.val_size, verbose=1 if args.quiet else 2,
-              **options)
+              comm=comm, **options)
     history = model.history
     print(kept_line(history))
     if args.save is not None:
@@ -252,9 +262,26 @@ def train_table(args):
 
 
 def train(args):
-    """`fastnn train`: on the data file if one is given, else on the bundled digits."""
+    """`fastnn train`: on the data file if one is given, else on the bundled digits; with
+    --distributed, data-parallel with the other processes of mpiexec, rank 0 alone printing,
+    saving and plotting."""
+    if not args.distributed:
+        return train_on(args, None)
+    if args.checkpoint is not None or args.resume is not None:
+        raise UsageError("--distributed writes no checkpoint and resumes none: leave out "
+                         "--checkpoint and --resume")
+    comm = distributed.world()
+    if comm.rank == 0:
+        return train_on(args, comm)
+    args.save = args.plot = None
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        return train_on(args, comm)
+
+
+def train_on(args, comm):
+    """`train` in this process (with ``comm``, as one of its processes)."""
     if args.data is not None:
-        return train_table(args)
+        return train_table(args, comm)
     given = [option for option, value in (("--target", args.target), ("--task", args.task),
                                           ("--drop", args.drop), ("--impute", args.impute))
              if value]
@@ -264,7 +291,7 @@ def train(args):
     if not (args.test_size and args.val_size):
         raise UsageError("the digits are split with a validation and a test part: "
                          "--test-size and --val-size must be > 0")
-    return train_digits(args)
+    return train_digits(args, comm)
 
 
 def read_for(model, path):
@@ -399,6 +426,11 @@ def parser():
                          help="draw the loss per epoch, the kept epoch marked, to FILE (.png, "
                               ".pdf, .svg, ...; needs matplotlib), with the test split's "
                               "confusion matrix beside it for a classification")
+    trainer.add_argument("--distributed", action="store_true",
+                         help="train data-parallel with the processes of mpiexec (mpiexec -n 4 "
+                              "fastnn train DATA --distributed; needs the mpi extra), each on its "
+                              "share of the training rows: the same network as one process "
+                              "trains; rank 0 alone prints and saves. No checkpoints")
     trainer.add_argument("--quiet", action="store_true",
                          help="no progress (without it: a bar per epoch in a terminal, tqdm's "
                               "if installed; a line per epoch otherwise)")

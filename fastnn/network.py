@@ -21,6 +21,7 @@ from fastnn._validation import (
     finite,
     to_dtype,
 )
+from fastnn.cluster import lazy_predict
 from fastnn.layers import (
     Activation,
     BatchNorm,
@@ -31,6 +32,7 @@ from fastnn.layers import (
     stream_key,
 )
 from fastnn.schedules import check_schedule
+from fastnn.streams import is_dask
 
 __all__ = ["MLP"]
 
@@ -647,13 +649,17 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (N, n_in)
+        X : array-like of shape (N, n_in), or a Dask array or DataFrame
 
         Returns
         -------
         ndarray of shape (N, n_out)
+            For a Dask X, a lazy Dask array (or DataFrame) computed block by block on the
+            workers, the network sent to them once (see `fastnn.cluster.lazy_predict`).
         """
         if not ready(X, self.sizes[0], self.dtype):
+            if is_dask(X):
+                return lazy_predict(self, "forward", X)
             X = as_matrix("X", X, self.sizes[0], self.dtype)
         return self._engine.forward(X)
 

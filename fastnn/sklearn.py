@@ -161,9 +161,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from fastnn import registry
 from fastnn._extras import require
+from fastnn.cluster import lazy_predict
 from fastnn.layers import stream_key
 from fastnn.network import MLP
 from fastnn.optimizers import SGD, Adam
+from fastnn.streams import is_dask
 from fastnn.training import run_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "to_sklearn", "register_skl2onnx"]
@@ -1014,8 +1016,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes (an indicator matrix for multilabel targets).
+            For a Dask array or DataFrame X, a lazy Dask result computed on the workers
+            (`fastnn.cluster.lazy_predict`).
         """
         check_is_fitted(self)
+        if is_dask(X):
+            return lazy_predict(self, "predict", X)
         return self._predict(X)
 
     @available_if(lambda est: est._check_solver())
@@ -1059,8 +1065,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         y_prob : ndarray of shape (n_samples, n_classes)
             The probability of each class, in the order of `classes_`.
+            For a Dask array or DataFrame X, a lazy Dask result computed on the workers
+            (`fastnn.cluster.lazy_predict`).
         """
         check_is_fitted(self)
+        if is_dask(X):
+            return lazy_predict(self, "predict_proba", X)
         y_pred = self._forward(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
@@ -1079,7 +1089,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         log_y_prob : ndarray of shape (n_samples, n_classes)
             ``log(predict_proba(X))``.
+            For a Dask array or DataFrame X, a lazy Dask result computed on the workers
+            (`fastnn.cluster.lazy_predict`).
         """
+        if is_dask(X):
+            return lazy_predict(self, "predict_log_proba", X)
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
@@ -1208,8 +1222,12 @@ n_layers_, n_outputs_
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
+            For a Dask array or DataFrame X, a lazy Dask result computed on the workers
+            (`fastnn.cluster.lazy_predict`).
         """
         check_is_fitted(self)
+        if is_dask(X):
+            return lazy_predict(self, "predict", X)
         return self._predict(X)
 
     @available_if(lambda est: est._check_solver())

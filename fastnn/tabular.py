@@ -16,9 +16,11 @@ columns and classes consistent with the network.
   target of unit scale, the initialization and the default learning rate suit any units.
   Predictions and metrics are in the target's own units.
 """
+import functools
+
 import numpy as np
 
-from fastnn import _schema, io, onnx_export, registry
+from fastnn import _schema, distributed, io, onnx_export, registry
 from fastnn._validation import check_choice, check_int, check_real
 from fastnn.io import ModelFileError
 from fastnn.metrics import classification_metrics, regression_metrics
@@ -151,7 +153,8 @@ class TabularModel:
     # ---- training --------------------------------------------------------------------------
 
     def fit(self, frame, target=None, *, task=None, drop=(), test_size=0.2, val_size=0.2,
-            verbose=0, callbacks=None, checkpoint=None, checkpoint_every=1, resume=None):
+            verbose=0, callbacks=None, checkpoint=None, checkpoint_every=1, resume=None,
+            comm=None):
         """Split the rows of ``frame``, learn the preprocessing, train, and record the metrics on
         the held-out rows.
 
@@ -176,6 +179,11 @@ class TabularModel:
             As for `fastnn.training.fit`, which trains the network: the checkpoint holds the
             network's training, and resuming needs the same table and settings (the split and
             the preprocessing are made again, the same, from them).
+        comm : mpi4py.MPI.Comm, optional
+            Train data-parallel with its processes (`fastnn.distributed.fit`), each of which
+            calls this with the same table and settings: each makes the same split and
+            preprocessing and trains on its share of the training rows; the network is the one
+            a single process trains. No checkpoint or resume then.
 
         Returns
         -------
@@ -240,9 +248,14 @@ class TabularModel:
         X = preprocessor.transform(frame)
         if verbose:
             _report(target_column, reason, preprocessor, rows)
-        network, history = self._train(X, Y, rows, target_column, verbose,
-                                       dict(callbacks=callbacks, checkpoint=checkpoint,
-                                            checkpoint_every=checkpoint_every, resume=resume))
+        options = dict(callbacks=callbacks)
+        if comm is None:
+            options.update(checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           resume=resume)
+        elif checkpoint is not None or resume is not None:
+            raise ValueError("data-parallel training (comm) writes no checkpoint and resumes "
+                             "none")
+        network, history = self._train(X, Y, rows, target_column, verbose, options, comm)
         # the model changes only once training has succeeded
         self.network, self.preprocessor, self.target = network, preprocessor, target_column
         self.history = history
@@ -268,10 +281,11 @@ class TabularModel:
                     f"({fraction:.0%}) gets {part_rows.size} (use more rows, or change "
                     f"--test-size and --val-size)")
 
-    def _train(self, X, Y, rows, target, verbose, options):
+    def _train(self, X, Y, rows, target, verbose, options, comm=None):
         """A network for ``target`` trained on the training rows, stopping early on the
         validation rows if there are any, and its History; ``options`` are more of
-        `fastnn.training.fit`'s arguments."""
+        `fastnn.training.fit`'s arguments. With ``comm``, data-parallel, on this process's
+        share of the training rows."""
         output, loss = HEADS[target.task]
         network = MLP([X.shape[1], *self.hidden, target.n_outputs],
                       activation=self.activation, output_activation=output, loss=loss,
@@ -280,7 +294,11 @@ class TabularModel:
         if verbose:
             print(f"network {list(network.sizes)}, {output} output, {loss} loss")
         validation = (X[rows[1]], Y[rows[1]]) if rows[1].size else None
-        history = network.fit(X[rows[0]], Y[rows[0]], optimizer=Adam(lr=self.lr),
+        train, fit = rows[0], network.fit
+        if comm is not None:
+            train = train[distributed.shard(train.size, comm)]
+            fit = functools.partial(distributed.fit, network, comm=comm)
+        history = fit(X[train], Y[train], optimizer=Adam(lr=self.lr),
                               epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
                               validation_data=validation, early_stopping=validation is not None,
                               patience=self.patience, verbose=1 if verbose >= 2 else 0,

@@ -9,6 +9,7 @@ checkpoints, the history and progress.
 Ctrl-C stops the compiled epoch at the next batch boundary (or within the batch, which then
 changes nothing): `fit` returns the History so far, marked ``interrupted``.
 """
+import functools
 import hashlib
 import json
 import math
@@ -25,6 +26,7 @@ from fastnn.layers import stream_key
 from fastnn.optimizers import Adam, Optimizer
 from fastnn.progress import reporter
 from fastnn.schedules import check_schedule
+from fastnn.streams import Stream, is_stream, stream_data
 
 __all__ = ["History", "fit", "run_epoch"]
 
@@ -186,14 +188,15 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None, cli
     Parameters
     ----------
     net : fastnn.MLP
-    data : CheckedData
-        From ``net.check_data``.
+    data : CheckedData or fastnn.streams.Stream
+        From ``net.check_data``, or a stream read chunk by chunk.
     optimizer : fastnn.Optimizer
     batch_size : int
         Rows per update (>= 1); the last batch may be smaller.
-    order : ndarray of int, shape (N,), optional
+    order : ndarray of int, shape (N,), or numpy.random.Generator, optional
         The order in which to visit the rows (gathered into a reused buffer); as stored if None.
-    validation : CheckedData, optional
+        For a stream, the generator that shuffles it (see `fastnn.streams`).
+    validation : CheckedData or fastnn.streams.Stream, optional
         Checked data on which to evaluate the objective after the epoch.
     clip_grad_norm : float, optional
         Clip each batch's gradient to this norm before its update (see `fit`).
@@ -219,27 +222,30 @@ def run_epoch(net, data, optimizer, batch_size, order=None, validation=None, cli
         If a loss, a parameter or the validation loss becomes NaN or infinite; the network, the
         optimizer and the schedule are then restored to their state at the start of the epoch.
     """
-    if validation is not None and not isinstance(validation, CheckedData):
-        raise TypeError("validation must be the CheckedData that net.check_data returns")
+    if validation is not None and not isinstance(validation, (CheckedData, Stream)):
+        raise TypeError("validation must be the CheckedData that net.check_data returns, or a "
+                        "fastnn.streams.Stream")
     check_optimizer(optimizer)
     if schedule is not None:
         schedule = check_schedule(schedule, optimizer)
     per_batch = schedule if schedule is not None and schedule.interval == "step" else None
+    train_epoch = (functools.partial(data.train_epoch, net) if isinstance(data, Stream)
+                   else functools.partial(net.train_epoch, data))
     if validation is None:
-        loss = net.train_epoch(data, optimizer, batch_size, order, clip_grad_norm, per_batch,
-                               progress)
+        loss = train_epoch(optimizer, batch_size, order, clip_grad_norm, per_batch, progress)
         val_loss = None
     else:
         try:
-            # refused before the epoch changes anything
-            validation = net.check_data(validation)
+            # refused before the epoch changes anything (a stream's chunks: when read)
+            if not isinstance(validation, Stream):
+                validation = net.check_data(validation)
         except ValueError as error:
             raise ValueError(f"validation: {error}") from None
         snapshot = (net.state_dict(), optimizer.state_dict(),
                     per_batch.state_dict() if per_batch is not None else None)
-        loss = net.train_epoch(data, optimizer, batch_size, order, clip_grad_norm, per_batch,
-                               progress)
-        val_loss = net.loss(validation)
+        loss = train_epoch(optimizer, batch_size, order, clip_grad_norm, per_batch, progress)
+        val_loss = (validation.loss(net) if isinstance(validation, Stream)
+                    else net.loss(validation))
         if not math.isfinite(val_loss):
             net.load_state_dict(snapshot[0])
             optimizer.load_state_dict(snapshot[1])
@@ -262,7 +268,11 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     Parameters
     ----------
     net : fastnn.MLP
-    X : array-like of shape (N, n_in)
+    X : array-like of shape (N, n_in), or a stream
+        A stream is read chunk by chunk, each epoch, never whole: a Dask array or DataFrame, a
+        NumPy memory-map, an iterable (or a function returning one) of ``(X, Y)`` or ``(X, Y,
+        sample_weight)`` chunks with ``Y`` None, or a `fastnn.streams.Stream` (see there; not
+        with ``validation_split``, ``checkpoint`` or ``resume``).
     Y : array-like of shape (N, n_out), or (N,) integer labels for softmax cross-entropy
     optimizer : fastnn.SGD or fastnn.Adam, optional
         Default ``Adam()``. Its state carries over between calls to fit with the same optimizer.
@@ -278,7 +288,8 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         gives the same fit. With None, the rows are shuffled (and split) afresh and the dropout
         generator goes on from where it is.
     validation_data : pair (X_val, Y_val) or triple (X_val, Y_val, sample_weight_val), optional
-        Data on which the objective is measured after each epoch.
+        Data on which the objective is measured after each epoch; with a streamed X, it may be
+        a stream too (a pair of Dask collections, or a `fastnn.streams.Stream`).
     validation_split : float in [0, 1), default 0.0
         Instead of validation_data, hold out this fraction of the rows (``N - int(N (1 -
         validation_split))`` of them), drawn at random from the seed as scikit-learn's early
@@ -387,8 +398,12 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
         # a split drawn afresh is drawn again, the same, when the run resumes
         split_seed = (saved["split_seed"] if saved is not None
                       else np.random.SeedSequence().entropy)
-    data, validation = _split(net, X, Y, sample_weight, validation_data, validation_split,
-                              split_seed)
+    if is_stream(X, Y):
+        data, validation = stream_data(net, X, Y, sample_weight, validation_data,
+                                       validation_split, checkpoint is not None or resume)
+    else:
+        data, validation = _split(net, X, Y, sample_weight, validation_data, validation_split,
+                                  split_seed)
     if early_stopping and validation is None:
         raise ValueError("early_stopping watches the validation loss: give validation_data or "
                          "validation_split > 0")
@@ -411,7 +426,8 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     if seed is not None and saved is None:
         net.random_state = (stream_key(seed), 0)
     history = History()
-    bar = reporter(verbose, epochs, data.X.shape[0], show_lr=schedule is not None)
+    rows = (data.rows or 0) if isinstance(data, Stream) else data.X.shape[0]
+    bar = reporter(verbose, epochs, rows, show_lr=schedule is not None)
     for callback in callbacks:
         callback.on_train_begin(net)
     network_threads = net.n_threads
@@ -445,7 +461,10 @@ def _train(net, data, validation, optimizer, schedule, epochs, batch_size, shuff
                 break
             if bar is not None:
                 bar.start(epoch)
-            order = rng.permutation(data.X.shape[0]) if shuffle else None
+            if isinstance(data, Stream):
+                order = rng if shuffle else None
+            else:
+                order = rng.permutation(data.X.shape[0]) if shuffle else None
             lr = optimizer.lr
             try:
                 loss, val_loss = run_epoch(net, data, optimizer, batch_size, order, validation,
@@ -492,6 +511,8 @@ def _record(history, logs, min_delta):
 def _accuracy(net, data):
     """The share of the checked ``data``'s rows (weighted by their sample weights) that ``net``
     classifies as their targets (see `History.val_accuracy`)."""
+    if isinstance(data, Stream):
+        return data.accuracy(net)
     outputs, Y = net.predict(data.X), data.Y
     if net.output_activation == "softmax":
         hits = outputs.argmax(axis=1) == Y.argmax(axis=1)

@@ -9,7 +9,7 @@ import pytest
 import fastnn
 
 PEERS = ("torch", "onnx", "onnxruntime", "skl2onnx", "safetensors", "sklearn", "pandas",
-         "pyarrow")
+         "pyarrow", "mpi4py", "dask", "distributed", "dask_ml", "optuna", "threadpoolctl")
 
 
 def run(code):
@@ -20,7 +20,8 @@ def run(code):
 
 
 def test_import_fastnn_imports_no_peer():
-    code = ("import sys, fastnn, fastnn.io, fastnn.onnx_export, fastnn.safetensors_file; "
+    code = ("import sys, fastnn, fastnn.io, fastnn.onnx_export, fastnn.safetensors_file, "
+            "fastnn.distributed, fastnn.streams, fastnn.cluster, fastnn.tuning; "
             f"print(sorted(m for m in {PEERS!r} if m in sys.modules))")
     assert run(code) == "[]"
 
@@ -39,6 +40,10 @@ def test_to_torch_imports_torch_on_first_use():
     ("safetensors", "import tempfile; fastnn.MLP([2, 1]).save(tempfile.mktemp('.safetensors'))",
      "safetensors"),
     ("skl2onnx", "import fastnn.sklearn; fastnn.sklearn.register_skl2onnx()", "sklearn-onnx"),
+    ("mpi4py", "import fastnn.distributed; fastnn.distributed.shard(4)", "mpi"),
+    ("distributed", "import fastnn.cluster; fastnn.cluster.limit_blas_threads(None)", "dask"),
+    ("dask", "import fastnn.cluster; fastnn.cluster.lazy_predict(fastnn.MLP([2, 1]), 'forward', "
+     "None)", "dask"),
 ])
 def test_a_missing_peer_is_named_with_its_extra(blocked, code, extra):
     if blocked == "skl2onnx":
