@@ -598,10 +598,20 @@ def _pieces(collection, pieces):
     distributed = sys.modules.get("distributed")
     if distributed is not None:
         held = {future.key: future for future in distributed.futures_of(collection)}
-        keys = list(_flat(collection.__dask_keys__()))
-        if held and len(keys) == n and all(key in held for key in keys):
-            return [held[key] for key in keys]
+        if held:
+            graph = collection.__dask_graph__()
+            keys = [_target(graph, key, held) for key in _flat(collection.__dask_keys__())]
+            if len(keys) == n and all(key in held for key in keys):
+                return [held[key] for key in keys]
     return [pieces[k] for k in range(n)]
+
+
+def _target(graph, key, held):
+    """The held key that ``key`` stands for: a persisted DataFrame names its partitions by
+    aliases (tasks that only pass on another key) of the keys its futures hold."""
+    while key not in held and type(graph.get(key)).__name__ == "Alias":
+        key = graph[key].target
+    return key
 
 
 def _flat(keys):
