@@ -346,7 +346,9 @@ class _Epoch:
         if self.pool is None or self.free.size < n:
             kept = 0 if self.kept is None else self.kept.size
             keep = n if self.shuffle_buffer is None else self.shuffle_buffer
-            rows = max(kept, keep) + n
+            # the buffer keeps up to keep + batch_size - 1 rows (what fills no batch), so a
+            # pool of this size takes every chunk of this size without growing again
+            rows = max(kept, keep + self.batch_size - 1) + n
             pool = CheckedData(np.empty((rows, chunk.X.shape[1]), chunk.X.dtype),
                                np.empty((rows, chunk.Y.shape[1]), chunk.Y.dtype),
                                None if self.pool is None or self.pool.sample_weight is None
