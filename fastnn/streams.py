@@ -629,8 +629,8 @@ def _flat(keys):
 def _computed(dask, tasks, ahead=4):
     """The values of each of ``tasks`` (lists of Dask collections or futures), in turn. On a
     distributed Client, the next ``ahead`` tasks are computed on the workers meanwhile and each
-    task's values come in one transfer; else each is computed by the local scheduler when its
-    turn comes."""
+    task's values come in one transfer, straight from the workers; else each is computed by the
+    local scheduler when its turn comes."""
     distributed = sys.modules.get("distributed")
     try:
         client = distributed.get_client() if distributed is not None else None
@@ -640,6 +640,11 @@ def _computed(dask, tasks, ahead=4):
         for parts in tasks:
             yield dask.compute(*parts)
         return
+    # straight from the worker that holds a block: through the scheduler (distributed's default
+    # for a client outside the workers) each block travels twice, the second time into this
+    # process beside the training (a LocalCluster's scheduler runs here too). A Client made
+    # with direct_to_workers=False (workers not reachable from here) keeps its way.
+    direct = client.direct_to_workers is not False
     futures = collections.deque()
     submitted = 0
     for k in range(len(tasks)):
@@ -647,7 +652,7 @@ def _computed(dask, tasks, ahead=4):
             futures.append([part if isinstance(part, distributed.Future)
                             else client.compute(part) for part in tasks[submitted]])
             submitted += 1
-        yield client.gather(futures.popleft())
+        yield client.gather(futures.popleft(), direct=direct)
 
 
 class _Iterable(_Source):
