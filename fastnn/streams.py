@@ -119,6 +119,8 @@ class Stream:
     rows : int or None
         The rows of an epoch, once known (at the start for arrays, after the first epoch for
         other streams).
+    once : bool
+        Whether it can be read only once (X an iterator): it serves a single epoch.
     """
 
     def __init__(self, X, Y=None, sample_weight=None, *, chunk_rows=None, shuffle_buffer=None,
@@ -131,7 +133,7 @@ class Stream:
                                else check_int("shuffle_buffer", shuffle_buffer, 0))
         self.prefetch = check_int("prefetch", prefetch, 1)
         self._source = _source(X, Y, sample_weight, chunk_rows)
-        self.rows = self._source.rows
+        self.rows, self.once = self._source.rows, self._source.once
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -149,20 +151,29 @@ class Stream:
         return _Prefetcher(self._checked(net, self._source.chunks(rng)), self.prefetch)
 
     def _checked(self, net, chunks):
-        """Each raw chunk checked for ``net`` (empty ones skipped); counts the rows."""
-        rows = 0
+        """Each raw chunk checked for ``net`` (empty ones skipped); counts the rows.
+
+        As in memory, the sample weights (times the class weights) must have a positive sum
+        over the whole epoch, not in each chunk: a batch whose weights are all zero makes no
+        update."""
+        rows, normalizer = 0, 0.0
         for where, (X, Y, s) in chunks:
             X, Y = _numpy(X), _numpy(Y)
             if X.ndim >= 1 and X.shape[0] == 0:
                 continue
             try:
-                data = net.check_data(X, Y, None if s is None else _numpy(s))
+                data = CheckedData(*net._checked(X, Y, None if s is None else _numpy(s),
+                                                 part=True))
             except (ValueError, TypeError) as error:
                 raise type(error)(f"chunk {where}: {error}") from None
             rows += data.X.shape[0]
+            normalizer += net._normalizer(data)
             yield data
         if rows == 0:
             raise ValueError("the stream gave no rows: at least one sample is needed")
+        if not normalizer > 0:
+            raise ValueError("the stream's sample weights (times its class weights) sum to 0 "
+                             "over the epoch: the weighted mean loss is undefined")
         self.rows = rows
 
     # ---- training -------------------------------------------------------------------------
@@ -235,6 +246,8 @@ class Stream:
         with self.checked_chunks(net) as chunks:
             for chunk in chunks:
                 S = net._normalizer(chunk)
+                if S == 0:  # weights all zero: the chunk adds nothing
+                    continue
                 # the chunk's J less its penalty is loss_scale sum_i s_i L_i / S_c
                 weighted += (net.loss(chunk) - _penalty(net, S)) * S
                 normalizer += S
@@ -477,6 +490,7 @@ class _Source:
     naming the chunk in error messages."""
 
     rows = None
+    once = False    # whether it can be read only once (an iterator)
 
     def chunks(self, rng):
         raise NotImplementedError
@@ -661,6 +675,12 @@ class _Iterable(_Source):
 
     def __init__(self, chunks):
         self.source, self.used = chunks, False
+        try:
+            self.once = not callable(chunks) and iter(chunks) is chunks
+        except TypeError:
+            raise TypeError(f"a stream of chunks is an iterable of (X, Y[, sample_weight]) "
+                            f"chunks or a function that returns one, got "
+                            f"{type(chunks).__name__}") from None
 
     def chunks(self, rng):
         if callable(self.source):
@@ -696,7 +716,7 @@ def _numpy(part):
     return part
 
 
-def stream_data(net, X, Y, sample_weight, validation_data, validation_split, saves):
+def stream_data(net, X, Y, sample_weight, validation_data, validation_split, saves, epochs):
     """`fit`'s training stream and its validation data (a stream, checked data, or None).
 
     Parameters
@@ -707,6 +727,8 @@ def stream_data(net, X, Y, sample_weight, validation_data, validation_split, sav
     validation_split : float
     saves : bool
         Whether the fit writes or resumes a checkpoint.
+    epochs : int
+        The epochs the fit runs at most: a stream read once (an iterator) serves only one.
     """
     if validation_split:
         raise ValueError("validation_split needs the rows in memory; with a stream, give "
@@ -718,14 +740,28 @@ def stream_data(net, X, Y, sample_weight, validation_data, validation_split, sav
     if isinstance(X, Stream) and (Y is not None or sample_weight is not None):
         raise TypeError("with a Stream as X, give no Y or sample_weight: the Stream holds them")
     data = X if isinstance(X, Stream) else Stream(X, Y, sample_weight)
+    _check_epochs("X", data, epochs)
     if validation_data is None or isinstance(validation_data, Stream):
-        return data, validation_data
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        validation = validation_data
+    elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a pair (X_val, Y_val), a triple (X_val, Y_val, "
                          "sample_weight_val) or a fastnn.streams.Stream")
-    if is_stream(*validation_data[:2]):
-        return data, Stream(*validation_data)
-    try:
-        return data, net.check_data(*validation_data)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"validation_data: {error}") from None
+    elif is_stream(*validation_data[:2]):
+        validation = Stream(*validation_data)
+    else:
+        try:
+            return data, net.check_data(*validation_data)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"validation_data: {error}") from None
+    if validation is not None:
+        _check_epochs("validation_data", validation, epochs)
+    return data, validation
+
+
+def _check_epochs(name, stream, epochs):
+    """Refuse, before any training, a stream read once (an iterator) for more than one epoch:
+    it would be empty at the start of the second."""
+    if stream.once and epochs > 1:
+        raise ValueError(f"{name}: an iterator of chunks serves one epoch, and the fit runs up "
+                         f"to {epochs}: give a function that returns a new iterable of chunks "
+                         f"each epoch (such as lambda: iter(...)), or a list of chunks")

@@ -396,7 +396,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
                       else np.random.SeedSequence().entropy)
     if is_stream(X, Y):
         data, validation = stream_data(net, X, Y, sample_weight, validation_data,
-                                       validation_split, checkpoint is not None or resume)
+                                       validation_split, checkpoint is not None or resume, epochs)
     else:
         data, validation = _split(net, X, Y, sample_weight, validation_data, validation_split,
                                   split_seed)
