@@ -118,6 +118,37 @@ def test_shuffling_is_reproducible_and_mixes_rows_across_chunks(data):
     assert sorted(np.concatenate(seen).tolist()) == sorted((np.arange(ROWS) // 100).tolist())
 
 
+def test_the_shuffle_buffer_trains_each_row_once_with_its_weight_as_it_grows(data):
+    # chunks of growing sizes make the buffer grow (its kept rows moved to the new one); chunks
+    # without weights beside chunks with them train at weight 1
+    X, y, w = data
+    X = X.copy()
+    X[:, 0] = np.arange(ROWS)
+    bounds = [0, 7, 57, 257, 260, 560, ROWS]
+    chunks = [(X[a:b], y[a:b]) + ((w[a:b],) if k % 2 else ())
+              for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    expected = np.concatenate([w[a:b] if k % 2 else np.ones(b - a)
+                               for k, (a, b) in enumerate(zip(bounds, bounds[1:]))])
+    trained = []
+
+    class Spy(_Epoch):
+        def _train(self, data, order, batches):
+            rows = order[:min(batches * self.batch_size, order.size)]
+            trained.append((data.X[rows, 0].astype(int), data.sample_weight[rows]))
+
+    net = network()
+    rng = np.random.default_rng(0)
+    epoch = Spy(net, None, 32, 0.0, False, rng, None, None)
+    with Stream(chunks).checked_chunks(net, rng) as loaded:
+        for chunk in loaded:
+            epoch.feed(chunk)
+    epoch.finish()
+    ids = np.concatenate([ids for ids, _ in trained])
+    weights = np.concatenate([weights for _, weights in trained])
+    assert sorted(ids.tolist()) == list(range(ROWS))
+    np.testing.assert_array_equal(weights, expected[ids])
+
+
 def test_the_shuffle_buffer_is_bounded(data):
     X, y, _ = data
     stream = Stream(chunked(X, y, rows=100), shuffle_buffer=10)
