@@ -26,9 +26,11 @@ if __name__ == "__main__":
         search.fit(X / 16, y)
     print("search:", search.best_params_, round(search.best_score_, 4))
 
-    # A Dask array: each epoch computes one block at a time on the workers
+    # A Dask array kept in the workers' memory: each epoch sends its blocks one at a time from
+    # there (not persisted, each epoch would compute every block again)
     big = da.concatenate([da.from_array(X / 16, chunks=(600, 64))] * 20)
     labels = da.concatenate([da.from_array(y, chunks=600)] * 20)
+    big, labels = client.persist([big, labels])
     net = fastnn.MLP([64, 64, 10], output_activation="softmax", loss="cross_entropy", seed=0)
     history = net.fit(big, labels, epochs=3, batch_size=64, seed=0)
     print("streamed training, loss per epoch:", [round(v, 4) for v in history.loss])

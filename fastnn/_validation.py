@@ -308,9 +308,10 @@ def as_targets(data, like, n_outputs, dtype, labels):
     return finite("Y", to_dtype(array, dtype))
 
 
-def as_sample_weight(data, n_samples, dtype):
+def as_sample_weight(data, n_samples, dtype, positive_sum=True):
     """Sample weights as a finite, non-negative C-contiguous (n_samples,) array of dtype, or
-    None."""
+    None; with ``positive_sum``, their sum must be positive (without, for a part of the data
+    whose whole is checked apart: a stream's chunk)."""
     if data is None:
         return None
     array = as_numeric_array("sample_weight", data)
@@ -319,7 +320,7 @@ def as_sample_weight(data, n_samples, dtype):
     if array.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {array.shape}")
     array = finite("sample_weight", to_dtype(array, dtype))
-    if n_samples and (array.min() < 0 or array.sum() <= 0):
+    if n_samples and (array.min() < 0 or (positive_sum and array.sum() <= 0)):
         raise ValueError("sample_weight must be >= 0 with a positive sum")
     # the objective divides by the weights' sum, taken in the network's dtype
     with np.errstate(over="ignore"):

@@ -574,9 +574,10 @@ class MLP:
             return self._checked(X, Y, sample_weight)
         return CheckedData(*self._checked(X, Y, sample_weight))
 
-    def _checked(self, X, Y, sample_weight):
+    def _checked(self, X, Y, sample_weight, part=False):
         """check_data's work, as a plain tuple: a training step allocates no Python object for
-        it (a tuple of three comes from CPython's free list)."""
+        it (a tuple of three comes from CPython's free list). With ``part`` (a stream's chunk),
+        a normalizer S of 0 is allowed: the caller checks the whole's."""
         if isinstance(X, CheckedData):
             if Y is not None or sample_weight is not None:
                 raise TypeError("with CheckedData as X, give no Y or sample_weight")
@@ -588,12 +589,13 @@ class MLP:
                 raise ValueError("X and Y are empty: at least one sample is needed")
         Y = as_targets(Y, X, self._n_out, self._dtype, self._label_targets)
         if sample_weight is not None:
-            sample_weight = as_sample_weight(sample_weight, X.shape[0], self._dtype)
+            sample_weight = as_sample_weight(sample_weight, X.shape[0], self._dtype,
+                                             positive_sum=not part)
         if self._target_rules:
-            self._check_target_rules(Y, sample_weight)
+            self._check_target_rules(Y, sample_weight, part)
         return X, Y, sample_weight
 
-    def _check_target_rules(self, Y, sample_weight):
+    def _check_target_rules(self, Y, sample_weight, part):
         """Refuse targets outside the loss' range: probabilities for cross-entropy, counts or
         rates >= 0 for Poisson; and data whose normalizer the class weights make 0."""
         if self._unit_targets and (Y.min() < 0 or Y.max() > 1):
@@ -602,13 +604,13 @@ class MLP:
             raise ValueError(f"{self._loss_name} targets must be counts or rates >= 0, got "
                              f"{Y.min()}")
         if self._loss_weighted:
-            self._check_normalizer(Y, sample_weight)
+            self._check_normalizer(Y, sample_weight, part)
 
-    def _check_normalizer(self, Y, sample_weight):
-        """Refuse data whose normalizer S is 0 or overflows, which class weights make possible:
-        the objective, a mean weighted by S, would be NaN."""
+    def _check_normalizer(self, Y, sample_weight, part):
+        """Refuse data whose normalizer S is 0 (unless ``part``) or overflows, which class
+        weights make possible: the objective, a mean weighted by S, would be NaN."""
         S = self._engine.normalizer(Y, sample_weight)
-        if not S > 0:
+        if not (S > 0 or part and S == 0):
             raise ValueError("the class weights of these targets (times their sample weights) sum "
                              "to 0: the weighted mean loss is undefined (every row of a class of "
                              "weight 0?)")

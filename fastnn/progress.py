@@ -28,8 +28,9 @@ def reporter(verbose, epochs, rows, show_lr=False, stream=None):
     verbose : {0, 1, 2}
     epochs : int
         The epochs the fit runs at most.
-    rows : int
-        The training rows of each epoch.
+    rows : int or None
+        The training rows of each epoch; None while unknown (a stream before its first epoch
+        ends: the bar then counts rows without a total, and ``rows`` is set when known).
     show_lr : bool, default False
         Show each epoch's learning rate (it has a schedule).
     stream : file-like, optional
@@ -88,7 +89,9 @@ class EpochLines:
     ----------
     stream : file-like
     epochs : int
-    rows : int
+    rows : int or None
+        As `reporter` takes them; when None, set the attribute before `end` (fit sets it
+        once a stream's first epoch is read).
     show_lr : bool
     """
 
@@ -124,7 +127,8 @@ class EpochLines:
 
     def interrupt(self):
         """Ctrl-C stopped the training: say where."""
-        where = f" after {self.done} of {self.rows} samples" if self.live else ""
+        of = "" if self.rows is None else f" of {self.rows}"
+        where = f" after {self.done}{of} samples" if self.live else ""
         self._write(f"interrupted (Ctrl-C) in epoch {self.epoch + 1}/{self.epochs}{where}\n")
 
     def _write(self, text):
@@ -152,13 +156,17 @@ class PlainBar(EpochLines):
     def update(self, rows, loss):
         super().update(rows, loss)
         seconds = time.perf_counter() - self.started
-        filled = self.WIDTH * rows // max(self.rows, 1)
-        text = (f"epoch {self.epoch + 1}/{self.epochs} "
-                f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {rows}/{self.rows}")
+        text = f"epoch {self.epoch + 1}/{self.epochs} "
+        if self.rows is None:  # a stream of unknown length: the rows so far, no bar
+            text += f"{rows} samples"
+        else:
+            filled = self.WIDTH * rows // max(self.rows, 1)
+            text += f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {rows}/{self.rows}"
         if rows:
             rate = rows / seconds if seconds > 0 else math.inf
-            text += (f" - {_duration((self.rows - rows) / rate)} left - {rate:.0f} samples/s"
-                     f" - loss {_number(loss)}")
+            if self.rows is not None:
+                text += f" - {_duration((self.rows - rows) / rate)} left"
+            text += f" - {rate:.0f} samples/s - loss {_number(loss)}"
         self._draw(text)
 
     def end(self, logs):
@@ -201,7 +209,8 @@ class TqdmBar(EpochLines):
 
     def start(self, epoch):
         super().start(epoch)
-        # mininterval 0: the compiled chunks already come about 0.1 s apart
+        # mininterval 0: the compiled chunks already come about 0.1 s apart; total None (a
+        # stream of unknown length): a count and a rate, without a bar
         self.bar = self.tqdm(total=self.rows, desc=f"epoch {epoch + 1}/{self.epochs}",
                              unit=" samples", unit_scale=True, file=self.stream, leave=True,
                              dynamic_ncols=True, mininterval=0, smoothing=0.1)
@@ -213,6 +222,7 @@ class TqdmBar(EpochLines):
 
     def end(self, logs):
         self.bar.set_postfix_str(metrics_text(logs, self.show_lr, ", "), refresh=False)
+        self.bar.total = self.rows
         self.bar.update(self.rows - self.bar.n)
         self.bar.close()
         self.bar = None

@@ -119,6 +119,8 @@ class Stream:
     rows : int or None
         The rows of an epoch, once known (at the start for arrays, after the first epoch for
         other streams).
+    once : bool
+        Whether it can be read only once (X an iterator): it serves a single epoch.
     """
 
     def __init__(self, X, Y=None, sample_weight=None, *, chunk_rows=None, shuffle_buffer=None,
@@ -131,7 +133,7 @@ class Stream:
                                else check_int("shuffle_buffer", shuffle_buffer, 0))
         self.prefetch = check_int("prefetch", prefetch, 1)
         self._source = _source(X, Y, sample_weight, chunk_rows)
-        self.rows = self._source.rows
+        self.rows, self.once = self._source.rows, self._source.once
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -149,20 +151,29 @@ class Stream:
         return _Prefetcher(self._checked(net, self._source.chunks(rng)), self.prefetch)
 
     def _checked(self, net, chunks):
-        """Each raw chunk checked for ``net`` (empty ones skipped); counts the rows."""
-        rows = 0
+        """Each raw chunk checked for ``net`` (empty ones skipped); counts the rows.
+
+        As in memory, the sample weights (times the class weights) must have a positive sum
+        over the whole epoch, not in each chunk: a batch whose weights are all zero makes no
+        update."""
+        rows, normalizer = 0, 0.0
         for where, (X, Y, s) in chunks:
             X, Y = _numpy(X), _numpy(Y)
             if X.ndim >= 1 and X.shape[0] == 0:
                 continue
             try:
-                data = net.check_data(X, Y, None if s is None else _numpy(s))
+                data = CheckedData(*net._checked(X, Y, None if s is None else _numpy(s),
+                                                 part=True))
             except (ValueError, TypeError) as error:
                 raise type(error)(f"chunk {where}: {error}") from None
             rows += data.X.shape[0]
+            normalizer += net._normalizer(data)
             yield data
         if rows == 0:
             raise ValueError("the stream gave no rows: at least one sample is needed")
+        if not normalizer > 0:
+            raise ValueError("the stream's sample weights (times its class weights) sum to 0 "
+                             "over the epoch: the weighted mean loss is undefined")
         self.rows = rows
 
     # ---- training -------------------------------------------------------------------------
@@ -235,6 +246,8 @@ class Stream:
         with self.checked_chunks(net) as chunks:
             for chunk in chunks:
                 S = net._normalizer(chunk)
+                if S == 0:  # weights all zero: the chunk adds nothing
+                    continue
                 # the chunk's J less its penalty is loss_scale sum_i s_i L_i / S_c
                 weighted += (net.loss(chunk) - _penalty(net, S)) * S
                 normalizer += S
@@ -276,7 +289,10 @@ class _Epoch:
         self.net, self.rule, self.batch_size = net, rule, batch_size
         self.max_norm, self.scheduled, self.rng = max_norm, scheduled, rng
         self.shuffle_buffer, self.progress = shuffle_buffer, progress
-        self.carry = None    # CheckedData: the rows kept for the next chunk
+        self.carry = None    # CheckedData: unshuffled, the rows kept for the next chunk
+        # shuffled, the buffer: the rows kept are at the slots `kept` of `pool`, and each chunk
+        # is written into its `free` slots, so no row is copied twice
+        self.pool = self.kept = self.free = None
         self.total = self.seen = 0.0
         self.rows = 0
 
@@ -292,7 +308,10 @@ class _Epoch:
     def finish(self):
         """Train the rows left, the last (maybe partial) batches of the epoch."""
         carry, self.carry = self.carry, None
-        if carry is None:
+        if self.kept is not None:
+            carry = CheckedData(*(None if a is None else a[self.kept] for a in self.pool))
+            self.pool = self.kept = self.free = None
+        if carry is None or carry.X.shape[0] == 0:
             return
         n = carry.X.shape[0]
         if self.net._batch_norm and n % self.batch_size == 1:
@@ -323,15 +342,46 @@ class _Epoch:
     def _shuffled(self, chunk):
         """With shuffling: this chunk and the kept rows permuted, their full batches but the
         last ``shuffle_buffer`` rows (or a chunk's worth) trained, those kept."""
-        pool = chunk if self.carry is None else _concat(self.carry, chunk)
-        n = pool.X.shape[0]
+        slots = self._place(chunk)
+        held = slots if self.kept is None else np.concatenate([self.kept, slots])
         keep = chunk.X.shape[0] if self.shuffle_buffer is None else self.shuffle_buffer
-        batches = max(n - keep, 0) // self.batch_size
-        order = self.rng.permutation(n)
+        batches = max(held.size - keep, 0) // self.batch_size
+        order = held[self.rng.permutation(held.size)]
         if batches:
-            self._train(pool, order, batches)
-        rest = order[batches * self.batch_size:]
-        self.carry = CheckedData(*(None if a is None else a[rest] for a in pool))
+            self._train(self.pool, order, batches)
+        trained = batches * self.batch_size
+        # in increasing order, the next chunk is written ~3x faster than to scattered rows
+        self.kept = order[trained:]
+        self.free = np.concatenate([self.free, np.sort(order[:trained])])
+
+    def _place(self, chunk):
+        """Write ``chunk`` into free slots of the pool (made, or grown, to hold it beside the
+        kept rows) and return those slots."""
+        n = chunk.X.shape[0]
+        if self.pool is None or self.free.size < n:
+            kept = 0 if self.kept is None else self.kept.size
+            keep = n if self.shuffle_buffer is None else self.shuffle_buffer
+            # the buffer keeps up to keep + batch_size - 1 rows (what fills no batch), so a
+            # pool of this size takes every chunk of this size without growing again
+            rows = max(kept, keep + self.batch_size - 1) + n
+            pool = CheckedData(np.empty((rows, chunk.X.shape[1]), chunk.X.dtype),
+                               np.empty((rows, chunk.Y.shape[1]), chunk.Y.dtype),
+                               None if self.pool is None or self.pool.sample_weight is None
+                               else np.ones(rows, chunk.X.dtype))
+            if kept:
+                for old, new in zip(self.pool, pool):
+                    if old is not None:
+                        new[:kept] = old[self.kept]
+            self.pool, self.kept = pool, np.arange(kept)
+            self.free = np.arange(kept, rows)
+        slots, self.free = self.free[:n], self.free[n:]
+        if chunk.sample_weight is not None and self.pool.sample_weight is None:
+            self.pool = self.pool._replace(sample_weight=np.ones(self.pool.X.shape[0],
+                                                                 chunk.X.dtype))
+        for part, whole in zip(chunk, self.pool):
+            if whole is not None:
+                whole[slots] = 1 if part is None else part
+        return slots
 
     def _train(self, data, order, batches):
         """The first ``batches`` batches of checked ``data`` (in ``order``) through the compiled
@@ -442,6 +492,7 @@ class _Source:
     naming the chunk in error messages."""
 
     rows = None
+    once = False    # whether it can be read only once (an iterator)
 
     def chunks(self, rng):
         raise NotImplementedError
@@ -519,8 +570,8 @@ class _DaskArray(_Source):
     def chunks(self, rng):
         n = len(self.X.chunks[0])
         blocks = range(n) if rng is None else rng.permutation(n).tolist()
-        tasks = [[self.X.blocks[k]] + [a.blocks[k] for a in self.others if a is not None]
-                 for k in blocks]
+        parts = [_pieces(a, a.blocks) for a in [self.X, *self.others] if a is not None]
+        tasks = [[pieces[k] for pieces in parts] for k in blocks]
         for k, computed in zip(blocks, _computed(self.dask, tasks)):
             loaded = iter(computed)
             where = f"{k} (rows {self.offsets[k]} to {self.offsets[k + 1] - 1})"
@@ -546,16 +597,56 @@ class _DaskFrame(_Source):
     def chunks(self, rng):
         n = self.X.npartitions
         partitions = range(n) if rng is None else rng.permutation(n).tolist()
-        tasks = [[a.partitions[k] for a in (self.X, self.Y, self.s) if a is not None]
-                 for k in partitions]
+        parts = [_pieces(a, a.partitions) for a in (self.X, self.Y, self.s) if a is not None]
+        tasks = [[pieces[k] for pieces in parts] for k in partitions]
         for k, loaded in zip(partitions, _computed(self.dask, tasks)):
             yield f"{k} (partition {k})", (*loaded[:2], loaded[2] if self.s is not None else None)
 
 
+def _pieces(collection, pieces):
+    """The row blocks (or partitions) of a Dask ``collection``, ``pieces`` being its ``blocks``
+    or ``partitions`` accessor: the distributed Client's futures of them when it holds them all
+    (the collection was persisted on the workers), else lazy collections of one block each.
+
+    A held block is sent from the worker that has it, with no task to schedule: a block computed
+    through ``client.compute`` costs a graph, a scheduler round trip and a task on a worker
+    (~10 ms each on a 2-core machine, measured), as much as training a chunk of a small network.
+    """
+    n = len(collection.chunks[0]) if hasattr(collection, "chunks") else collection.npartitions
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        held = {future.key: future for future in distributed.futures_of(collection)}
+        if held:
+            graph = collection.__dask_graph__()
+            keys = [_target(graph, key, held) for key in _flat(collection.__dask_keys__())]
+            if len(keys) == n and all(key in held for key in keys):
+                return [held[key] for key in keys]
+    return [pieces[k] for k in range(n)]
+
+
+def _target(graph, key, held):
+    """The held key that ``key`` stands for: a persisted DataFrame names its partitions by
+    aliases (tasks that only pass on another key) of the keys its futures hold."""
+    while key not in held and type(graph.get(key)).__name__ == "Alias":
+        key = graph[key].target
+    return key
+
+
+def _flat(keys):
+    """A collection's nested lists of keys, one after another (a row block's columns are one
+    block: a Dask array X is rechunked so)."""
+    for key in keys:
+        if isinstance(key, list):
+            yield from _flat(key)
+        else:
+            yield key
+
+
 def _computed(dask, tasks, ahead=4):
-    """The values of each of ``tasks`` (lists of Dask collections), in turn. On a distributed
-    Client, the next ``ahead`` tasks are computed on the workers meanwhile; else each is computed
-    by the local scheduler when its turn comes."""
+    """The values of each of ``tasks`` (lists of Dask collections or futures), in turn. On a
+    distributed Client, the next ``ahead`` tasks are computed on the workers meanwhile and each
+    task's values come in one transfer, straight from the workers; else each is computed by the
+    local scheduler when its turn comes."""
     distributed = sys.modules.get("distributed")
     try:
         client = distributed.get_client() if distributed is not None else None
@@ -565,13 +656,19 @@ def _computed(dask, tasks, ahead=4):
         for parts in tasks:
             yield dask.compute(*parts)
         return
+    # straight from the worker that holds a block: through the scheduler (distributed's default
+    # for a client outside the workers) each block travels twice, the second time into this
+    # process beside the training (a LocalCluster's scheduler runs here too). A Client made
+    # with direct_to_workers=False (workers not reachable from here) keeps its way.
+    direct = client.direct_to_workers is not False
     futures = collections.deque()
     submitted = 0
     for k in range(len(tasks)):
         while submitted < len(tasks) and submitted <= k + ahead:
-            futures.append(client.compute(tasks[submitted]))
+            futures.append([part if isinstance(part, distributed.Future)
+                            else client.compute(part) for part in tasks[submitted]])
             submitted += 1
-        yield [future.result() for future in futures.popleft()]
+        yield client.gather(futures.popleft(), direct=direct)
 
 
 class _Iterable(_Source):
@@ -580,6 +677,12 @@ class _Iterable(_Source):
 
     def __init__(self, chunks):
         self.source, self.used = chunks, False
+        try:
+            self.once = not callable(chunks) and iter(chunks) is chunks
+        except TypeError:
+            raise TypeError(f"a stream of chunks is an iterable of (X, Y[, sample_weight]) "
+                            f"chunks or a function that returns one, got "
+                            f"{type(chunks).__name__}") from None
 
     def chunks(self, rng):
         if callable(self.source):
@@ -615,7 +718,7 @@ def _numpy(part):
     return part
 
 
-def stream_data(net, X, Y, sample_weight, validation_data, validation_split, saves):
+def stream_data(net, X, Y, sample_weight, validation_data, validation_split, saves, epochs):
     """`fit`'s training stream and its validation data (a stream, checked data, or None).
 
     Parameters
@@ -626,6 +729,8 @@ def stream_data(net, X, Y, sample_weight, validation_data, validation_split, sav
     validation_split : float
     saves : bool
         Whether the fit writes or resumes a checkpoint.
+    epochs : int
+        The epochs the fit runs at most: a stream read once (an iterator) serves only one.
     """
     if validation_split:
         raise ValueError("validation_split needs the rows in memory; with a stream, give "
@@ -637,14 +742,28 @@ def stream_data(net, X, Y, sample_weight, validation_data, validation_split, sav
     if isinstance(X, Stream) and (Y is not None or sample_weight is not None):
         raise TypeError("with a Stream as X, give no Y or sample_weight: the Stream holds them")
     data = X if isinstance(X, Stream) else Stream(X, Y, sample_weight)
+    _check_epochs("X", data, epochs)
     if validation_data is None or isinstance(validation_data, Stream):
-        return data, validation_data
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        validation = validation_data
+    elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a pair (X_val, Y_val), a triple (X_val, Y_val, "
                          "sample_weight_val) or a fastnn.streams.Stream")
-    if is_stream(*validation_data[:2]):
-        return data, Stream(*validation_data)
-    try:
-        return data, net.check_data(*validation_data)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"validation_data: {error}") from None
+    elif is_stream(*validation_data[:2]):
+        validation = Stream(*validation_data)
+    else:
+        try:
+            return data, net.check_data(*validation_data)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"validation_data: {error}") from None
+    if validation is not None:
+        _check_epochs("validation_data", validation, epochs)
+    return data, validation
+
+
+def _check_epochs(name, stream, epochs):
+    """Refuse, before any training, a stream read once (an iterator) for more than one epoch:
+    it would be empty at the start of the second."""
+    if stream.once and epochs > 1:
+        raise ValueError(f"{name}: an iterator of chunks serves one epoch, and the fit runs up "
+                         f"to {epochs}: give a function that returns a new iterable of chunks "
+                         f"each epoch (such as lambda: iter(...)), or a list of chunks")

@@ -400,7 +400,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
                       else np.random.SeedSequence().entropy)
     if is_stream(X, Y):
         data, validation = stream_data(net, X, Y, sample_weight, validation_data,
-                                       validation_split, checkpoint is not None or resume)
+                                       validation_split, checkpoint is not None or resume, epochs)
     else:
         data, validation = _split(net, X, Y, sample_weight, validation_data, validation_split,
                                   split_seed)
@@ -426,7 +426,7 @@ def fit(net, X, Y, optimizer=None, epochs=10, batch_size=32, shuffle=True, seed=
     if seed is not None and saved is None:
         net.random_state = (stream_key(seed), 0)
     history = History()
-    rows = (data.rows or 0) if isinstance(data, Stream) else data.X.shape[0]
+    rows = data.rows if isinstance(data, Stream) else data.X.shape[0]
     bar = reporter(verbose, epochs, rows, show_lr=schedule is not None)
     for callback in callbacks:
         callback.on_train_begin(net)
@@ -484,6 +484,8 @@ def _train(net, data, validation, optimizer, schedule, epochs, batch_size, shuff
                 stop = stops(callback, callback.on_epoch_end(epoch, dict(logs))) or stop
             history.stopped_early = stop
             if bar is not None:
+                if isinstance(data, Stream):
+                    bar.rows = data.rows  # known once a stream's first epoch is read
                 bar.end(logs)
             if checkpoint is not None and (
                     (epoch + 1) % checkpoint_every == 0 or stop or epoch + 1 == epochs):

@@ -119,6 +119,30 @@ def test_a_dask_dataframe_streams_to_the_in_memory_weights(client, data):
     np.testing.assert_allclose(streamed.params, expected.params, rtol=1e-12, atol=1e-12)
 
 
+def test_persisted_collections_stream_from_their_futures(client, data, monkeypatch):
+    pandas = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    from fastnn import streams
+
+    X, y = data
+    expected = network()
+    expected.fit(X, y, epochs=2, batch_size=32, shuffle=False)
+    arrays = client.persist([da.from_array(X, chunks=(150, FEATURES)),
+                             da.from_array(y, chunks=150)])
+    frames = client.persist([dd.from_pandas(pandas.DataFrame(X, columns=list("abcde")),
+                                            npartitions=4),
+                             dd.from_pandas(pandas.Series(y), npartitions=4)])
+    distributed.wait([*arrays, *frames])
+    # the held blocks are gathered as they are: no block is computed again
+    monkeypatch.setattr(client, "compute", None)
+    for X_dask, y_dask in (arrays, frames):
+        assert all(isinstance(piece, distributed.Future)
+                   for piece in streams._pieces(X_dask, None))
+        streamed = network()
+        streamed.fit(X_dask, y_dask, epochs=2, batch_size=32, shuffle=False)
+        np.testing.assert_allclose(streamed.params, expected.params, rtol=1e-12, atol=1e-12)
+
+
 def test_a_shuffled_dask_stream_is_reproducible(client, data):
     X, y = data
     X_dask, y_dask = da.from_array(X, chunks=(150, FEATURES)), da.from_array(y, chunks=150)

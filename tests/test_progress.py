@@ -4,6 +4,7 @@ import fcntl
 import functools
 import io
 import os
+import re
 import struct
 import sys
 import termios
@@ -89,6 +90,42 @@ def test_a_pipe_gets_one_clean_line_per_epoch(capsys):
     assert all(f"val_loss {v:.4g}" in line for line, v in zip(lines, history.val_loss))
     assert all("val_accuracy" in line and "lr " in line and "samples/s" in line
                for line in lines)
+
+
+def stream_of_unknown_length():
+    """A function that gives the rows of `data` in chunks of 250, each epoch: a stream whose
+    length fit learns only at the end of its first epoch."""
+    X, y = data()
+    return lambda: ((X[i:i + 250], y[i:i + 250]) for i in range(0, len(X), 250))
+
+
+def test_a_stream_of_unknown_length_gets_its_rate_from_the_first_epoch(capsys):
+    classifier().fit(stream_of_unknown_length(), None, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert float(line.split(" samples/s")[0].rsplit(" ", 1)[1]) > 0
+
+
+def test_a_stream_of_unknown_length_counts_its_rows_in_tqdms_bar(terminal):
+    pytest.importorskip("tqdm")
+    classifier().fit(stream_of_unknown_length(), None, epochs=2, verbose=1)
+    out = terminal.output()
+    draws = [draw for line in out.split("\n") for draw in line.split("\r") if draw]
+    # the rows so far and their rate, without a total, then the whole epoch
+    assert any(re.match(r"epoch 1/2: [1-9][0-9.]*k? samples \[.*samples/s", draw)
+               for draw in draws)
+    finals = [line.split("\r")[-1] for line in out.split("\n") if line]
+    assert [line[:len("epoch 1/2: 100%|")] for line in finals] == ["epoch 1/2: 100%|",
+                                                                   "epoch 2/2: 100%|"]
+
+
+def test_without_tqdm_a_stream_of_unknown_length_counts_its_rows(terminal, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    classifier().fit(stream_of_unknown_length(), None, epochs=2, verbose=1)
+    out = terminal.output()
+    assert re.search(r"epoch 1/2 [1-9][0-9]* samples - [0-9]+ samples/s - loss ", out)
+    assert "epoch 2/2 [" in out
 
 
 @pytest.mark.parametrize("verbose", [0, False])

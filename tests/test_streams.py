@@ -118,6 +118,37 @@ def test_shuffling_is_reproducible_and_mixes_rows_across_chunks(data):
     assert sorted(np.concatenate(seen).tolist()) == sorted((np.arange(ROWS) // 100).tolist())
 
 
+def test_the_shuffle_buffer_trains_each_row_once_with_its_weight_as_it_grows(data):
+    # chunks of growing sizes make the buffer grow (its kept rows moved to the new one); chunks
+    # without weights beside chunks with them train at weight 1
+    X, y, w = data
+    X = X.copy()
+    X[:, 0] = np.arange(ROWS)
+    bounds = [0, 7, 57, 257, 260, 560, ROWS]
+    chunks = [(X[a:b], y[a:b]) + ((w[a:b],) if k % 2 else ())
+              for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    expected = np.concatenate([w[a:b] if k % 2 else np.ones(b - a)
+                               for k, (a, b) in enumerate(zip(bounds, bounds[1:]))])
+    trained = []
+
+    class Spy(_Epoch):
+        def _train(self, data, order, batches):
+            rows = order[:min(batches * self.batch_size, order.size)]
+            trained.append((data.X[rows, 0].astype(int), data.sample_weight[rows]))
+
+    net = network()
+    rng = np.random.default_rng(0)
+    epoch = Spy(net, None, 32, 0.0, False, rng, None, None)
+    with Stream(chunks).checked_chunks(net, rng) as loaded:
+        for chunk in loaded:
+            epoch.feed(chunk)
+    epoch.finish()
+    ids = np.concatenate([ids for ids, _ in trained])
+    weights = np.concatenate([weights for _, weights in trained])
+    assert sorted(ids.tolist()) == list(range(ROWS))
+    np.testing.assert_array_equal(weights, expected[ids])
+
+
 def test_the_shuffle_buffer_is_bounded(data):
     X, y, _ = data
     stream = Stream(chunked(X, y, rows=100), shuffle_buffer=10)
@@ -134,7 +165,7 @@ def test_the_shuffle_buffer_is_bounded(data):
     with stream.checked_chunks(net, rng) as chunks:
         for chunk in chunks:
             epoch.feed(chunk)
-            assert epoch.carry.X.shape[0] < 10 + 32
+            assert epoch.kept.size < 10 + 32
     epoch.finish()
     assert max(sizes) < 100 + 10 + 32
 
@@ -182,9 +213,9 @@ def test_a_memmap_chunk_is_named_by_its_rows(tmp_path, data):
     (lambda c: iter(c), dict(epochs=2), ValueError, "an iterator of chunks serves one epoch"),
     (lambda c: c, dict(validation_split=0.2), ValueError, "validation_split needs the rows"),
     (lambda c: c, dict(checkpoint="run.ckpt"), ValueError, "checkpoint and resume"),
-    (lambda c: iter([]), dict(), ValueError, "the stream gave no rows"),
+    (lambda c: iter([]), dict(epochs=1), ValueError, "the stream gave no rows"),
     (lambda c: [(c[0][0][:0], c[0][1][:0])], dict(), ValueError, "the stream gave no rows"),
-    (lambda c: iter([c[0][0]] * 2), dict(), TypeError, "a chunk is a pair"),
+    (lambda c: iter([c[0][0]] * 2), dict(epochs=1), TypeError, "a chunk is a pair"),
     (lambda c: Stream(c), dict(sample_weight=np.ones(3)), TypeError, "give no Y or sample_weight"),
 ])
 def test_streams_refuse_what_they_cannot_do(tmp_path, monkeypatch, data, chunks, options, error,
@@ -193,6 +224,50 @@ def test_streams_refuse_what_they_cannot_do(tmp_path, monkeypatch, data, chunks,
     X, y, _ = data
     with pytest.raises(error, match=message):
         network().fit(chunks(chunked(X, y)), None, **options)
+
+
+def test_an_iterator_for_several_epochs_is_refused_before_training(data):
+    X, y, _ = data
+    net = network()
+    before = net.params.copy()
+    for fit in (dict(X=iter(chunked(X, y))),
+                dict(X=chunked(X, y), validation_data=Stream(iter(chunked(X, y))))):
+        with pytest.raises(ValueError, match="serves one epoch.*runs up to 3.*give a function"):
+            net.fit(fit.pop("X"), None, epochs=3, **fit)
+    np.testing.assert_array_equal(net.params, before)
+    chunks = iter(chunked(X, y))
+    with pytest.raises(ValueError, match="runs up to 2"):
+        net.fit(chunks, None, epochs=2)
+    assert len(list(chunks)) == len(chunked(X, y))   # not a chunk was read
+    net.fit(iter(chunked(X, y)), None, epochs=1)     # one epoch is what an iterator serves
+
+
+def test_chunks_whose_weights_are_all_zero_train_as_in_memory(data):
+    # in memory, only the whole data's weights must have a positive sum: a batch whose weights
+    # are all zero makes no update; the same holds for a chunk of a stream
+    X, y, w = data
+    w = w.copy()
+    w[100:250] = 0.0    # chunks 2 to 4 of 50 rows
+    expected, streamed = network(), network()
+    options = dict(epochs=2, batch_size=32, shuffle=False, optimizer=fastnn.Adam(lr=1e-2))
+    history = expected.fit(X, y, sample_weight=w, validation_data=(X, y, w), **options)
+    options["optimizer"] = fastnn.Adam(lr=1e-2)
+    streamed_history = streamed.fit(chunked(X, y, w), None,
+                                    validation_data=Stream(chunked(X, y, w)), **options)
+    np.testing.assert_allclose(streamed.params, expected.params, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(streamed_history.val_loss, history.val_loss, rtol=1e-12)
+    network().fit(chunked(X, y, w), None, epochs=1, seed=0)   # shuffled too
+
+    # as in memory, weights that are all zero over the whole data are refused
+    net = network()
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="sample_weight must be >= 0 with a positive sum"):
+        net.fit(X, y, sample_weight=np.zeros(ROWS))
+    with pytest.raises(ValueError, match="sample weights .* sum to 0 over the epoch"):
+        net.fit(chunked(X, y, np.zeros(ROWS)), None, epochs=1)
+    np.testing.assert_array_equal(net.params, before)
+    with pytest.raises(ValueError, match="chunk 0: sample_weight must be >= 0"):
+        net.fit([(X[:50], y[:50], -w[:50])], None, epochs=1)
 
 
 def test_batch_norm_refuses_a_last_batch_of_one_row(data):
