@@ -38,15 +38,10 @@ import tempfile
 import time
 import tracemalloc
 
-# bench/distributed.py (the MPI bench) would shadow the distributed package here and in the
-# Dask workers (spawned processes inherit sys.path): this folder is not needed on it
-sys.path[:] = [p for p in sys.path
-               if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import fastnn  # noqa: E402
-from fastnn.streams import Stream  # noqa: E402
+import fastnn
+from fastnn.streams import Stream
 
 COMMAND = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python bench/streaming.py"
 THROUGHPUT_GOAL = 0.8

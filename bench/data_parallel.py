@@ -5,7 +5,7 @@ all-reduce with the backward pass would pay, and a model of the speed-up on 2-64
 Run from the project root (fastnn built in place; the mpi extra installed)::
 
     cd bench && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \\
-        PYTHONPATH=.. python distributed.py
+        PYTHONPATH=.. python data_parallel.py
 
 It starts ``mpiexec -n 1`` and ``mpiexec -n 2`` of itself (``--worker``), each process with one
 BLAS thread, and prints markdown tables (bench/DISTRIBUTED.md says how to read them).
