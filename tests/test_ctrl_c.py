@@ -40,13 +40,16 @@ FIT = """
     history = net.fit(X, Y, fastnn.SGD(1e-4), epochs=3, batch_size=batch, shuffle=False,
                       verbose=int(sys.argv[2]))
     ended = time.monotonic()
-    # consistent: the parameters after some whole number of batches, replayed step by step
+    # consistent: the parameters after some whole number of batches, replayed batch by batch as
+    # epochs of one batch (an epoch's step may split the batch's rows between two threads, which
+    # gives train_step's update up to rounding only)
     replica = fastnn.MLP([32, 256, 256, 10], dtype="float32", seed=0)
     replica.params[:] = initial
     optimizer, batches, per_epoch = fastnn.SGD(1e-4), 0, -(-rows // batch)
     while not np.array_equal(replica.params, net.params) and batches < 3 * per_epoch:
         start = batches % per_epoch * batch
-        replica.train_step(X[start:start + batch], Y[start:start + batch], optimizer)
+        replica.fit(X[start:start + batch], Y[start:start + batch], optimizer, epochs=1,
+                    batch_size=batch, shuffle=False)
         batches += 1
     print("RESULT " + json.dumps({
         "ended": ended, "interrupted": history.interrupted, "epochs": history.epochs,
