@@ -38,7 +38,7 @@ from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO
                            Plan)
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
-                             Split, backward_pass, fastnn_worker, forward_loss, forward_pass,
+                             SPLIT_PROBE_AFTER, Split, backward_pass, fastnn_worker, forward_loss, forward_pass,
                              gather_batch, head_output, known_rule, normalizer, objective,
                              reduced_step, run_epoch, shard_sums, state_count, train_step)
 from fastnn._rules cimport UpdateRule
@@ -219,6 +219,8 @@ cdef class Engine:
         self.split.worker = NULL
         self.split.split_ns = self.split.single_ns = 0
         self.split.skip = self.split.singles = self.split.steps = 0
+        self.split.paid = 0
+        self.split.pause = SPLIT_PROBE_AFTER
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError("could not allocate the engine's lock")

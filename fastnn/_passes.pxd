@@ -392,8 +392,12 @@ cdef extern from "_worker.h" nogil:
 
 
 cdef enum:
-    # a worker whose halves stopped paying is tried again after this many batches
+    # a worker whose halves stopped paying is tried again after this many batches, twice as many
+    # after each try that did not pay either (a busy neighbour that stays), up to SPLIT_PAUSE_MAX;
+    # SPLIT_PAID parallel steps in a row that pay bring the pause back to SPLIT_PROBE_AFTER
     SPLIT_PROBE_AFTER = 64
+    SPLIT_PAUSE_MAX = 4096
+    SPLIT_PAID = 16
     # split steps on one thread timed before the worker takes halves (the first is not counted)
     SPLIT_REFERENCE = 4
 
@@ -416,6 +420,8 @@ cdef struct Split:
     double single_ns        # the same of steps on one thread (0: none measured yet)
     Py_ssize_t singles      # steps on one thread timed (the first, which warms the caches, is not)
     Py_ssize_t skip         # batches left on one thread before the worker is tried again
+    Py_ssize_t pause        # the skip after the next parallel steps that do not pay
+    Py_ssize_t paid         # parallel steps judged since the last try began
     Py_ssize_t steps        # split steps made (Engine.split_steps), in parallel or not
 
 
@@ -434,23 +440,31 @@ cdef inline void judge_split(Split* split, bint parallel, bint woken,
                              long long ns) noexcept nogil:
     """Account a full batch's split step of `ns` nanoseconds, in parallel or not; when steps in
     parallel are slower on average than on one thread, keep the worker out for
-    SPLIT_PROBE_AFTER batches. A step whose worker was woken from its sleep (at the start of a
-    call, after a pause) is not counted, and each counts at most twice a step on one thread, so
-    that one hiccup of the worker does not stop a split that pays."""
+    split.pause batches (see SPLIT_PROBE_AFTER). A step whose worker was woken from its sleep (at
+    the start of a call, after a pause) is not counted, and each step counts at most twice the
+    average of steps on one thread, so that one hiccup does not decide."""
     cdef double t = <double>ns
     if not parallel:
         split.singles += 1
-        if split.singles > 1:
-            split.single_ns = (t if split.single_ns == 0
-                               else split.single_ns + (t - split.single_ns) / 8)
+        if split.singles > 1 and split.single_ns == 0:
+            split.single_ns = t
+        elif split.singles > 1:
+            # at most twice the average as well: a preempted step must not make slow parallel
+            # steps look as if they paid
+            split.single_ns += (min(t, 2 * split.single_ns) - split.single_ns) / 8
         return
     if woken:
         return
     t = min(t, 2 * split.single_ns)
     split.split_ns = t if split.split_ns == 0 else split.split_ns + (t - split.split_ns) / 8
+    split.paid += 1
     if split.split_ns > split.single_ns:
-        split.skip = SPLIT_PROBE_AFTER
+        split.skip = split.pause
+        split.pause = min(2 * split.pause, SPLIT_PAUSE_MAX)
         split.split_ns = 0
+        split.paid = 0
+    elif split.paid == SPLIT_PAID:
+        split.pause = SPLIT_PROBE_AFTER
 
 
 cdef inline void shard_task(void* arg) noexcept nogil:
@@ -498,7 +512,10 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     if parallel:
         fastnn_worker_finish(split.worker)
     else:
-        shard_task(split)
+        # this thread's workspace, free again and in cache (where the workspace is does not
+        # change the arithmetic)
+        shard_sums(p, P, B, work, X + h * p.n_in, Y + h * p.n_out, s + h if s != NULL else NULL,
+                   N - h, theirs)
     for i in range(n):
         mine[i] = mine[i] + theirs[i]
     return reduced_step(p, r, P, mine, state, max_norm, J, norm)

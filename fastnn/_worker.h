@@ -30,7 +30,7 @@
 #define FASTNN_PAUSE() ((void)0)
 #endif
 
-#define FASTNN_WORKER_SPIN_NS 200000L   /* the worker spins this long after a task, then sleeps */
+#define FASTNN_WORKER_SPIN_NS 50000L    /* the worker spins this long after a task, then sleeps */
 #define FASTNN_WAIT_SPIN_NS 20000L      /* the poster spins this long, then yields between checks */
 
 typedef void (*fastnn_task)(void *arg);
