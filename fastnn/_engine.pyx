@@ -477,11 +477,13 @@ cdef class Engine:
         self.rows = rows
 
     def release(self):
-        """Shrink the workspace back to one row (it grows again when needed)."""
+        """Shrink the workspace back to one row, and drop the row split's (they grow again when
+        needed)."""
         self.acquire()
         try:
             self.rows = 0
             self.reserve(1)
+            self.split_work = None
         finally:
             PyThread_release_lock(self.lock)
 
