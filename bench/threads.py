@@ -9,8 +9,10 @@ overrides unset in this command only, see DESIGN.md):
 ``--quick`` is a smoke run (one repeat, short fits): its figures are not the goals' measure.
 
 1. The policy. Each case trains 20 epochs of Adam through `fit` with its products forced onto 1
-   BLAS thread, forced onto 2, and as the policy chooses, interleaved ``--repeats`` times
-   (medians; the order of the three rotates). Then again beside a busy neighbour: a Python busy
+   BLAS thread (``n_threads=1``: no row split either), forced onto 2, and as the policy chooses
+   (which splits each batch's rows between two threads from `fastnn.threads.SPLIT_WORK`
+   multiply-adds per product), interleaved ``--repeats`` times (medians; the order of the three
+   rotates). Then again beside a busy neighbour: a Python busy
    loop this script starts (in its session, at its niceness) and stops. Goals: no case slower
    than the better of 1 and 2 threads by more than 10%; beside the neighbour, none slower than
    1.5x its quiet time.
@@ -18,13 +20,16 @@ overrides unset in this command only, see DESIGN.md):
    scikit-learn's (goal: >= 3x faster, the same epochs and loss), and against the time of the
    same BLAS products alone (goal: within 1.15x): the fit's five products per batch, called
    through SciPy's BLAS as many times as the fit calls them, on the thread count the policy
-   chooses, less the measured cost of a call from Python.
+   chooses, less the measured cost of a call from Python. When the fit splits its batches'
+   rows between two threads, its products are those of the halves, run two at a time: the
+   measure is then the critical path, the larger half's products on one thread (the full
+   batch's products on one thread are printed too).
 3. fit_many: K = 8 digits-sized networks, n_jobs=2 against one after another. Goal: >= 1.8x.
 4. GridSearchCV over 8 settings, cv=3, on digits: fastnn.sklearn with n_jobs=2 under joblib's
    threading backend against scikit-learn's MLPClassifier with n_jobs=2 (processes). Goals: the
    same best parameters and score, >= 5x less wall time.
-5. Results independent of the thread count: a fit on 1 and on 2 BLAS threads, float64, equal to
-   1e-12 (relative).
+5. Results independent of the thread count: a fit on 1 and on 2 BLAS threads, and one split
+   between two threads, float64, equal to 1e-12 (relative).
 """
 import argparse
 import os
@@ -191,8 +196,11 @@ def sklearn_defaults(repeats, max_iter):
     # the policy's thread count for these products: one below PARALLEL_WORK
     work = batch * max(a * b for a, b in zip(fast._net.sizes, fast._net.sizes[1:]))
     limit = 1 if work < threads.PARALLEL_WORK else None
+    split = fast._net._engine.split_steps > 0
     with threadpoolctl.threadpool_limits(limit, user_api="blas"):
-        blas = products_seconds(products(fast._net.sizes, batch), steps)
+        whole = products_seconds(products(fast._net.sizes, batch), steps)
+        blas = (products_seconds(products(fast._net.sizes, batch - batch // 2), steps) if split
+                else whole)
     same = fast.n_iter_ == slow.n_iter_ and abs(fast.loss_ - slow.loss_) <= 1e-9 * slow.loss_
     print(f"\n## 2. scikit-learn's defaults on digits (MLPClassifier(random_state=0, "
           f"max_iter={max_iter}); best of {repeats})\n")
@@ -200,8 +208,12 @@ def sklearn_defaults(repeats, max_iter):
           f"epochs {fast.n_iter_} / {slow.n_iter_}, final loss {fast.loss_:.10f} / "
           f"{slow.loss_:.10f}")
     print(f"the same {steps} x {len(products(fast._net.sizes, batch))} products through SciPy's "
-          f"BLAS alone ({'1 thread' if limit == 1 else 'the library setting'}): {blas:.3f} s; "
-          f"fastnn's fit / products x{ours / blas:.2f}")
+          f"BLAS alone ({'1 thread' if limit == 1 else 'the library setting'}): {whole:.3f} s; "
+          f"fastnn's fit / products x{ours / whole:.2f}")
+    if split:
+        print(f"the fit split its batches' rows between two threads: the critical path, the "
+              f"{batch - batch // 2}-row half's products on one thread: {blas:.3f} s; fastnn's fit "
+              f"/ products x{ours / blas:.2f}")
     goal("sklearn defaults on digits: scikit-learn time / fastnn time", f"{theirs / ours:.2f}",
          theirs / ours >= 3)
     goal("sklearn defaults on digits: same epochs and loss as scikit-learn",
@@ -265,17 +277,19 @@ def thread_independence():
         net = fastnn.MLP([512, 512, 10], output_activation="softmax", loss="cross_entropy",
                          seed=0, n_threads=n)
         net.fit(X, y, epochs=2, batch_size=1024, seed=1)
-        return net.params.copy()
-    _blas_threads.set_parallel_work(0)
-    try:
-        with threadpoolctl.threadpool_limits(2, user_api="blas"):
-            one, two = trained(1), trained(2)
-    finally:
-        _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
-    diff = float(np.max(np.abs(one - two)) / np.max(np.abs(one)))
-    print(f"\n## 5. 512-512-10, 2 epochs, batch 1024: 1 against 2 BLAS threads, max relative "
-          f"difference of the parameters {diff:.1e}")
-    goal("results on 1 and 2 BLAS threads (float64), max relative difference", f"{diff:.1e}",
+        return net.params.copy(), net._engine.split_steps
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        (split, steps), _ = trained(None), _blas_threads.set_parallel_work(0)
+        try:
+            (one, _), (two, _) = trained(1), trained(2)
+        finally:
+            _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+    diff = max(float(np.max(np.abs(one - other)) / np.max(np.abs(one))) for other in (two, split))
+    print(f"\n## 5. 512-512-10, 2 epochs, batch 1024: 1 against 2 BLAS threads and against rows "
+          f"split between two threads ({steps} split steps), max relative difference of the "
+          f"parameters {diff:.1e}")
+    goal("results on 1 and 2 BLAS threads and split (float64), max relative difference",
+         f"{diff:.1e}",
          diff <= 1e-12)
 
 

@@ -2,3 +2,4 @@
 
 cdef void enter(long long work, int cap) noexcept
 cdef void leave() noexcept
+cdef bint may_split(long long work, int cap) noexcept

@@ -11,6 +11,12 @@
 # began (the user's limit: threadpoolctl, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS), lowered by the
 # call's cap (MLP(n_threads=...), fit's n_threads) and the process's (fastnn.threads.set_threads).
 # The setting is put back when the last running call ends.
+#
+# A call on one BLAS thread may still use two cores by splitting its batches' rows between two
+# threads of its own (an epoch: fastnn/_passes.pxd, split_step): `may_split` allows it when the
+# call runs alone, its products are of at least `split_work` multiply-adds (below, the hand-offs
+# cost more than the half saves) and its caps (the library's setting, the call's and the
+# process's) allow two threads.
 
 ctypedef int (*get_threads_t)() noexcept nogil
 ctypedef void (*set_threads_t)(int) noexcept nogil
@@ -24,6 +30,8 @@ cdef int current = 0      # what the library is set to while they run
 cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.PARALLEL_WORK
 cdef long long parallel_work = 1 << 30
+# measured in bench/threads.py (bench/THREADS.md); fastnn.threads.SPLIT_WORK
+cdef long long split_work = 1 << 20
 
 
 cdef void enter(long long work, int cap) noexcept:
@@ -47,6 +55,15 @@ cdef void enter(long long work, int cap) noexcept:
     if wanted != current:
         set_threads(wanted)
         current = wanted
+
+
+cdef bint may_split(long long work, int cap) noexcept:
+    """Whether the call `enter` began last, with these `work` and `cap`, may split its rows
+    between two threads, each of whose products then runs on one BLAS thread. With the GIL
+    held."""
+    return (set_threads != NULL and running == 1 and current == 1 and split_work <= work
+            and saved >= 2 and (cap == 0 or cap >= 2)
+            and (process_cap == 0 or process_cap >= 2))
 
 
 cdef void leave() noexcept:
@@ -108,6 +125,17 @@ def set_parallel_work(long long n):
 def get_parallel_work():
     """Products of fewer multiply-adds than this run on one thread."""
     return parallel_work
+
+
+def set_split_work(long long n):
+    """Batches whose largest product has fewer multiply-adds than n are not split."""
+    global split_work
+    split_work = n
+
+
+def get_split_work():
+    """Batches whose largest product has fewer multiply-adds than this are not split."""
+    return split_work
 
 
 def state():

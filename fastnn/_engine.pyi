@@ -16,6 +16,8 @@ class Engine:
     grad: np.ndarray
     buffers: np.ndarray
     random_state: tuple[int, int]
+    @property
+    def split_steps(self) -> int: ...
     n_threads: int
     def __init__(self, n_in: int, layers: Sequence[tuple[int, int, int, float, float, bool]],
                  loss: int, l2: float, dtype: np.dtype | type | str, loss_scale: float = ...,

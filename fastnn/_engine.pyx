@@ -12,7 +12,10 @@
 # does not have. Ctrl-C: see fastnn/_interrupt.h; epochs stop between batches, forward and loss
 # between blocks, in the main thread (the one Python raises KeyboardInterrupt in). BLAS threads:
 # each method runs its passes between enter and leave of fastnn/_blas_threads.pyx, which set the
-# threads of SciPy's BLAS for the call's largest product and the engine's cap (n_threads).
+# threads of SciPy's BLAS for the call's largest product and the engine's cap (n_threads). Row
+# split: an epoch that `may_split` allows (and whose plan has no batch normalization or dropout)
+# computes half of each batch's gradient on a worker thread the engine owns (fastnn/_worker.h),
+# started at the first such epoch and stopped before fork() (the child starts its own if needed).
 import os
 import threading
 import weakref
@@ -29,15 +32,15 @@ from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
                                   SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
-from fastnn._blas_threads cimport enter, leave
+from fastnn._blas_threads cimport enter, leave, may_split
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO_SCHEDULE, Layer,
                            Plan)
 from fastnn._lock cimport hold, take
 from fastnn._passes cimport (EPOCH_INTERRUPTED, STEP_INTERRUPTED, STEP_LOSS, STEP_PARAMS,
-                             backward_pass, forward_loss, forward_pass, gather_batch, head_output,
-                             known_rule, normalizer, objective, reduced_step, run_epoch,
-                             shard_sums, state_count, train_step)
+                             SPLIT_PROBE_AFTER, Split, backward_pass, fastnn_worker, forward_loss, forward_pass,
+                             gather_batch, head_output, known_rule, normalizer, objective,
+                             reduced_step, run_epoch, shard_sums, state_count, train_step)
 from fastnn._rules cimport UpdateRule
 from fastnn._schedules cimport schedule_step
 from fastnn._rules import LIVE as LIVE_RULES
@@ -47,6 +50,11 @@ from fastnn import _blas_threads
 cdef extern from "_interrupt.h" nogil:
     volatile int fastnn_interrupted
     int fastnn_watch_sigint()
+
+cdef extern from "_worker.h" nogil:
+    fastnn_worker* fastnn_worker_start()
+    void fastnn_worker_stop(fastnn_worker* w)
+    int fastnn_usable_cpus()
 
 cnp.import_array()
 
@@ -67,6 +75,7 @@ def _before_fork():
     held = _forking.held = (list(LIVE), list(LIVE_RULES))
     for engine in held[0]:
         hold(engine.lock)
+        engine.stop_worker()
     for rule in held[1]:
         hold(rule.lock)
 
@@ -198,17 +207,26 @@ cdef class Engine:
     cdef cnp.ndarray work
     cdef cnp.ndarray backup            # parameters and rule state before a checked step
     cdef cnp.ndarray loss_weight       # (n_out,) float64: what plan.loss_weight points to
+    cdef Split split                   # the worker thread and its state for row-split epochs
+    cdef cnp.ndarray split_work        # the worker's workspace, of the workspace's layout
+    cdef cnp.ndarray split_sums        # (2, n_params + 2) the two halves' shard_sums
     cdef PyThread_type_lock lock
     cdef object __weakref__            # for the fork handlers' registry
 
     def __cinit__(self):
         self.plan.layers = NULL
         self.plan.loss_weight = NULL
+        self.split.worker = NULL
+        self.split.split_ns = self.split.single_ns = 0
+        self.split.skip = self.split.singles = self.split.steps = 0
+        self.split.paid = 0
+        self.split.pause = SPLIT_PROBE_AFTER
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError("could not allocate the engine's lock")
 
     def __dealloc__(self):
+        fastnn_worker_stop(self.split.worker)
         PyMem_Free(self.plan.layers)
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
@@ -233,6 +251,44 @@ cdef class Engine:
             if rule is not None:
                 hold(rule.lock)
         return 0
+
+    cdef void stop_worker(self) noexcept:
+        """Stop and join the worker thread, if there is one (with the lock held: no split step is
+        under way); the next row-split epoch starts another."""
+        with nogil:
+            fastnn_worker_stop(self.split.worker)
+        self.split.worker = NULL
+
+    cdef Split* splitter(self, Py_ssize_t batch):
+        """The split for an epoch of batches of `batch` rows, after `enter` and `reserve`, or NULL
+        when it runs on one thread: `may_split` says no, the process has one CPU, the plan has
+        batch normalization or dropout (whose statistics and masks are the whole batch's), or
+        no worker thread can be started."""
+        cdef Py_ssize_t size = cnp.PyArray_DIM(self.work, 0)
+        if (batch < 2 or self.plan.n_buffers or self.plan.n_random
+                or not may_split(batch * self.widest_product, self.n_threads)
+                or fastnn_usable_cpus() < 2):
+            return NULL
+        if self.split.worker == NULL:
+            self.split.worker = fastnn_worker_start()
+            if self.split.worker == NULL:
+                return NULL
+        if self.split_work is None or cnp.PyArray_DIM(self.split_work, 0) < size:
+            self.split_work = np.empty(size, dtype=self.params.dtype)
+        if self.split_sums is None:
+            self.split_sums = np.empty(2 * (self.plan.n_params + 2), dtype=self.params.dtype)
+        self.split.is_double = self.is_double
+        self.split.p = &self.plan
+        self.split.P = data(self.params)
+        self.split.B = data(self.buffers)
+        self.split.work = data(self.split_work)
+        self.split.sums = data(self.split_sums)
+        return &self.split
+
+    @property
+    def split_steps(self):
+        """How many training steps this engine has split between two threads."""
+        return self.split.steps
 
     cdef bint long_pass(self, Py_ssize_t N):
         """Whether one training pass over N rows is long enough (~1M multiply-adds) for Ctrl-C
@@ -421,11 +477,13 @@ cdef class Engine:
         self.rows = rows
 
     def release(self):
-        """Shrink the workspace back to one row (it grows again when needed)."""
+        """Shrink the workspace back to one row, and drop the row split's (they grow again when
+        needed)."""
         self.acquire()
         try:
             self.rows = 0
             self.reserve(1)
+            self.split_work = None
         finally:
             PyThread_release_lock(self.lock)
 
@@ -697,6 +755,7 @@ cdef class Engine:
         cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
         cdef int status
         cdef bint watch
+        cdef Split* split
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         n_batches = (N + batch_size - 1) // batch_size
@@ -719,16 +778,17 @@ cdef class Engine:
                     # within a batch only when one is long: the check per layer costs more than
                     # a small batch's whole step is worth waiting for
                     self.plan.watch = watch and self.long_pass(min(batch_size, N))
+                    split = self.splitter(min(batch_size, N))
                     if self.is_double:
                         status = self._epoch[double](<double*>data(X), <double*>data(Y),
                                                      <double*>optional(s), N, rows, batch_size,
                                                      stop, rule, max_norm, scheduled, watch,
-                                                     &total, &seen, &done)
+                                                     split, &total, &seen, &done)
                     else:
                         status = self._epoch[float](<float*>data(X), <float*>data(Y),
                                                     <float*>optional(s), N, rows, batch_size,
                                                     stop, rule, max_norm, scheduled, watch,
-                                                    &total, &seen, &done)
+                                                    split, &total, &seen, &done)
                     self.plan.watch = False
                     if status != EPOCH_INTERRUPTED:
                         break
@@ -746,8 +806,8 @@ cdef class Engine:
 
     cdef int _epoch(self, floating* X, floating* Y, floating* s, Py_ssize_t N,
                     Py_ssize_t* order, Py_ssize_t batch, Py_ssize_t stop, UpdateRule rule,
-                    double max_norm, bint scheduled, bint watch, double* total, double* seen,
-                    Py_ssize_t* done) noexcept:
+                    double max_norm, bint scheduled, bint watch, Split* split, double* total,
+                    double* seen, Py_ssize_t* done) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* B = <floating*>data(self.buffers)
         cdef floating* G = <floating*>data(self.grad)
@@ -759,7 +819,8 @@ cdef class Engine:
             state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
         with nogil:
             status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
-                               batch, stop, max_norm, scheduled, watch, total, seen, done)
+                               batch, stop, max_norm, scheduled, watch, split, total, seen,
+                               done)
         return status
 
     # ---- data-parallel training (fastnn/distributed.py) ------------------------------------

@@ -380,6 +380,147 @@ cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     return STEP_DONE
 
 
+# ---- row-split steps: a batch's rows between the engine's thread and a worker thread -------
+
+cdef extern from "_worker.h" nogil:
+    ctypedef struct fastnn_worker:
+        pass
+    ctypedef void (*fastnn_task)(void* arg) noexcept nogil
+    bint fastnn_worker_post(fastnn_worker* w, fastnn_task task, void* arg)
+    void fastnn_worker_finish(fastnn_worker* w)
+    long long fastnn_now_ns()
+
+
+cdef enum:
+    # a worker whose halves stopped paying is tried again after this many batches, twice as many
+    # after each try that did not pay either (a busy neighbour that stays), up to SPLIT_PAUSE_MAX;
+    # SPLIT_PAID parallel steps in a row that pay bring the pause back to SPLIT_PROBE_AFTER
+    SPLIT_PROBE_AFTER = 64
+    SPLIT_PAUSE_MAX = 4096
+    SPLIT_PAID = 16
+    # split steps on one thread timed before the worker takes halves (the first is not counted)
+    SPLIT_REFERENCE = 4
+
+
+cdef struct Split:
+    fastnn_worker* worker   # the engine's second thread
+    bint is_double          # the specialization the worker runs
+    Plan* p
+    void* P
+    void* B
+    void* work              # the worker's workspace, laid out as the engine's
+    void* sums              # (2, n_params + 2): the engine thread's shard_sums, the worker's
+    void* X                 # the worker's rows of the batch: X (rows, n_in), Y (rows, n_out),
+    void* Y                 # s (rows,) or NULL
+    void* s
+    Py_ssize_t rows
+    # adaptive: the worker takes halves while split steps in parallel take less time than on
+    # one thread (a preempted worker, beside a busy process, makes the engine's thread wait)
+    double split_ns         # moving average of parallel steps' nanoseconds (0: none since a probe)
+    double single_ns        # the same of steps on one thread (0: none measured yet)
+    Py_ssize_t singles      # steps on one thread timed (the first, which warms the caches, is not)
+    Py_ssize_t skip         # batches left on one thread before the worker is tried again
+    Py_ssize_t pause        # the skip after the next parallel steps that do not pay
+    Py_ssize_t paid         # parallel steps judged since the last try began
+    Py_ssize_t steps        # split steps made (Engine.split_steps), in parallel or not
+
+
+cdef inline bint in_parallel(Split* split) noexcept nogil:
+    """Whether the worker may take the next split step's second half: not before steps on one
+    thread were timed, nor during the pause after steps in parallel that did not pay."""
+    if split.singles < SPLIT_REFERENCE:
+        return False
+    if split.skip > 0:
+        split.skip -= 1
+        return False
+    return True
+
+
+cdef inline void judge_split(Split* split, bint parallel, bint woken,
+                             long long ns) noexcept nogil:
+    """Account a full batch's split step of `ns` nanoseconds, in parallel or not; when steps in
+    parallel are slower on average than on one thread, keep the worker out for
+    split.pause batches (see SPLIT_PROBE_AFTER). A step whose worker was woken from its sleep (at
+    the start of a call, after a pause) is not counted, and each step counts at most twice the
+    average of steps on one thread, so that one hiccup does not decide."""
+    cdef double t = <double>ns
+    if not parallel:
+        split.singles += 1
+        if split.singles > 1 and split.single_ns == 0:
+            split.single_ns = t
+        elif split.singles > 1:
+            # at most twice the average as well: a preempted step must not make slow parallel
+            # steps look as if they paid
+            split.single_ns += (min(t, 2 * split.single_ns) - split.single_ns) / 8
+        return
+    if woken:
+        return
+    t = min(t, 2 * split.single_ns)
+    split.split_ns = t if split.split_ns == 0 else split.split_ns + (t - split.split_ns) / 8
+    split.paid += 1
+    if split.split_ns > split.single_ns:
+        split.skip = split.pause
+        split.pause = min(2 * split.pause, SPLIT_PAUSE_MAX)
+        split.split_ns = 0
+        split.paid = 0
+    elif split.paid == SPLIT_PAID:
+        split.pause = SPLIT_PROBE_AFTER
+
+
+cdef inline void shard_task(void* arg) noexcept nogil:
+    """The worker's half: shard_sums of its rows into the second row of split.sums."""
+    cdef Split* split = <Split*>arg
+    cdef Py_ssize_t n = split.p.n_params + 2
+    if split.is_double:
+        shard_sums(split.p, <double*>split.P, <double*>split.B, <double*>split.work,
+                   <double*>split.X, <double*>split.Y, <double*>split.s, split.rows,
+                   <double*>split.sums + n)
+    else:
+        shard_sums(split.p, <float*>split.P, <float*>split.B, <float*>split.work,
+                   <float*>split.X, <float*>split.Y, <float*>split.s, split.rows,
+                   <float*>split.sums + n)
+
+
+cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating** state,
+                           floating* work,
+                           floating* X,         # IN (N, n_in)
+                           floating* Y,         # IN (N, n_out)
+                           floating* s,         # IN (N,) sample weights, or NULL
+                           Py_ssize_t N, double max_norm, double* J, double* norm,
+                           Split* split,
+                           bint parallel,       # the worker may take the second half
+                           bint* woken) noexcept nogil:   # OUT whether the worker was asleep
+    """train_step's update (a StepStatus) on N >= 2 rows, their gradient summed from two halves:
+    the first N // 2 rows' shard_sums, and the other rows' with the worker's workspace (on the
+    worker thread meanwhile when parallel, unless it has not begun by the time this thread is
+    done with the first half), then reduced_step on the sum. Equal to train_step up to rounding
+    (the sums are added in another order), and the same bit for bit whichever thread computes
+    the second half, so a fit's result does not depend on timing; no backup (run_epoch's steps
+    are not checked), and only for plans without batch normalization or dropout, whose batch
+    statistics and masks are the whole batch's.
+    """
+    cdef Py_ssize_t i, h = N // 2, n = p.n_params + 2
+    cdef floating* mine = <floating*>split.sums
+    cdef floating* theirs = mine + n
+    split.X = X + h * p.n_in
+    split.Y = Y + h * p.n_out
+    split.s = s + h if s != NULL else NULL
+    split.rows = N - h
+    split.steps += 1
+    woken[0] = parallel and fastnn_worker_post(split.worker, shard_task, split)
+    shard_sums(p, P, B, work, X, Y, s, h, mine)
+    if parallel:
+        fastnn_worker_finish(split.worker)
+    else:
+        # this thread's workspace, free again and in cache (where the workspace is does not
+        # change the arithmetic)
+        shard_sums(p, P, B, work, X + h * p.n_in, Y + h * p.n_out, s + h if s != NULL else NULL,
+                   N - h, theirs)
+    for i in range(n):
+        mine[i] = mine[i] + theirs[i]
+    return reduced_step(p, r, P, mine, state, max_norm, J, norm)
+
+
 cdef inline void gather_batch(Plan* p, floating* work,
                               floating* X,          # IN (N, n_in)
                               floating* Y,          # IN (N, n_out)
@@ -421,6 +562,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                           double max_norm,      # clip each gradient's norm to it; 0: no clipping
                           bint scheduled,       # step r.schedule after each batch
                           bint watch,           # stop between batches on SIGINT
+                          Split* split,         # the second thread's half of each batch, or NULL
                           double* total, double* seen, Py_ssize_t* done) noexcept nogil:
     """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
     up to batch stop (an EpochStatus).
@@ -430,7 +572,8 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     early at a step that did not complete (its batch made no update) or, when watching, at
     SIGINT, between batches or within one (p.watch: that batch is then not done and changed
     nothing). Running the batches in several calls, each from the done[0] the last left, gives
-    what one call gives, bit for bit. When scheduled (and r has a schedule), each completed step
+    what one call gives, bit for bit (a split step's result does not depend on which thread
+    computes its halves: see split_step). When scheduled (and r has a schedule), each completed step
     is followed by a step of the schedule, which sets r.lr for the next batch, as a torch loop
     calls scheduler.step() after optimizer.step(): however the epoch ends, the schedule has taken
     one step per batch done.
@@ -441,6 +584,8 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     cdef floating* sb
     cdef double J, S
     cdef int status
+    cdef bint parallel, woken
+    cdef long long started = 0
     scheduled = scheduled and r.schedule.kind != NO_SCHEDULE
     for k in range(done[0], min(stop, (N + batch - 1) // batch)):
         if watch and fastnn_interrupted:
@@ -448,8 +593,16 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
         start = k * batch
         rows = min(batch, N - start)
         gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
-        status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm, &J,
-                            &S)
+        if split != NULL and rows >= 2:
+            parallel = in_parallel(split)
+            started = fastnn_now_ns()
+            status = split_step(p, r, P, B, state, work, xb, yb, sb, rows, max_norm, &J, &S,
+                                split, parallel, &woken)
+            if rows == batch:
+                judge_split(split, parallel, woken, fastnn_now_ns() - started)
+        else:
+            status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
+                                &J, &S)
         if status == STEP_INTERRUPTED:
             return EPOCH_INTERRUPTED
         if status != STEP_DONE:
@@ -488,7 +641,7 @@ cdef inline void shard_sums(Plan* p, floating* P, floating* B, floating* work,
     unpenalized.l2 = 0
     unpenalized.watch = False
     out[n + 1] = <floating>normalizer(p, Y, s, rows)
-    out[n] = <floating>forward_loss(p, P, B, work, X, Y, s, rows, True, p.counter)
+    out[n] = <floating>forward_loss(&unpenalized, P, B, work, X, Y, s, rows, True, p.counter)
     backward_pass(&unpenalized, P, out, work, X, Y, s, rows, 1.0, 0, NULL, &intact)
 
 

@@ -20,6 +20,18 @@ compiled call of the engine (an epoch, a step, a forward pass, a loss, a gradien
   scikit-learn's searches under joblib's threading backend): two calls on two cores each run on
   one, never 2 x 2 threads on 2 cores.
 
+Between the two, an epoch (``fit``, the estimators) of a network without batch normalization or
+dropout whose batches' largest product has at least `SPLIT_WORK` multiply-adds splits each batch's
+rows between two threads, each on one BLAS thread: fastnn's own worker thread (started at the
+first such epoch, asleep between epochs, stopped before ``fork()``) computes the gradient of one
+half while the calling thread computes the other's, and their sum makes the update. This takes
+two cores where two BLAS threads would not pay; the result equals that of an unsplit step up to
+rounding (the gradient's sums are added in another order) and does not depend on timing: a
+worker that is late (a busy neighbour) leaves its half to the calling thread, and one that keeps
+making steps slower than one thread's is left out for a while (the engine times its steps). The
+split needs two CPUs in the process's affinity mask, two threads allowed by the caps below, and
+no other fastnn call running; ``n_threads=1`` (or `set_threads` (1)) turns it off.
+
 The choice is compiled (fastnn/_blas_threads.pyx): a few C calls per compiled call, none of them
 when nothing changes, so a step of a tiny network costs what it costs without a policy. The
 library's setting is restored when the last running fastnn call ends. The setting is
@@ -35,7 +47,7 @@ import os
 from fastnn import _blas_threads
 from fastnn._validation import check_int
 
-__all__ = ["PARALLEL_WORK", "blas_file", "controlled", "set_threads", "get_threads",
+__all__ = ["PARALLEL_WORK", "SPLIT_WORK", "blas_file", "controlled", "set_threads", "get_threads",
            "check_n_threads"]
 
 # Products of fewer multiply-adds than this (rows x n_in x n_out of the widest dense layer) run on
@@ -44,6 +56,15 @@ __all__ = ["PARALLEL_WORK", "blas_file", "controlled", "set_threads", "get_threa
 # process; only products of ~1e9 and more (~0.1 s on one core) leave the split room to pay.
 PARALLEL_WORK = 1 << 30
 _blas_threads.set_parallel_work(PARALLEL_WORK)
+
+# An epoch whose batches' largest product has at least this many multiply-adds (and fewer than
+# PARALLEL_WORK) splits each batch's rows between two threads of its own. Measured with
+# bench/threads.py's machine (2 cores, SkylakeX), 10 epochs of Adam on digits, split / not split:
+# 0.66 at 1.3M (64-100-10, batch 200, scikit-learn's defaults), 0.88 at 1M (64-128-10, batch 128),
+# 1.07 at 0.8M (64-100-10, batch 128), 1.14 at 0.4M, 1.22 at 65k (64-32-10, batch 32): below ~1M
+# the hand-offs and the halves' smaller products cost more than the second core gives.
+SPLIT_WORK = 1 << 20
+_blas_threads.set_split_work(SPLIT_WORK)
 
 # The Fortran name of dgemm as SciPy's builds link it: plain (reference names), scipy-openblas's
 # prefixed one, and their 64-bit-integer variants.

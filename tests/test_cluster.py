@@ -28,6 +28,9 @@ def client():
     """A client of two worker processes of one thread each, whose workers import this fastnn
     (its folder on their PYTHONPATH) with their BLAS on one thread."""
     folder = os.path.dirname(os.path.dirname(fastnn.__file__))
+    # LocalCluster also sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS to 1 in this process's
+    # environment and leaves them: the processes later tests start would inherit a BLAS limit
+    environment = dict(os.environ)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = folder + (os.pathsep + path if path else "")
     try:
@@ -37,10 +40,8 @@ def client():
             limit_blas_threads(client)
             yield client
     finally:
-        if path is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = path
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture(scope="module")

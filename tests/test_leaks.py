@@ -101,6 +101,21 @@ def test_fits_do_not_leak(n):
     assert grown < LIMIT, f"RSS grew by {grown / MB:.2f} MB over {n} fits"
 
 
+@pytest.mark.parametrize("n", sizes(100))
+def test_split_fits_do_not_leak(n):
+    # batches of 256 rows of a 64-128-10 network: split between the engine's thread and a worker
+    # thread, which each network starts and stops
+    X, Y = data(n_in=64, n_out=10, rows=512)
+
+    def loop(k):
+        for i in range(k):
+            net = fastnn.MLP([64, 128, 10], seed=i)
+            net.fit(X, Y, fastnn.Adam(1e-3), epochs=2, batch_size=256, seed=i)
+
+    grown = growth(loop, n)
+    assert grown < LIMIT, f"RSS grew by {grown / MB:.2f} MB over {n} split fits"
+
+
 @pytest.mark.parametrize("n", sizes(200))
 def test_save_load_round_trips_do_not_leak(n, tmp_path, monkeypatch):
     # save fsyncs every file: a disk cost that has nothing to do with memory
