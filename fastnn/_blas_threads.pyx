@@ -29,7 +29,7 @@ cdef int saved = 0        # the library's setting when the first of them began
 cdef int current = 0      # what the library is set to while they run
 cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.PARALLEL_WORK
-cdef long long parallel_work = 1 << 30
+cdef long long parallel_work = 1 << 23
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.SPLIT_WORK
 cdef long long split_work = 1 << 20
 

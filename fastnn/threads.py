@@ -8,7 +8,7 @@ from NumPy's; `blas_file` finds the one SciPy's ``dgemm`` lives in, and only tha
 
 Below `PARALLEL_WORK` multiply-adds per product, more BLAS threads cost more than they give: on a
 quiet 2-core machine 1 and 2 threads are within ~20% for digits-sized networks, and beside a busy
-process 2 threads were 4x slower than 1 (threads that wait for a descheduled partner). So each
+process 2 threads were 4-20x slower than 1 (threads that wait for a descheduled partner). So each
 compiled call of the engine (an epoch, a step, a forward pass, a loss, a gradient) runs
 
 - on one thread when its largest product is below `PARALLEL_WORK` multiply-adds;
@@ -51,10 +51,13 @@ __all__ = ["PARALLEL_WORK", "SPLIT_WORK", "blas_file", "controlled", "set_thread
            "check_n_threads"]
 
 # Products of fewer multiply-adds than this (rows x n_in x n_out of the widest dense layer) run on
-# one BLAS thread. Measured in bench/threads.py (bench/THREADS.md): at 1e8 (784-512-10, batch 256)
-# one thread was still 10% faster than two on a quiet 2-core machine, and 5.7x faster beside a busy
-# process; only products of ~1e9 and more (~0.1 s on one core) leave the split room to pay.
-PARALLEL_WORK = 1 << 30
+# one BLAS thread (their epochs split rows, below). Measured on a quiet 2-core machine (bench/ab.py
+# against OpenBLAS's own choice, bench/THREADS.md): two BLAS threads are 3-35% faster than the
+# row split from 8.4M multiply-adds (growth w256, mid, large), the split 15-20% faster at 2-4M
+# (growth w128, 64-512-10 batch 128). Beside a busy process two BLAS threads are 8-23x slower
+# than one (descheduled partners) and the split backs off: above this threshold that cliff is the
+# price of the quiet machine's speed; ``n_threads=1`` avoids it.
+PARALLEL_WORK = 1 << 23
 _blas_threads.set_parallel_work(PARALLEL_WORK)
 
 # An epoch whose batches' largest product has at least this many multiply-adds (and fewer than
