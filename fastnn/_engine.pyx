@@ -142,6 +142,13 @@ cdef inline void* optional(cnp.ndarray array) noexcept:
     return data(array) if array is not None else NULL
 
 
+cdef inline void states_of(UpdateRule rule, floating** state) noexcept:
+    """Point state[i] at the data of the rule's i-th state array (its moments), for the passes."""
+    cdef Py_ssize_t i
+    for i in range(len(rule.states)):
+        state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
+
+
 cdef inline bint reads_output(Layer* L) noexcept:
     """Whether the layer's backward kernel reads its own output (most activations: f' from A)."""
     return L.kind == ACTIVATION and not needs_input(L.act)
@@ -715,11 +722,9 @@ cdef class Engine:
         cdef floating* work = <floating*>data(self.work)
         cdef floating* backup = <floating*>data(self.backup)
         cdef floating* state[MAX_STATE]
-        cdef Py_ssize_t i
         cdef int status
         cdef double S
-        for i in range(len(rule.states)):
-            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
+        states_of(rule, state)
         with nogil:
             status = train_step(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, backup,
                                 max_norm, J, &S)
@@ -813,10 +818,8 @@ cdef class Engine:
         cdef floating* G = <floating*>data(self.grad)
         cdef floating* work = <floating*>data(self.work)
         cdef floating* state[MAX_STATE]
-        cdef Py_ssize_t i
         cdef int status
-        for i in range(len(rule.states)):
-            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
+        states_of(rule, state)
         with nogil:
             status = run_epoch(&self.plan, &rule.rule, P, B, G, state, work, X, Y, s, N, order,
                                batch, stop, max_norm, scheduled, watch, split, total, seen,
@@ -911,10 +914,8 @@ cdef class Engine:
                            double* S) noexcept:
         cdef floating* P = <floating*>data(self.params)
         cdef floating* state[MAX_STATE]
-        cdef Py_ssize_t i
         cdef int status
-        for i in range(len(rule.states)):
-            state[i] = <floating*>data(<cnp.ndarray>rule.states[i])
+        states_of(rule, state)
         with nogil:
             status = reduced_step(&self.plan, &rule.rule, P, G, state, max_norm, J, S)
         return status
