@@ -663,7 +663,9 @@ SIGINT_DURING = """
 
     if which == "fit":
         width, batch = 512, 256
-        net = fastnn.MLP([32, width, width, 10], dtype="float32", seed=0)
+        # one BLAS thread: the calibration must predict the timed call, and two threads beside a
+        # busy process run 10x slower than quietly (the call then ends long before the signal)
+        net = fastnn.MLP([32, width, width, 10], dtype="float32", seed=0, n_threads=1)
         make = lambda n: (rng.normal(size=(n, 32)).astype(np.float32),
                           rng.normal(size=(n, 10)).astype(np.float32))
         run = lambda X, Y: net.fit(X, Y, fastnn.SGD(1e-4), epochs=1, batch_size=batch,
@@ -682,7 +684,7 @@ SIGINT_DURING = """
         rows = 300_000
         probe = rng.normal(size=(16384, 32)).astype(np.float32)
         for width in (64, 128, 256, 512, 1024, 2048):
-            net = fastnn.MLP([32, width, width, 10], dtype="float32", seed=0)
+            net = fastnn.MLP([32, width, width, 10], dtype="float32", seed=0, n_threads=1)
             net.forward(probe[:1024])
             per_row = timed(lambda: net.forward(probe)) / len(probe)
             if per_row * rows >= target:
@@ -775,7 +777,8 @@ SIGINT_ONE_PASS = """
     which, target = sys.argv[1], float(sys.argv[2])
     rng = np.random.default_rng(0)
     # the pass stops between layers: many layers of like cost, so no one layer is most of it
-    net = fastnn.MLP([32] + [384] * 8 + [10], dtype="float32", seed=0)
+    # one BLAS thread, so that the calibration predicts the timed call (see SIGINT_DURING)
+    net = fastnn.MLP([32] + [384] * 8 + [10], dtype="float32", seed=0, n_threads=1)
     opt = fastnn.Adam(1e-4)
     probe = rng.normal(size=(4096, 32)).astype(np.float32)
     probe_y = rng.normal(size=(4096, 10)).astype(np.float32)
