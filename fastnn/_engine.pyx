@@ -245,8 +245,11 @@ cdef class Engine:
     cdef int pause(self, UpdateRule rule) except -1:
         """Ctrl-C arrived during a pass: let go of the engine's lock (and rule's), run Python's
         signal handlers with no fastnn lock held (they may use this network), and take the
-        locks back, even when a handler raises (KeyboardInterrupt then propagates)."""
+        locks back, even when a handler raises (KeyboardInterrupt then propagates). A handler
+        (or another thread meanwhile) may have shrunk the workspace (`release`): it is grown back
+        to the rows the paused pass was sized for before the pass goes on."""
         global fastnn_interrupted
+        cdef Py_ssize_t rows = self.rows
         fastnn_interrupted = 0
         if rule is not None:
             rule.release()
@@ -257,6 +260,7 @@ cdef class Engine:
             hold(self.lock)
             if rule is not None:
                 hold(rule.lock)
+            self.reserve(rows)
         return 0
 
     cdef void stop_worker(self) noexcept:
@@ -521,7 +525,7 @@ cdef class Engine:
 
     # ---- evaluation ----------------------------------------------------------------------
 
-    def forward(self, cnp.ndarray X):
+    def forward(self, cnp.ndarray X not None):
         """The network's output (N, n_out), a new array, on X (N, n_in), in evaluation mode."""
         cdef cnp.npy_intp shape[2]
         shape[0] = X.shape[0]
@@ -567,9 +571,10 @@ cdef class Engine:
             for i in range(size):
                 out[i] = A[i]
 
-    def loss(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
+    def loss(self, cnp.ndarray X not None, cnp.ndarray Y not None, cnp.ndarray s=None):
         """The objective J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None, in
         evaluation mode."""
+        self.check_rows(X, Y, s, None, 0, X.shape[0])
         self.acquire()
         enter(self.block_work(X.shape[0]), self.n_threads)
         try:
@@ -578,7 +583,7 @@ cdef class Engine:
             leave()
             PyThread_release_lock(self.lock)
 
-    def normalizer(self, cnp.ndarray Y, cnp.ndarray s=None):
+    def normalizer(self, cnp.ndarray Y not None, cnp.ndarray s=None):
         """S for targets Y (N, n_out) and sample weights s (N,) or None: N, sum_i s_i, or with
         class weights sum_i s_i r_i (see Notes), in float64."""
         if self.is_double:
@@ -624,7 +629,7 @@ cdef class Engine:
 
     # ---- training ------------------------------------------------------------------------
 
-    def gradients(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s=None):
+    def gradients(self, cnp.ndarray X not None, cnp.ndarray Y not None, cnp.ndarray s=None):
         """J on X (N, n_in), Y (N, n_out), sample weights s (N,) or None, in training mode, and
         a copy of dJ/dparams made under the lock. Nothing else changes (the dropout masks are the
         ones the next step would draw)."""
@@ -667,8 +672,8 @@ cdef class Engine:
             backward_pass(&self.plan, P, G, work, X, Y, s, N, S, 0, NULL, &intact)
         return J
 
-    def step(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, UpdateRule rule,
-             double max_norm=0):
+    def step(self, cnp.ndarray X not None, cnp.ndarray Y not None, cnp.ndarray s,
+             UpdateRule rule not None, double max_norm=0):
         """J on the batch X (N, n_in), Y (N, n_out), weights s (N,) or None, then one checked
         update by rule, of the gradient clipped to the norm max_norm if it is > 0.
 
@@ -730,8 +735,9 @@ cdef class Engine:
                                 max_norm, J, &S)
         return status
 
-    def epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
-              Py_ssize_t batch_size, UpdateRule rule, double max_norm=0, bint scheduled=False,
+    def epoch(self, cnp.ndarray X not None, cnp.ndarray Y not None, cnp.ndarray s,
+              cnp.ndarray order, Py_ssize_t batch_size, UpdateRule rule not None,
+              double max_norm=0, bint scheduled=False,
               Py_ssize_t start=0, Py_ssize_t stop=-1, double total=0, double seen=0):
         """Train on X (N, n_in), Y (N, n_out), weights s (N,) or None, in batches of batch_size
         rows taken in `order` (intp (N,)) or, for None, as stored: the batches start, start + 1,
@@ -757,7 +763,7 @@ cdef class Engine:
             only if a loss was not finite.
         """
         cdef Py_ssize_t N = X.shape[0], done = start, n_batches
-        cdef Py_ssize_t* rows = <Py_ssize_t*>data(order) if order is not None else NULL
+        cdef Py_ssize_t* rows
         cdef int status
         cdef bint watch
         cdef Split* split
@@ -769,6 +775,10 @@ cdef class Engine:
         if not 0 <= start <= stop <= n_batches:
             raise ValueError(f"the batches {start} to {stop} are not within the epoch's "
                              f"{n_batches}")
+        # the rows the batches start, ..., stop - 1 read, in order (or X)
+        self.check_rows(X, Y, s, order, min(start * batch_size, N),
+                        min(stop * batch_size, N) - min(start * batch_size, N))
+        rows = <Py_ssize_t*>data(order) if order is not None else NULL
         watch = watch_interrupts()
         self.acquire()
         enter(min(batch_size, N) * self.widest_product, self.n_threads)
@@ -828,18 +838,52 @@ cdef class Engine:
 
     # ---- data-parallel training (fastnn/distributed.py) ------------------------------------
 
-    def shard_gradient(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
-                       Py_ssize_t start, Py_ssize_t rows, cnp.ndarray out):
+    cdef int check_rows(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray s, cnp.ndarray order,
+                         Py_ssize_t start, Py_ssize_t rows) except -1:
+        """Refuse arrays and a row range the passes cannot read: X (N, n_in), Y (N, n_out),
+        s (N,) or None, C-contiguous of the network's dtype; order None or an intp vector with
+        entries in [0, N); the rows start, ..., start + rows - 1 within order (or X)."""
+        cdef Py_ssize_t N = cnp.PyArray_DIM(X, 0) if cnp.PyArray_NDIM(X) == 2 else -1
+        cdef int kind = cnp.PyArray_TYPE(self.params)
+        if (N < 0 or cnp.PyArray_DIM(X, 1) != self.plan.n_in or cnp.PyArray_NDIM(Y) != 2
+                or cnp.PyArray_DIM(Y, 0) != N or cnp.PyArray_DIM(Y, 1) != self.plan.n_out
+                or cnp.PyArray_TYPE(X) != kind or cnp.PyArray_TYPE(Y) != kind
+                or not cnp.PyArray_IS_C_CONTIGUOUS(X) or not cnp.PyArray_IS_C_CONTIGUOUS(Y)):
+            raise ValueError("the engine takes X (N, n_in) and Y (N, n_out), C-contiguous, of "
+                             "the network's dtype")
+        if s is not None and (cnp.PyArray_NDIM(s) != 1 or cnp.PyArray_DIM(s, 0) != N
+                              or cnp.PyArray_TYPE(s) != kind
+                              or not cnp.PyArray_IS_C_CONTIGUOUS(s)):
+            raise ValueError("the engine takes sample weights s (N,) of the network's dtype")
+        if order is not None:
+            if (cnp.PyArray_NDIM(order) != 1 or cnp.PyArray_TYPE(order) != cnp.NPY_INTP
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(order)):
+                raise ValueError("the engine takes an order of intp")
+            if start < 0 or rows < 0 or start + rows > cnp.PyArray_DIM(order, 0):
+                raise ValueError("the rows are outside the order")
+            if rows and not (0 <= order[start:start + rows].min()
+                             and order[start:start + rows].max() < N):
+                raise ValueError("the order names rows outside X")
+        elif start < 0 or rows < 0 or start + rows > N:
+            raise ValueError("the rows are outside X")
+        return 0
+
+    def shard_gradient(self, cnp.ndarray X not None, cnp.ndarray Y not None, cnp.ndarray s,
+                       cnp.ndarray order, Py_ssize_t start, Py_ssize_t rows,
+                       cnp.ndarray out not None):
         """This process's part of a global batch, in training mode, into ``out`` (n_params + 2,)
         of the engine's dtype: the unnormalized gradient, the weighted loss and the part of S of
         the rows order[start], ..., order[start + rows - 1] of X (N, n_in), Y (N, n_out), s (N,)
         or None (rows start... as stored for an order of None; rows may be 0). See shard_sums in
         fastnn/_passes.pxd; the sums of ``out`` over the processes go to `reduced_step`."""
-        cdef Py_ssize_t* rows_of = <Py_ssize_t*>data(order) if order is not None else NULL
+        cdef Py_ssize_t* rows_of
+        self.check_rows(X, Y, s, order, start, rows)
         if (cnp.PyArray_NDIM(out) != 1 or cnp.PyArray_DIM(out, 0) != self.plan.n_params + 2
                 or cnp.PyArray_TYPE(out) != cnp.PyArray_TYPE(self.params)
-                or not cnp.PyArray_IS_C_CONTIGUOUS(out)):
-            raise ValueError("the gradient buffer must be (n_params + 2,), of the network's dtype")
+                or not cnp.PyArray_IS_C_CONTIGUOUS(out) or not cnp.PyArray_ISWRITEABLE(out)):
+            raise ValueError("the gradient buffer must be (n_params + 2,), of the network's "
+                             "dtype, contiguous and writeable")
+        rows_of = <Py_ssize_t*>data(order) if order is not None else NULL
         self.acquire()
         enter(rows * self.widest_product, self.n_threads)
         try:
@@ -868,8 +912,8 @@ cdef class Engine:
             gather_batch(&self.plan, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
             shard_sums(&self.plan, P, B, work, xb, yb, sb, rows, out)
 
-    def reduced_step(self, cnp.ndarray G, UpdateRule rule, double max_norm, bint scheduled,
-                     cnp.ndarray totals):
+    def reduced_step(self, cnp.ndarray G not None, UpdateRule rule not None, double max_norm,
+                     bint scheduled, cnp.ndarray totals not None):
         """One update by ``rule`` from G (n_params + 2,): the sums over the processes of
         `shard_gradient`'s ``out`` on one global batch (its first n_params elements become the
         batch's gradient). With ``scheduled``, the rule's schedule then steps. Adds J times S and
@@ -885,9 +929,10 @@ cdef class Engine:
         if (cnp.PyArray_NDIM(G) != 1 or cnp.PyArray_DIM(G, 0) != self.plan.n_params + 2
                 or cnp.PyArray_TYPE(G) != cnp.PyArray_TYPE(self.params)
                 or not cnp.PyArray_IS_C_CONTIGUOUS(G) or cnp.PyArray_NDIM(totals) != 1
-                or cnp.PyArray_DIM(totals, 0) != 2 or cnp.PyArray_TYPE(totals) != cnp.NPY_DOUBLE):
+                or cnp.PyArray_DIM(totals, 0) != 2 or cnp.PyArray_TYPE(totals) != cnp.NPY_DOUBLE
+                or not cnp.PyArray_IS_C_CONTIGUOUS(totals) or not cnp.PyArray_ISWRITEABLE(totals)):
             raise ValueError("reduced_step takes G (n_params + 2,) of the network's dtype and "
-                             "totals (2,) of float64")
+                             "totals (2,) of float64, contiguous and writeable")
         self.acquire()
         try:
             rule.acquire()
