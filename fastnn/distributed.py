@@ -42,6 +42,7 @@ shard's, not the global batch's, so the result would not be the single-process o
 refuses them), ``validation_split`` (give rank 0 ``validation_data``), checkpoints for resuming,
 and Ctrl-C handling (under ``mpiexec``, Ctrl-C ends every process).
 """
+import json
 import math
 
 import numpy as np
@@ -157,10 +158,16 @@ def fit(net, X, Y, comm=None, optimizer=None, epochs=10, batch_size=32, shuffle=
         net, X, Y, optimizer, epochs, batch_size, shuffle, validation_data, early_stopping,
         patience, min_delta, verbose, sample_weight, clip_grad_norm, schedule, callbacks,
         comm.rank))
-    shapes, sizes = zip(*comm.allgather((shape, data.X.shape[0])))
-    if len(set(shapes)) > 1:
-        raise ValueError(f"the processes train different networks (parameters, dtype, loss, "
-                         f"widths), by rank: {list(shapes)}")
+    settings, sizes = zip(*comm.allgather((dict(shape, epochs=epochs, batch_size=batch_size,
+                                                  shuffle=bool(shuffle), seed=seed),
+                                             data.X.shape[0])))
+    for name in settings[0]:
+        values = [each[name] for each in settings]
+        if len(set(values)) > 1:
+            # every process finds the same difference and raises, rather than wait in a
+            # collective call the others never make
+            raise ValueError(f"the processes must train the same network with the same "
+                             f"settings; its {name} differs, by rank: {values}")
     # rank 0's start, and rank 0's seed when none is given, are every process's
     state = comm.bcast((net.state_dict(), optimizer.state_dict(),
                         schedule.state_dict() if schedule is not None else None,
@@ -280,7 +287,8 @@ def _check(net, X, Y, optimizer, epochs, batch_size, shuffle, validation_data, e
         callbacks.insert(0, EarlyStopping("val_loss", min_delta, patience))
     if schedule is not None:
         schedule = check_schedule(schedule, optimizer)
-    shape = (net.n_params, net.dtype.name, net.loss_name, tuple(net.sizes))
+    shape = {"network": json.dumps(net.config(), sort_keys=True), "optimizer": repr(optimizer),
+             "schedule": repr(schedule), "clip_grad_norm": max_norm}
     return data, validation, optimizer, schedule, max_norm, callbacks, shape
 
 

@@ -78,13 +78,16 @@ def test_one_rank_s_bad_input_is_an_error_on_every_rank(ranks):
     sizes, results = ranks
     errors = results["errors"]
     last = len(sizes) - 1
-    for rank, (width, dropout) in enumerate(errors):
+    for rank, (width, dropout, epochs) in enumerate(errors):
         if rank == last:
             assert width == "ValueError: X has 4 columns, the network expects 5", width
         else:
             assert width == (f"ValueError: rank {last} refused its data or settings "
                              f"(ValueError: X has 4 columns, the network expects 5)"), width
         assert "refuses dropout layers" in dropout, dropout
+        assert epochs == (f"ValueError: the processes must train the same network with the "
+                          f"same settings; its epochs differs, by rank: "
+                          f"{list(range(1, len(sizes) + 1))}"), epochs
 
 
 
