@@ -421,7 +421,8 @@ def _concat(first, second):
 class _Prefetcher:
     """Runs an iterator in a background thread, at most ``depth`` items ahead of the consumer
     (it waits for room before making the next); re-raises its errors in the consumer. A context
-    manager: leaving it stops the thread."""
+    manager: leaving it stops the thread (waited for on a normal exit; after an error or
+    Ctrl-C, left to end on its own once the user's source returns)."""
 
     def __init__(self, items, depth):
         self._queue = queue.SimpleQueue()
@@ -434,9 +435,13 @@ class _Prefetcher:
         self._thread.start()
         return self._items()
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, error, traceback):
         self._stop.set()
-        self._thread.join()
+        if kind is None:
+            self._thread.join()
+        # after an error or Ctrl-C the thread may be inside the user's source (a read that
+        # blocks): it is not waited for; it ends, a daemon, when that returns (it then sees the
+        # stop and makes nothing more)
 
     def _run(self, items):
         try:

@@ -1,6 +1,10 @@
 """Training on streams (fastnn.streams): memory-maps and iterables of chunks train to the weights
 of the in-memory fit when unshuffled, shuffle reproducibly within a bounded buffer, check every
 chunk before the kernel sees it, and hold a few chunks in memory, never the whole data."""
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import tracemalloc
 
@@ -312,3 +316,29 @@ def test_memory_is_bounded_by_the_chunk_not_the_data(tmp_path):
         tracemalloc.stop()
     chunk_bytes = chunk_rows * (features + 1) * 8
     assert peak < 8 * chunk_bytes < X.nbytes / 2
+
+
+BLOCKED_SOURCE = """
+    import os, signal, threading, time
+    import numpy as np
+    import fastnn
+    net = fastnn.MLP([4, 8, 2], seed=0)
+    def chunks():
+        yield np.random.rand(50, 4), np.random.rand(50, 2)
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        threading.Event().wait()          # a read that never returns (a socket, a queue)
+    started = time.perf_counter()
+    history = net.fit(chunks, None, epochs=2, batch_size=16)
+    print(history.interrupted, time.perf_counter() - started < 5)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_while_the_source_blocks_returns_without_waiting_for_it():
+    root = os.path.dirname(os.path.dirname(fastnn.__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(BLOCKED_SOURCE)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
