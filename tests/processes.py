@@ -17,16 +17,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 TIMEOUT = 180
 
 
+def environment():
+    """This environment with the fastnn under test first on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def run_code(code, timeout=TIMEOUT):
+    """Run ``code`` (dedented) in a new interpreter with the fastnn under test, to its end."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=environment())
+
+
 class Watched:
     """A process started with ``args`` (``python`` and its arguments), its standard output read
     by a thread into (time.monotonic() of arrival, line) pairs; CLOCK_MONOTONIC is one clock for
     every process of the machine, so times taken in the process compare with these."""
 
     def __init__(self, args, cwd=None):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
         self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+                                        stderr=subprocess.PIPE, text=True, cwd=cwd,
+                                        env=environment())
         self.lines, self.seen = queue.Queue(), []
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -4,14 +4,13 @@ line), and a Ctrl-C handler that frees the workspace of a paused pass does not p
 the pass."""
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import fastnn
+
+from processes import run_code
 
 
 @pytest.fixture
@@ -105,10 +104,6 @@ RELEASE_IN_HANDLER = """
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
 def test_a_handler_that_releases_the_workspace_of_a_paused_pass_does_not_crash_it():
-    root = os.path.dirname(os.path.dirname(fastnn.__file__))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(RELEASE_IN_HANDLER)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = run_code(RELEASE_IN_HANDLER, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"]

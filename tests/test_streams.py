@@ -2,9 +2,6 @@
 of the in-memory fit when unshuffled, shuffle reproducibly within a bounded buffer, check every
 chunk before the kernel sees it, and hold a few chunks in memory, never the whole data."""
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import tracemalloc
 
@@ -14,6 +11,8 @@ import pytest
 import fastnn
 from fastnn.schedules import StepLR
 from fastnn.streams import Stream, _Epoch, is_stream
+
+from processes import run_code
 
 ROWS, FEATURES, CLASSES = 1003, 5, 3
 
@@ -335,10 +334,6 @@ BLOCKED_SOURCE = """
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_while_the_source_blocks_returns_without_waiting_for_it():
-    root = os.path.dirname(os.path.dirname(fastnn.__file__))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(BLOCKED_SOURCE)],
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = run_code(BLOCKED_SOURCE, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"]
