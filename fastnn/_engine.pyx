@@ -508,10 +508,11 @@ cdef class Engine:
         self.reserve(block)
         return block
 
-    cdef int check_rule(self, UpdateRule rule) except -1:
+    cdef int check_rule(self, UpdateRule rule, bint scheduled=False) except -1:
         """Refuse a rule the passes cannot run: of an unknown kind, or whose state vectors are not
         of this network's length and dtype (checked without creating a Python object). Called
-        with the rule's lock held, so the state checked is the state the pass uses."""
+        with the rule's lock held, so the state checked is the state the pass uses. With scheduled,
+        also one without a schedule to step."""
         cdef cnp.ndarray state
         if (not known_rule(rule.rule.kind) or rule.states is None
                 or len(rule.states) != state_count(rule.rule.kind)):
@@ -521,6 +522,8 @@ cdef class Engine:
                     or cnp.PyArray_TYPE(state) != cnp.PyArray_TYPE(self.params)
                     or not cnp.PyArray_IS_C_CONTIGUOUS(state)):
                 raise ValueError("the update rule's state does not fit this network")
+        if scheduled and rule.rule.schedule.kind == NO_SCHEDULE:
+            raise ValueError("the update rule has no schedule to step")
         return 0
 
     # ---- evaluation ----------------------------------------------------------------------
@@ -785,9 +788,7 @@ cdef class Engine:
         try:
             rule.acquire()
             try:
-                self.check_rule(rule)
-                if scheduled and rule.rule.schedule.kind == NO_SCHEDULE:
-                    raise ValueError("the update rule has no schedule to step")
+                self.check_rule(rule, scheduled)
                 while True:
                     self.reserve(min(batch_size, N))
                     # within a batch only when one is long: the check per layer costs more than
@@ -937,9 +938,7 @@ cdef class Engine:
         try:
             rule.acquire()
             try:
-                self.check_rule(rule)
-                if scheduled and rule.rule.schedule.kind == NO_SCHEDULE:
-                    raise ValueError("the update rule has no schedule to step")
+                self.check_rule(rule, scheduled)
                 if self.is_double:
                     status = self._reduced_step[double](<double*>data(G), rule, max_norm, &J, &S)
                 else:
