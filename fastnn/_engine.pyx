@@ -845,6 +845,8 @@ cdef class Engine:
         s (N,) or None, C-contiguous of the network's dtype; order None or an intp vector with
         entries in [0, N); the rows start, ..., start + rows - 1 within order (or X)."""
         cdef Py_ssize_t N = cnp.PyArray_DIM(X, 0) if cnp.PyArray_NDIM(X) == 2 else -1
+        cdef Py_ssize_t i
+        cdef Py_ssize_t* named
         cdef int kind = cnp.PyArray_TYPE(self.params)
         if (N < 0 or cnp.PyArray_DIM(X, 1) != self.plan.n_in or cnp.PyArray_NDIM(Y) != 2
                 or cnp.PyArray_DIM(Y, 0) != N or cnp.PyArray_DIM(Y, 1) != self.plan.n_out
@@ -862,9 +864,10 @@ cdef class Engine:
                 raise ValueError("the engine takes an order of intp")
             if start < 0 or rows < 0 or start + rows > cnp.PyArray_DIM(order, 0):
                 raise ValueError("the rows are outside the order")
-            if rows and not (0 <= order[start:start + rows].min()
-                             and order[start:start + rows].max() < N):
-                raise ValueError("the order names rows outside X")
+            named = <Py_ssize_t*>data(order)
+            for i in range(start, start + rows):
+                if not 0 <= named[i] < N:
+                    raise ValueError("the order names rows outside X")
         elif start < 0 or rows < 0 or start + rows > N:
             raise ValueError("the rows are outside X")
         return 0
