@@ -11,8 +11,9 @@ overrides unset in this command only, see DESIGN.md):
 1. The policy. Each case trains 20 epochs of Adam through `fit` with its products forced onto 1
    BLAS thread (``n_threads=1``: no row split either), forced onto 2, and as the policy chooses
    (which splits each batch's rows between two threads from `fastnn.threads.SPLIT_WORK`
-   multiply-adds per product), interleaved ``--repeats`` times (medians; the order of the three
-   rotates). Then again beside a busy neighbour: a Python busy
+   multiply-adds per product, and from `fastnn.threads.PARALLEL_WORK` chooses by timing between
+   that split and the halves on 2 BLAS threads), interleaved ``--repeats`` times (medians; the
+   order of the three rotates). Then again beside a busy neighbour: a Python busy
    loop this script starts (in its session, at its niceness) and stops. Goals: no case slower
    than the better of 1 and 2 threads by more than 10%; beside the neighbour, none slower than
    1.5x its quiet time.
@@ -81,19 +82,30 @@ def case_data(sizes, rows):
     return rng.standard_normal((rows, sizes[0])), rng.integers(0, sizes[-1], rows)
 
 
+def two_blas_threads():
+    """Every call on the library's 2 threads: no threshold, no row split."""
+    _blas_threads.set_parallel_work(0)
+    _blas_threads.set_split_work(1 << 62)
+
+
+def policy_defaults():
+    _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+    _blas_threads.set_split_work(threads.SPLIT_WORK)
+
+
 def fit_time(sizes, batch, X, y, mode, epochs):
     """Seconds of ``epochs`` of Adam; mode 1 or 2 forces that many BLAS threads, "policy" not."""
     net = fastnn.MLP(list(sizes), output_activation="softmax", loss="cross_entropy", seed=0,
                      n_threads=1 if mode == 1 else None)
     if mode == 2:
-        _blas_threads.set_parallel_work(0)
+        two_blas_threads()
     try:
         with threadpoolctl.threadpool_limits(2 if mode == 2 else None, user_api="blas"):
             started = time.perf_counter()
             net.fit(X, y, epochs=epochs, batch_size=batch, seed=0)
             return time.perf_counter() - started
     finally:
-        _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+        policy_defaults()
 
 
 def policy_rows(repeats, epochs, cases):
@@ -279,11 +291,11 @@ def thread_independence():
         net.fit(X, y, epochs=2, batch_size=1024, seed=1)
         return net.params.copy(), net._engine.split_steps
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        (split, steps), _ = trained(None), _blas_threads.set_parallel_work(0)
+        (split, steps), _ = trained(None), two_blas_threads()
         try:
             (one, _), (two, _) = trained(1), trained(2)
         finally:
-            _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+            policy_defaults()
     diff = max(float(np.max(np.abs(one - other)) / np.max(np.abs(one))) for other in (two, split))
     print(f"\n## 5. 512-512-10, 2 epochs, batch 1024: 1 against 2 BLAS threads and against rows "
           f"split between two threads ({steps} split steps), max relative difference of the "

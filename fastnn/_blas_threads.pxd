@@ -3,3 +3,5 @@
 cdef void enter(long long work, int cap) noexcept
 cdef void leave() noexcept
 cdef bint may_split(long long work, int cap) noexcept
+cdef int threads_now() noexcept nogil
+cdef int set_alone(int n) noexcept nogil

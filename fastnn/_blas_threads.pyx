@@ -3,7 +3,9 @@
 # network costs what it costs without a policy. fastnn/threads.py finds the thread-count
 # functions of the BLAS SciPy's cython_blas calls (once, at the first engine) and gives their
 # addresses to `attach`; the engine calls `enter` before its passes and `leave` after, both with
-# the GIL held, which is what makes the counters below safe without a lock of their own.
+# the GIL held. The counters below and the library's setting change under `guard`, a mutex of
+# their own, because a row-split epoch also changes the setting between its batches without the
+# GIL (`set_alone`).
 #
 # The choice: one thread for a call whose largest product has fewer than `parallel_work`
 # multiply-adds, or when another fastnn call runs in another thread (two calls on two cores each
@@ -16,7 +18,19 @@
 # threads of its own (an epoch: fastnn/_passes.pxd, split_step): `may_split` allows it when the
 # call runs alone, its products are of at least `split_work` multiply-adds (below, the hand-offs
 # cost more than the half saves) and its caps (the library's setting, the call's and the
-# process's) allow two threads.
+# process's) allow two threads. Such an epoch whose products are of `parallel_work` or more
+# chooses, batch by batch, between the split on one BLAS thread and its halves one after the
+# other on the threads `enter` chose (`threads_now`), by timing both (fastnn/_passes.pxd,
+# choose_blas): the better of the two beside a busy process as on a quiet machine.
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t* mutex, void* attr)
+    int pthread_mutex_lock(pthread_mutex_t* mutex)
+    int pthread_mutex_unlock(pthread_mutex_t* mutex)
+    int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
+                       void (*child)() noexcept nogil)
 
 ctypedef int (*get_threads_t)() noexcept nogil
 ctypedef void (*set_threads_t)(int) noexcept nogil
@@ -32,6 +46,16 @@ cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
 cdef long long parallel_work = 1 << 23
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.SPLIT_WORK
 cdef long long split_work = 1 << 20
+cdef pthread_mutex_t guard
+
+
+cdef void guard_again() noexcept nogil:
+    """In a child after fork(): a guard that another thread of the parent held is free again."""
+    pthread_mutex_init(&guard, NULL)
+
+
+pthread_mutex_init(&guard, NULL)
+pthread_atfork(NULL, NULL, guard_again)
 
 
 cdef void enter(long long work, int cap) noexcept:
@@ -41,6 +65,7 @@ cdef void enter(long long work, int cap) noexcept:
     cdef int wanted
     if set_threads == NULL:
         return
+    pthread_mutex_lock(&guard)
     if running == 0:
         saved = current = get_threads()
     running += 1
@@ -55,15 +80,49 @@ cdef void enter(long long work, int cap) noexcept:
     if wanted != current:
         set_threads(wanted)
         current = wanted
+    pthread_mutex_unlock(&guard)
 
 
 cdef bint may_split(long long work, int cap) noexcept:
     """Whether the call `enter` began last, with these `work` and `cap`, may split its rows
     between two threads, each of whose products then runs on one BLAS thread. With the GIL
     held."""
-    return (set_threads != NULL and running == 1 and current == 1 and split_work <= work
-            and saved >= 2 and (cap == 0 or cap >= 2)
+    cdef bint alone
+    if set_threads == NULL:
+        return False
+    pthread_mutex_lock(&guard)
+    alone = running == 1
+    pthread_mutex_unlock(&guard)
+    return (alone and split_work <= work and saved >= 2 and (cap == 0 or cap >= 2)
             and (process_cap == 0 or process_cap >= 2))
+
+
+cdef int threads_now() noexcept nogil:
+    """The threads the library is set to now (1 where the policy does not set them)."""
+    cdef int n
+    if set_threads == NULL:
+        return 1
+    pthread_mutex_lock(&guard)
+    n = current
+    pthread_mutex_unlock(&guard)
+    return n
+
+
+cdef int set_alone(int n) noexcept nogil:
+    """Set the library to n threads if the calling call is the only one running (no more than
+    `enter` gave it: the caller's business), and return the threads it is set to now. Without
+    the GIL, between the batches of a row-split epoch."""
+    global current
+    cdef int now
+    if set_threads == NULL:
+        return 1
+    pthread_mutex_lock(&guard)
+    if running == 1 and n != current:
+        set_threads(n)
+        current = n
+    now = current
+    pthread_mutex_unlock(&guard)
+    return now
 
 
 cdef void leave() noexcept:
@@ -72,10 +131,12 @@ cdef void leave() noexcept:
     global running, current
     if set_threads == NULL:
         return
+    pthread_mutex_lock(&guard)
     running -= 1
     if running == 0 and current != saved:
         set_threads(saved)
         current = saved
+    pthread_mutex_unlock(&guard)
 
 
 def is_attached():
@@ -140,4 +201,8 @@ def get_split_work():
 
 def state():
     """(running calls, the setting saved when they began, the setting now), for the tests."""
-    return running, saved, current
+    pthread_mutex_lock(&guard)
+    try:
+        return running, saved, current
+    finally:
+        pthread_mutex_unlock(&guard)

@@ -32,7 +32,7 @@ from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
                                   SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
-from fastnn._blas_threads cimport enter, leave, may_split
+from fastnn._blas_threads cimport enter, leave, may_split, set_alone, threads_now
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO_SCHEDULE, Layer,
                            Plan)
@@ -228,6 +228,11 @@ cdef class Engine:
         self.split.skip = self.split.singles = self.split.steps = 0
         self.split.paid = 0
         self.split.pause = SPLIT_PROBE_AFTER
+        self.split.hi = 0
+        self.split.blas = False
+        self.split.blas_ns = 0
+        self.split.blas_steps = self.split.blas_skip = self.split.blas_total = 0
+        self.split.blas_pause = SPLIT_PROBE_AFTER
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError("could not allocate the engine's lock")
@@ -294,12 +299,31 @@ cdef class Engine:
         self.split.B = data(self.buffers)
         self.split.work = data(self.split_work)
         self.split.sums = data(self.split_sums)
+        # the threads `enter` gave this call: >= 2 when its products are large enough for them,
+        # which the epoch then uses only while they pay (choose_blas); it begins where the last
+        # epoch left off
+        self.split.hi = threads_now()
+        self.split.blas = self.split.blas and self.split.hi >= 2
+        with nogil:
+            set_alone(self.split.hi if self.split.blas else 1)
         return &self.split
 
     @property
     def split_steps(self):
         """How many training steps this engine has split between two threads."""
         return self.split.steps
+
+    @property
+    def split_state(self):
+        """The row split's and the BLAS threads' choice as it stands, for tests and benchmarks:
+        a dict of ``steps`` (split steps made), ``blas_steps`` (those of full batches made with
+        their halves one after the other on the BLAS's threads), ``hi`` (the BLAS threads the
+        last epoch could use), ``blas`` (its steps run on them now), ``blas_pause``, ``pause``
+        (the batches the next try that does not pay pauses the BLAS's threads and the worker
+        for)."""
+        return {"steps": self.split.steps, "blas_steps": self.split.blas_total,
+                "hi": self.split.hi, "blas": bool(self.split.blas),
+                "blas_pause": self.split.blas_pause, "pause": self.split.pause}
 
     cdef bint long_pass(self, Py_ssize_t N):
         """Whether one training pass over N rows is long enough (~1M multiply-adds) for Ctrl-C

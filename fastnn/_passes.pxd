@@ -15,6 +15,7 @@ from fastnn._plan cimport (ACTIVATION, ADAM, ADAMW, BATCH_NORM, DENSE, DROPOUT, 
                            RMSPROP, SGD, Layer, Plan, Rule)
 from fastnn._activations cimport (SOFTMAX, activation_backward, activation_backward_input,
                                   activation_forward, needs_input)
+from fastnn._blas_threads cimport set_alone
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
 from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
@@ -389,6 +390,8 @@ cdef extern from "_worker.h" nogil:
     bint fastnn_worker_post(fastnn_worker* w, fastnn_task task, void* arg)
     void fastnn_worker_finish(fastnn_worker* w)
     long long fastnn_now_ns()
+    int fastnn_others_runnable()
+    int fastnn_usable_cpus()
 
 
 cdef enum:
@@ -423,15 +426,42 @@ cdef struct Split:
     Py_ssize_t pause        # the skip after the next parallel steps that do not pay
     Py_ssize_t paid         # parallel steps judged since the last try began
     Py_ssize_t steps        # split steps made (Engine.split_steps), in parallel or not
+    # the BLAS's own threads: an epoch whose products are large enough for `enter` to give them
+    # hi >= 2 BLAS threads runs its halves one after the other on those threads (blas) while
+    # that is faster than the split and than one thread; tried, judged and paused as the worker
+    # is, and never while the machine's other cores look busy (a BLAS thread that a busy process
+    # preempts makes every product wait for it: 10x slower, where a late worker costs nothing)
+    int hi                  # the BLAS threads `enter` gave the epoch (< 2: never tried)
+    bint blas               # the steps run on hi BLAS threads now
+    double blas_ns          # moving average of their nanoseconds (0: none since the last try)
+    Py_ssize_t blas_steps   # steps on hi threads since the last try began
+    Py_ssize_t blas_skip    # batches left before the BLAS's threads are tried again
+    Py_ssize_t blas_pause   # the skip after the next try that does not pay
+    Py_ssize_t blas_total   # full batches' steps made on hi threads (Engine.split_state)
+
+
+cdef inline bint cores_look_idle(int threads) noexcept nogil:
+    """Whether the process's CPUs can hold this many threads of its own besides what other
+    processes have runnable now (fastnn_others_runnable in _worker.h); True where that cannot
+    be read."""
+    cdef int others = fastnn_others_runnable()
+    return others < 0 or others + threads <= fastnn_usable_cpus()
 
 
 cdef inline bint in_parallel(Split* split) noexcept nogil:
     """Whether the worker may take the next split step's second half: not before steps on one
-    thread were timed, nor during the pause after steps in parallel that did not pay."""
+    thread were timed, nor during the pause after steps in parallel that did not pay, nor, at the
+    start of a try, while other processes keep the cores busy (the pause then grows as if the try
+    had not paid; at its longest, the try is made and timed whatever the cores look like)."""
     if split.singles < SPLIT_REFERENCE:
         return False
     if split.skip > 0:
         split.skip -= 1
+        return False
+    if (split.split_ns == 0 and split.paid == 0 and split.pause < SPLIT_PAUSE_MAX
+            and not cores_look_idle(2)):
+        split.skip = split.pause
+        split.pause = min(2 * split.pause, SPLIT_PAUSE_MAX)
         return False
     return True
 
@@ -465,6 +495,51 @@ cdef inline void judge_split(Split* split, bint parallel, bint woken,
         split.paid = 0
     elif split.paid == SPLIT_PAID:
         split.pause = SPLIT_PROBE_AFTER
+
+
+cdef inline void choose_blas(Split* split) noexcept nogil:
+    """Before a full batch: try the BLAS's hi threads for the next steps, once steps on one thread
+    were timed and no pause is under way, if the cores look idle (otherwise the pause grows as if
+    the try had not paid) and no other fastnn call runs."""
+    if split.hi < 2 or split.blas or split.singles < SPLIT_REFERENCE:
+        return
+    if split.blas_skip > 0:
+        split.blas_skip -= 1
+        return
+    if not cores_look_idle(split.hi) or set_alone(split.hi) != split.hi:
+        split.blas_skip = split.blas_pause
+        split.blas_pause = min(2 * split.blas_pause, SPLIT_PAUSE_MAX)
+        return
+    split.blas = True
+    split.blas_ns = 0
+    split.blas_steps = 0
+
+
+cdef inline void judge_blas(Split* split, long long ns) noexcept nogil:
+    """Account a full batch's step of `ns` nanoseconds on the BLAS's hi threads: back to one
+    BLAS thread (and the split, judged as before) for split.blas_pause batches when these steps
+    are slower on average than the better of one thread and the split in parallel, or when one
+    step takes twice the average (a busy process arrived: each further step would cost ~10x);
+    the first step of a try, which wakes the BLAS's threads, is not counted."""
+    cdef double t = <double>ns
+    cdef double rival = split.single_ns
+    cdef bint jump
+    split.blas_steps += 1
+    split.blas_total += 1
+    if split.blas_steps == 1:
+        return
+    if 0 < split.split_ns < rival:
+        rival = split.split_ns
+    jump = split.blas_ns > 0 and t > 2 * split.blas_ns
+    t = min(t, 2 * split.single_ns)
+    split.blas_ns = t if split.blas_ns == 0 else split.blas_ns + (t - split.blas_ns) / 8
+    if jump or split.blas_ns > rival or set_alone(split.hi) != split.hi:
+        set_alone(1)
+        split.blas = False
+        split.blas_skip = split.blas_pause
+        split.blas_pause = min(2 * split.blas_pause, SPLIT_PAUSE_MAX)
+    elif split.blas_steps == SPLIT_PAID:
+        split.blas_pause = SPLIT_PROBE_AFTER
 
 
 cdef inline void shard_task(void* arg) noexcept nogil:
@@ -594,11 +669,15 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
         rows = min(batch, N - start)
         gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
         if split != NULL and rows >= 2:
-            parallel = in_parallel(split)
+            if rows == batch:
+                choose_blas(split)
+            parallel = not split.blas and in_parallel(split)
             started = fastnn_now_ns()
             status = split_step(p, r, P, B, state, work, xb, yb, sb, rows, max_norm, &J, &S,
                                 split, parallel, &woken)
-            if rows == batch:
+            if rows == batch and split.blas:
+                judge_blas(split, fastnn_now_ns() - started)
+            elif rows == batch:
                 judge_split(split, parallel, woken, fastnn_now_ns() - started)
         else:
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,

@@ -15,11 +15,16 @@
 #ifndef FASTNN_WORKER_H
 #define FASTNN_WORKER_H
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -154,6 +159,108 @@ static inline int fastnn_usable_cpus(void) {
         return CPU_COUNT(&set);
 #endif
     return 1;
+}
+
+/* The first line of a /proc file into text (size >= 2); 0 where it cannot be read. */
+static inline int fastnn_read_proc(const char *path, char *text, size_t size) {
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, text, size - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    return 1;
+}
+
+/* The number after field `skip` of /proc/loadavg ("0.50 0.40 0.30 2/345 6789": field 3 is the
+ * tasks runnable now, after its '/' the tasks there are), or -1. */
+static inline int fastnn_loadavg_count(const char *text, int slash) {
+    const char *c = text;
+    int field = 0, count = 0;
+    for (; *c && field < 3; c++)
+        if (*c == ' ')
+            field++;
+    if (slash)
+        while (*c && *c != '/')
+            c++;
+    c += slash && *c == '/';
+    if (field < 3 || *c < '0' || *c > '9')
+        return -1;
+    for (; *c >= '0' && *c <= '9'; c++)
+        count = 10 * count + (*c - '0');
+    return count;
+}
+
+/* Entries of a /proc directory named by a number (processes in /proc, threads in a task/). */
+static inline int fastnn_numbered_entries(const char *path) {
+    DIR *dir = opendir(path);
+    struct dirent *entry;
+    int n = 0;
+    if (dir == NULL)
+        return 0;
+    while ((entry = readdir(dir)) != NULL)
+        n += entry->d_name[0] >= '0' && entry->d_name[0] <= '9';
+    closedir(dir);
+    return n;
+}
+
+/* Whether /proc/loadavg counts the tasks this process can see in /proc: not so in a container
+ * that shares the host's kernel (its loadavg is the host's). Decided once, at the first call
+ * (a millisecond or two: a directory per process). */
+static inline int fastnn_loadavg_is_ours(void) {
+    static atomic_int ours = -1;
+    char text[256], path[64];
+    int total, visible = 0, decided = atomic_load(&ours);
+    DIR *processes;
+    struct dirent *process;
+    if (decided >= 0)
+        return decided;
+    decided = 0;
+    if (fastnn_read_proc("/proc/loadavg", text, sizeof(text))
+            && (total = fastnn_loadavg_count(text, 1)) > 0
+            && (processes = opendir("/proc")) != NULL) {
+        while ((process = readdir(processes)) != NULL) {
+            if (process->d_name[0] < '0' || process->d_name[0] > '9')
+                continue;
+            snprintf(path, sizeof(path), "/proc/%.20s/task", process->d_name);
+            visible += fastnn_numbered_entries(path);
+        }
+        closedir(processes);
+        decided = 2 * visible >= total;
+    }
+    atomic_store(&ours, decided);
+    return decided;
+}
+
+/* Tasks (threads) of other processes runnable on the machine at this instant: the kernel's count
+ * in /proc/loadavg less this process's threads in state R (its own BLAS threads, say, spinning
+ * after a product); -1 where /proc cannot tell, or counts another machine's tasks (a container's
+ * host). A hint, not a measure: a caller may only ever wait longer before a try because of it,
+ * and judges by timing what it tries. Costs ~10 us (a file per thread of this process). */
+static inline int fastnn_others_runnable(void) {
+    char text[256], path[64];
+    const char *c;
+    int count;
+    DIR *tasks;
+    struct dirent *task;
+    if (!fastnn_loadavg_is_ours() || !fastnn_read_proc("/proc/loadavg", text, sizeof(text))
+            || (count = fastnn_loadavg_count(text, 0)) < 0
+            || (tasks = opendir("/proc/self/task")) == NULL)
+        return -1;
+    while ((task = readdir(tasks)) != NULL) {
+        if (task->d_name[0] < '0' || task->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%.20s/stat", task->d_name);
+        /* "tid (comm) S ...": the state follows the last ')' (comm may hold one) */
+        if (fastnn_read_proc(path, text, sizeof(text)) && (c = strrchr(text, ')')) != NULL
+                && c[1] == ' ' && c[2] == 'R')
+            count--;
+    }
+    closedir(tasks);
+    return count > 0 ? count : 0;
 }
 
 #endif

@@ -40,15 +40,18 @@ def two_threads():
     yield
     threads.set_threads(None)
     _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
+    _blas_threads.set_split_work(threads.SPLIT_WORK)
     lib.set_num_threads(before)
 
 
-def seen_while_training(nets, parallel_work=None, **fit):
+def seen_while_training(nets, parallel_work=None, split_work=None, **fit):
     """What a watcher sees while the networks train, one thread each: the policy's states
     ``{(running calls, the count it set)}``, the library's counts read while calls ran (which
     may include the setting of a moment between two calls), and the library's count after."""
     if parallel_work is not None:
         _blas_threads.set_parallel_work(parallel_work)
+    if split_work is not None:
+        _blas_threads.set_split_work(split_work)
     lib, states, counts, done = library(), set(), set(), threading.Event()
 
     def watch():
@@ -94,10 +97,24 @@ def test_small_products_run_on_one_thread_and_the_setting_comes_back():
 
 @needs_control
 def test_large_products_run_on_the_users_setting():
-    states, counts, after = seen_while_training([classifier()], parallel_work=0, batch_size=200)
+    # an epoch that does not split its rows (no split from any size here) runs on the user's 2
+    states, counts, after = seen_while_training([classifier()], parallel_work=0,
+                                                split_work=1 << 62, batch_size=200)
     assert states == {(1, 2)}
     assert counts == {2}
     assert after == 2
+
+
+@needs_control
+def test_a_split_epoch_of_large_products_uses_at_most_the_users_setting():
+    # the epoch chooses between the row split on one BLAS thread and the user's 2 by timing:
+    # either, never more, and the setting comes back
+    net = classifier()
+    states, counts, after = seen_while_training([net], parallel_work=0, batch_size=200)
+    assert states <= {(1, 1), (1, 2)}
+    assert counts <= {1, 2}
+    assert after == 2
+    assert net._engine.split_state["hi"] == 2
 
 
 @needs_control
