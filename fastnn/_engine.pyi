@@ -18,6 +18,8 @@ class Engine:
     random_state: tuple[int, int]
     @property
     def split_steps(self) -> int: ...
+    @property
+    def split_state(self) -> dict[str, int | bool]: ...
     n_threads: int
     def __init__(self, n_in: int, layers: Sequence[tuple[int, int, int, float, float, bool]],
                  loss: int, l2: float, dtype: np.dtype | type | str, loss_scale: float = ...,
