@@ -991,18 +991,42 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, y
 
     def _encode(self, y, dtype):
-        """The targets binarized, as floats of ``dtype``."""
-        return self._label_binarizer.transform(y).astype(dtype)
+        """The targets binarized, as floats of ``dtype``.
+
+        A vector of labels of a binary or multiclass target, checked by `_validate_input` to be
+        among the classes, is compared with the classes directly: the same 0/1 columns as
+        LabelBinarizer's transform, which builds them as a sparse matrix after typing the target
+        again (0.7 ms of a 30 ms fit on digits, in every fit of a search).
+        """
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if (binarizer.y_type_ in ("binary", "multiclass") and len(classes) >= 2
+                and isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype == classes.dtype
+                and y.dtype.kind in "biufUS"):
+            if len(classes) == 2:
+                # LabelBinarizer's one column of a binary target: the second class's
+                return (y == classes[1]).reshape(-1, 1).astype(dtype)
+            return (y[:, np.newaxis] == classes).astype(dtype)
+        return binarizer.transform(y).astype(dtype)
 
     def _decode(self, Y):
-        """Class labels from binarized targets."""
-        return self._label_binarizer.inverse_transform(Y)
+        """Class labels from binarized targets (or predicted probabilities).
+
+        Multiclass rows are taken to their largest column, as LabelBinarizer's inverse_transform
+        takes them, without its checks of what it is given (the network's outputs).
+        """
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if (binarizer.y_type_ == "multiclass" and not binarizer.sparse_input_
+                and isinstance(Y, np.ndarray) and Y.ndim == 2 and Y.shape[1] == len(classes)):
+            return classes[Y.argmax(axis=1)]
+        return binarizer.inverse_transform(Y)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward(X, check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._decode(y_pred)
 
     def predict(self, X):
         """Predict the class labels of the samples in X.
