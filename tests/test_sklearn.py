@@ -333,6 +333,22 @@ def test_clone_and_pickle_round_trip(digits):
     np.testing.assert_array_equal(copy.predict_proba(X_test), estimator.predict_proba(X_test))
 
 
+def test_parameter_names_are_each_classs_own():
+    # fastnn.sklearn reads them once per class, not at every get_params as scikit-learn does
+    import inspect
+
+    class Wide(MLPClassifier):
+        def __init__(self, width=3):
+            super().__init__(hidden_layer_sizes=(width,))
+            self.width = width
+
+    assert Wide(width=5).get_params() == {"width": 5}
+    assert clone(Wide(width=5)).hidden_layer_sizes == (5,)
+    for Estimator in (MLPClassifier, MLPRegressor):
+        assert list(Estimator().get_params()) == sorted(inspect.signature(Estimator).parameters)
+    assert "loss" in MLPRegressor().get_params() and "loss" not in MLPClassifier().get_params()
+
+
 # ---- errors as scikit-learn users know them --------------------------------------------------
 
 def test_errors(digits):
