@@ -882,10 +882,10 @@ class MLP:
         return total, done
 
     def _intact(self, optimizer):
-        """Whether the parameters, buffers and the optimizer's state are all finite."""
-        state = optimizer.state_dict()
+        """Whether the parameters, buffers and the optimizer's state are all finite (the state
+        read where it is: `state_dict` would copy it, after every epoch)."""
         return (all_finite(self.params) and all_finite(self.buffers)
-                and all(all_finite(v) for k, v in state.items() if k not in ("lr", "step")))
+                and all(all_finite(v) for v in optimizer._rule.states or ()))
 
     def _restore_epoch(self, snapshot, optimizer, schedule):
         """Put the network, the optimizer and the schedule back as ``snapshot`` (taken by

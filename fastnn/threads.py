@@ -54,6 +54,7 @@ the library is configured.
 """
 import functools
 import os
+import threading
 
 from fastnn import _blas_threads
 from fastnn._validation import check_int
@@ -79,6 +80,11 @@ _blas_threads.set_parallel_work(PARALLEL_WORK)
 # the hand-offs and the halves' smaller products cost more than the second core gives.
 SPLIT_WORK = 1 << 20
 _blas_threads.set_split_work(SPLIT_WORK)
+
+# Held while the first engines locate the BLAS: two threads that build their first networks at
+# once (a search under joblib's threading backend) must not both attach, the second while the
+# first one's epoch runs, which `_blas_threads.attach` refuses.
+_attaching = threading.Lock()
 
 # The Fortran name of dgemm as SciPy's builds link it: plain (reference names), scipy-openblas's
 # prefixed one, and their 64-bit-integer variants.
@@ -155,10 +161,14 @@ def _openblas_controls(path):
 
 def attach_blas():
     """Give the compiled policy the thread-count functions of `blas_file`'s library (once, at
-    the first engine built; not at ``import fastnn``, which stays free of ctypes)."""
-    path = blas_file()
-    controls = _openblas_controls(path) if path is not None else None
-    _blas_threads.attach(*(controls or (None, None)))
+    the first engine built; not at ``import fastnn``, which stays free of ctypes). Threads that
+    call it at once attach once: the others wait, then find it done."""
+    with _attaching:
+        if _blas_threads.is_attached():
+            return
+        path = blas_file()
+        controls = _openblas_controls(path) if path is not None else None
+        _blas_threads.attach(*(controls or (None, None)))
 
 
 def controlled():

@@ -254,6 +254,33 @@ def test_multilabel_classification(digits):
                                rtol=1e-8)
 
 
+LABELS = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3])
+
+
+@pytest.mark.parametrize("y", [LABELS, LABELS.astype(np.int32), LABELS.astype(np.uint8),
+                               LABELS - 2.0, np.array(list("abcdefghij"))[LABELS], LABELS > 4,
+                               LABELS % 2, np.where(LABELS > 4, "high", "low"),
+                               np.c_[LABELS % 2, LABELS > 4].astype(int)],
+                         ids=["int64", "int32", "uint8", "float", "str", "bool",
+                              "binary", "binary-str", "multilabel"])
+def test_targets_are_encoded_and_decoded_as_label_binarizer_does(y):
+    from sklearn.preprocessing import LabelBinarizer
+    X = np.random.default_rng(0).normal(size=(len(y), 3))
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    binarizer = LabelBinarizer().fit(y)
+    for part in (y, y[:5]):  # all the classes, and some of them (partial_fit's batches)
+        Y = clf._encode(part, np.float32)
+        expected = binarizer.transform(part).astype(np.float32)
+        assert Y.dtype == expected.dtype and Y.flags.c_contiguous
+        np.testing.assert_array_equal(Y, expected)
+        scores = np.random.default_rng(1).random(Y.shape)
+        decoded, expected = clf._decode(scores), binarizer.inverse_transform(scores)
+        assert decoded.dtype == expected.dtype
+        np.testing.assert_array_equal(decoded, expected)
+    np.testing.assert_array_equal(clf.predict(X), binarizer.inverse_transform(
+        clf.predict_proba(X)[:, 1:] if clf.n_outputs_ == 1 else clf.predict_proba(X)))
+
+
 def test_multi_output_regression(diabetes):
     X_train, X_test, y_train, _ = diabetes
     Y = np.c_[y_train, -2 * y_train]
@@ -304,6 +331,22 @@ def test_clone_and_pickle_round_trip(digits):
     for model in (estimator, copy):
         model.partial_fit(X_train, y_train)
     np.testing.assert_array_equal(copy.predict_proba(X_test), estimator.predict_proba(X_test))
+
+
+def test_parameter_names_are_each_classs_own():
+    # fastnn.sklearn reads them once per class, not at every get_params as scikit-learn does
+    import inspect
+
+    class Wide(MLPClassifier):
+        def __init__(self, width=3):
+            super().__init__(hidden_layer_sizes=(width,))
+            self.width = width
+
+    assert Wide(width=5).get_params() == {"width": 5}
+    assert clone(Wide(width=5)).hidden_layer_sizes == (5,)
+    for Estimator in (MLPClassifier, MLPRegressor):
+        assert list(Estimator().get_params()) == sorted(inspect.signature(Estimator).parameters)
+    assert "loss" in MLPRegressor().get_params() and "loss" not in MLPClassifier().get_params()
 
 
 # ---- errors as scikit-learn users know them --------------------------------------------------

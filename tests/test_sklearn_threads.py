@@ -32,6 +32,21 @@ def test_grid_search_in_threads_equals_one_fit_after_another():
                                alone.best_estimator_.coefs_[0], rtol=1e-12, atol=1e-12)
 
 
+def test_with_one_thread_per_fit_a_search_in_threads_equals_the_sequential_one_bit_for_bit():
+    # (without n_threads=1, an epoch large enough to split its rows splits only while no other
+    # fastnn call runs: the two searches then agree to rounding)
+    from sklearn.model_selection import cross_validate
+
+    def weights(n_jobs):
+        with joblib.parallel_config(backend="threading"):
+            result = cross_validate(MLPClassifier((16,), max_iter=15, random_state=0,
+                                                  n_threads=1), X, y, cv=4, n_jobs=n_jobs,
+                                    return_estimator=True)
+        return [np.concatenate([W.ravel() for W in e.coefs_]) for e in result["estimator"]]
+    for alone, together in zip(weights(1), weights(2)):
+        np.testing.assert_array_equal(together, alone)
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_cross_val_score_in_threads_equals_one_fit_after_another(solver):
     target = X @ np.arange(1.0, 7.0)

@@ -12,6 +12,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import fastnn
 from fastnn import _blas_threads, threads
 
+from processes import run_code
+
 needs_control = pytest.mark.skipif(not threads.controlled(),
                                    reason="fastnn does not set this BLAS's threads")
 rng = np.random.default_rng(0)
@@ -250,3 +252,47 @@ def test_results_do_not_depend_on_the_thread_count(dtype, tol):
     np.testing.assert_allclose(one[0], two[0], rtol=tol, atol=tol)
     np.testing.assert_allclose(one[1], two[1], rtol=tol, atol=tol)
     assert one[2] == pytest.approx(two[2], rel=tol)
+
+
+def test_two_threads_building_their_first_networks_at_once_both_train():
+    # A search under joblib's threading backend builds its first two networks at once. The
+    # first thread's lookup of the BLAS waits (up to a second) until the second thread trains:
+    # without a lock, the second one would attach and train while the first attached, which
+    # attach refuses.
+    code = """
+        import threading, time
+        import numpy as np
+        import fastnn
+        from fastnn import _blas_threads, threads
+        lookups, located = [], threads.blas_file
+
+        def slow_first_lookup():
+            lookups.append(threading.current_thread().name)
+            if len(lookups) == 1:
+                deadline = time.monotonic() + 1
+                while _blas_threads.state()[0] == 0 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            return located()
+
+        threads.blas_file = slow_first_lookup
+        X, y = np.random.default_rng(0).standard_normal((20000, 8)), np.arange(20000) % 3
+        errors = []
+
+        def train(pause):
+            time.sleep(pause)
+            try:
+                net = fastnn.MLP([8, 16, 3], output_activation="softmax", loss="cross_entropy")
+                net.fit(X, y, epochs=20, batch_size=10)
+            except Exception as error:
+                errors.append(repr(error))
+
+        trainers = [threading.Thread(target=train, args=(pause,)) for pause in (0, 0.1)]
+        for trainer in trainers:
+            trainer.start()
+        for trainer in trainers:
+            trainer.join()
+        print(errors, len(lookups))
+    """
+    out = run_code(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "1"]
