@@ -18,10 +18,10 @@
 # threads of its own (an epoch: fastnn/_passes.pxd, split_step): `may_split` allows it when the
 # call runs alone, its products are of at least `split_work` multiply-adds (below, the hand-offs
 # cost more than the half saves) and its caps (the library's setting, the call's and the
-# process's) allow two threads. Such an epoch whose products are of `parallel_work` or more
-# chooses, batch by batch, between the split on one BLAS thread and its halves one after the
-# other on the threads `enter` chose (`threads_now`), by timing both (fastnn/_passes.pxd,
-# choose_blas): the better of the two beside a busy process as on a quiet machine.
+# process's) allow two threads. An epoch whose products are of `parallel_work` or more does not
+# split: it chooses, batch by batch, between one BLAS thread and the threads `enter` gave it
+# (`threads_now`), by timing both (fastnn/_passes.pxd, choose_blas), so that it runs on the better
+# of the two beside a busy process as on a quiet machine.
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:

@@ -229,6 +229,8 @@ cdef class Engine:
         self.split.paid = 0
         self.split.pause = SPLIT_PROBE_AFTER
         self.split.hi = 0
+        self.split.halves = False
+        self.split.batch = 0
         self.split.blas = False
         self.split.blas_ns = 0
         self.split.blas_steps = self.split.blas_skip = self.split.blas_total = 0
@@ -276,36 +278,49 @@ cdef class Engine:
         self.split.worker = NULL
 
     cdef Split* splitter(self, Py_ssize_t batch):
-        """The split for an epoch of batches of `batch` rows, after `enter` and `reserve`, or NULL
-        when it runs on one thread: `may_split` says no, the process has one CPU, the plan has
-        batch normalization or dropout (whose statistics and masks are the whole batch's), or
-        no worker thread can be started."""
+        """How an epoch of batches of `batch` rows uses the cores, after `enter` and `reserve`:
+        the split of each batch's rows between this thread and the worker, on one BLAS thread
+        each (``halves``); or, when `enter` gave the call two BLAS threads or more (products of
+        `parallel_work`), the choice between one BLAS thread and those, step by step
+        (choose_blas in fastnn/_passes.pxd); or NULL: one thread, as `enter` set it. No split
+        where `may_split` says no, the process has one CPU, the plan has batch normalization or
+        dropout (whose statistics and masks are the whole batch's), or no worker thread can be
+        started."""
         cdef Py_ssize_t size = cnp.PyArray_DIM(self.work, 0)
-        if (batch < 2 or self.plan.n_buffers or self.plan.n_random
-                or not may_split(batch * self.widest_product, self.n_threads)
-                or fastnn_usable_cpus() < 2):
+        cdef int hi = threads_now()
+        cdef bint halves = hi < 2
+        if halves and (batch < 2 or self.plan.n_buffers or self.plan.n_random
+                       or not may_split(batch * self.widest_product, self.n_threads)
+                       or fastnn_usable_cpus() < 2):
             return NULL
-        if self.split.worker == NULL:
+        if halves and self.split.worker == NULL:
             self.split.worker = fastnn_worker_start()
             if self.split.worker == NULL:
                 return NULL
-        if self.split_work is None or cnp.PyArray_DIM(self.split_work, 0) < size:
+        if halves and (self.split_work is None or cnp.PyArray_DIM(self.split_work, 0) < size):
             self.split_work = np.empty(size, dtype=self.params.dtype)
-        if self.split_sums is None:
+        if halves and self.split_sums is None:
             self.split_sums = np.empty(2 * (self.plan.n_params + 2), dtype=self.params.dtype)
+        if halves != self.split.halves or batch != self.split.batch:
+            # timings of other steps say nothing of these: time them anew
+            self.split.halves = halves
+            self.split.batch = batch
+            self.split.split_ns = self.split.single_ns = 0
+            self.split.singles = self.split.skip = self.split.paid = 0
+            self.split.pause = self.split.blas_pause = SPLIT_PROBE_AFTER
+            self.split.blas = False
+            self.split.blas_skip = 0
         self.split.is_double = self.is_double
         self.split.p = &self.plan
         self.split.P = data(self.params)
         self.split.B = data(self.buffers)
-        self.split.work = data(self.split_work)
-        self.split.sums = data(self.split_sums)
-        # the threads `enter` gave this call: >= 2 when its products are large enough for them,
-        # which the epoch then uses only while they pay (choose_blas); it begins where the last
-        # epoch left off
-        self.split.hi = threads_now()
-        self.split.blas = self.split.blas and self.split.hi >= 2
-        with nogil:
-            set_alone(self.split.hi if self.split.blas else 1)
+        self.split.work = data(self.split_work) if halves else NULL
+        self.split.sums = data(self.split_sums) if halves else NULL
+        # the epoch begins on the threads the last one ended on
+        self.split.hi = hi
+        if not halves:
+            with nogil:
+                set_alone(hi if self.split.blas else 1)
         return &self.split
 
     @property
@@ -316,8 +331,8 @@ cdef class Engine:
     @property
     def split_state(self):
         """The row split's and the BLAS threads' choice as it stands, for tests and benchmarks:
-        a dict of ``steps`` (split steps made), ``blas_steps`` (those of full batches made with
-        their halves one after the other on the BLAS's threads), ``hi`` (the BLAS threads the
+        a dict of ``steps`` (split steps made), ``blas_steps`` (steps of full batches made on
+        the BLAS's own threads, by an epoch that does not split), ``hi`` (the BLAS threads the
         last epoch could use), ``blas`` (its steps run on them now), ``blas_pause``, ``pause``
         (the batches the next try that does not pay pauses the BLAS's threads and the worker
         for)."""

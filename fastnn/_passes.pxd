@@ -426,11 +426,14 @@ cdef struct Split:
     Py_ssize_t pause        # the skip after the next parallel steps that do not pay
     Py_ssize_t paid         # parallel steps judged since the last try began
     Py_ssize_t steps        # split steps made (Engine.split_steps), in parallel or not
-    # the BLAS's own threads: an epoch whose products are large enough for `enter` to give them
-    # hi >= 2 BLAS threads runs its halves one after the other on those threads (blas) while
-    # that is faster than the split and than one thread; tried, judged and paused as the worker
-    # is, and never while the machine's other cores look busy (a BLAS thread that a busy process
-    # preempts makes every product wait for it: 10x slower, where a late worker costs nothing)
+    # the BLAS's own threads, in an epoch whose products are large enough for `enter` to give
+    # them hi >= 2 BLAS threads: such an epoch does not split its rows (halves False) but runs
+    # its steps on one BLAS thread or on hi, choosing by timing as the split chooses its worker
+    # (1 and hi BLAS threads give the same bits), and never tries hi while the machine's other
+    # cores look busy (a BLAS thread that a busy process preempts makes every product wait for
+    # it: 10x slower)
+    bint halves             # the steps split their rows (split_step); otherwise train_step
+    Py_ssize_t batch        # the batch rows the timings are of (other rows: timed anew)
     int hi                  # the BLAS threads `enter` gave the epoch (< 2: never tried)
     bint blas               # the steps run on hi BLAS threads now
     double blas_ns          # moving average of their nanoseconds (0: none since the last try)
@@ -498,9 +501,10 @@ cdef inline void judge_split(Split* split, bint parallel, bint woken,
 
 
 cdef inline void choose_blas(Split* split) noexcept nogil:
-    """Before a full batch: try the BLAS's hi threads for the next steps, once steps on one thread
-    were timed and no pause is under way, if the cores look idle (otherwise the pause grows as if
-    the try had not paid) and no other fastnn call runs."""
+    """Before a full batch of an epoch that does not split its rows: try the BLAS's hi threads for
+    the next steps, once steps on one thread were timed and no pause is under way, if the cores
+    look idle (otherwise the pause grows as if the try had not paid) and no other fastnn call
+    runs."""
     if split.hi < 2 or split.blas or split.singles < SPLIT_REFERENCE:
         return
     if split.blas_skip > 0:
@@ -517,23 +521,20 @@ cdef inline void choose_blas(Split* split) noexcept nogil:
 
 cdef inline void judge_blas(Split* split, long long ns) noexcept nogil:
     """Account a full batch's step of `ns` nanoseconds on the BLAS's hi threads: back to one
-    BLAS thread (and the split, judged as before) for split.blas_pause batches when these steps
-    are slower on average than the better of one thread and the split in parallel, or when one
-    step takes twice the average (a busy process arrived: each further step would cost ~10x);
-    the first step of a try, which wakes the BLAS's threads, is not counted."""
+    BLAS thread for split.blas_pause batches when these steps are slower on average than steps on
+    one thread, or when one step takes twice their average (a busy process arrived: each further
+    step would cost ~10x), or another fastnn call began (and set one thread); the first step of a
+    try, which wakes the BLAS's threads, is not counted."""
     cdef double t = <double>ns
-    cdef double rival = split.single_ns
     cdef bint jump
     split.blas_steps += 1
     split.blas_total += 1
     if split.blas_steps == 1:
         return
-    if 0 < split.split_ns < rival:
-        rival = split.split_ns
     jump = split.blas_ns > 0 and t > 2 * split.blas_ns
     t = min(t, 2 * split.single_ns)
     split.blas_ns = t if split.blas_ns == 0 else split.blas_ns + (t - split.blas_ns) / 8
-    if jump or split.blas_ns > rival or set_alone(split.hi) != split.hi:
+    if jump or split.blas_ns > split.single_ns or set_alone(split.hi) != split.hi:
         set_alone(1)
         split.blas = False
         split.blas_skip = split.blas_pause
@@ -637,7 +638,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
                           double max_norm,      # clip each gradient's norm to it; 0: no clipping
                           bint scheduled,       # step r.schedule after each batch
                           bint watch,           # stop between batches on SIGINT
-                          Split* split,         # the second thread's half of each batch, or NULL
+                          Split* split,         # the row split or the BLAS threads' choice, or NULL
                           double* total, double* seen, Py_ssize_t* done) noexcept nogil:
     """Train on consecutive batches of `batch` rows (the last may be smaller), from batch done[0]
     up to batch stop (an EpochStatus).
@@ -668,17 +669,22 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
         start = k * batch
         rows = min(batch, N - start)
         gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
-        if split != NULL and rows >= 2:
-            if rows == batch:
-                choose_blas(split)
-            parallel = not split.blas and in_parallel(split)
+        if split != NULL and split.halves and rows >= 2:
+            parallel = in_parallel(split)
             started = fastnn_now_ns()
             status = split_step(p, r, P, B, state, work, xb, yb, sb, rows, max_norm, &J, &S,
                                 split, parallel, &woken)
-            if rows == batch and split.blas:
-                judge_blas(split, fastnn_now_ns() - started)
-            elif rows == batch:
+            if rows == batch:
                 judge_split(split, parallel, woken, fastnn_now_ns() - started)
+        elif split != NULL and rows == batch:
+            choose_blas(split)
+            started = fastnn_now_ns()
+            status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
+                                &J, &S)
+            if split.blas:
+                judge_blas(split, fastnn_now_ns() - started)
+            else:
+                judge_split(split, False, False, fastnn_now_ns() - started)
         else:
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
                                 &J, &S)

@@ -32,16 +32,15 @@ making steps slower than one thread's is left out for a while (the engine times 
 split needs two CPUs in the process's affinity mask, two threads allowed by the caps below, and
 no other fastnn call running; ``n_threads=1`` (or `set_threads` (1)) turns it off.
 
-Above `PARALLEL_WORK`, such an epoch does not take the BLAS's threads for good: two BLAS threads
-beat the split there on a quiet machine, but beside a busy process every product waits for the
-BLAS thread the process preempts (10-15x slower), where a late worker costs the split nothing.
-So it splits, and tries its halves one after the other on the BLAS's threads when the cores look
-idle (the kernel's count of runnable tasks, less this process's own, in ``/proc/loadavg``; not
-trusted where it counts more tasks than ``/proc`` shows, as in a container); it keeps them while
-they are faster than the split and than one thread, and leaves them at the first step that takes
-twice their average. The worker's own tries wait the same way while the cores look busy. Both
-ways compute the same halves and add them alike, and 1 and 2 BLAS threads give the same bits, so
-the choice, which depends on timing, changes no result.
+Above `PARALLEL_WORK`, an epoch does not take the BLAS's threads for good: two BLAS threads pay
+there on a quiet machine, but beside a busy process every product waits for the BLAS thread the
+process preempts (10-15x slower). So it times a few steps on one BLAS thread, then tries the
+user's setting when the cores look idle (the kernel's count of runnable tasks, less this
+process's own, in ``/proc/loadavg``; not trusted where it counts more tasks than ``/proc`` shows,
+as in a container), keeps it while its steps are faster, and goes back to one thread at the
+first step that takes twice their average. 1 and 2 BLAS threads give the same bits, so the
+choice, which depends on timing, changes no result. The row split's worker waits the same way
+to be tried while the cores look busy.
 
 The choice is compiled (fastnn/_blas_threads.pyx): a few C calls per compiled call, none of them
 when nothing changes, so a step of a tiny network costs what it costs without a policy. The

@@ -46,15 +46,18 @@ def two_threads():
     lib.set_num_threads(before)
 
 
-def seen_while_training(nets, parallel_work=None, split_work=None, **fit):
-    """What a watcher sees while the networks train, one thread each: the policy's states
-    ``{(running calls, the count it set)}``, the library's counts read while calls ran (which
-    may include the setting of a moment between two calls), and the library's count after."""
+def seen_while_training(nets, parallel_work=None, predict=False, **fit):
+    """What a watcher sees while the networks train (or, with ``predict``, run forward passes
+    over X), one thread each: the policy's states ``{(running calls, the count it set)}``, the
+    library's counts read while calls ran (which may include the setting of a moment between two
+    calls), and the library's count after."""
     if parallel_work is not None:
         _blas_threads.set_parallel_work(parallel_work)
-    if split_work is not None:
-        _blas_threads.set_split_work(split_work)
     lib, states, counts, done = library(), set(), set(), threading.Event()
+
+    def predicting(net):
+        for _ in range(200):
+            net.forward(X)
 
     def watch():
         while not done.is_set():
@@ -64,7 +67,8 @@ def seen_while_training(nets, parallel_work=None, split_work=None, **fit):
                 counts.add(lib.get_num_threads())
 
     watcher = threading.Thread(target=watch)
-    trainers = [threading.Thread(target=net.fit, args=(X, y), kwargs={"epochs": 20, **fit})
+    trainers = [threading.Thread(target=predicting, args=(net,)) if predict else
+                threading.Thread(target=net.fit, args=(X, y), kwargs={"epochs": 20, **fit})
                 for net in nets]
     watcher.start()
     for trainer in trainers:
@@ -99,18 +103,16 @@ def test_small_products_run_on_one_thread_and_the_setting_comes_back():
 
 @needs_control
 def test_large_products_run_on_the_users_setting():
-    # an epoch that does not split its rows (no split from any size here) runs on the user's 2
-    states, counts, after = seen_while_training([classifier()], parallel_work=0,
-                                                split_work=1 << 62, batch_size=200)
+    states, counts, after = seen_while_training([classifier()], parallel_work=0, predict=True)
     assert states == {(1, 2)}
     assert counts == {2}
     assert after == 2
 
 
 @needs_control
-def test_a_split_epoch_of_large_products_uses_at_most_the_users_setting():
-    # the epoch chooses between the row split on one BLAS thread and the user's 2 by timing:
-    # either, never more, and the setting comes back
+def test_an_epoch_of_large_products_uses_at_most_the_users_setting():
+    # the epoch chooses between one BLAS thread and the user's 2 by timing: either, never more,
+    # and the setting comes back
     net = classifier()
     states, counts, after = seen_while_training([net], parallel_work=0, batch_size=200)
     assert states <= {(1, 1), (1, 2)}
@@ -149,9 +151,14 @@ def test_fastnns_caps_lower_the_setting(where):
 @needs_control
 def test_a_cap_above_the_users_setting_does_not_raise_it():
     threads.set_threads(8)
-    states, counts, _ = seen_while_training([classifier(n_threads=4)], parallel_work=0)
+    net = classifier(n_threads=4)
+    states, counts, _ = seen_while_training([net], parallel_work=0, predict=True)
     assert states == {(1, 2)}
     assert counts == {2}
+    states, counts, _ = seen_while_training([net], parallel_work=0)
+    assert states <= {(1, 1), (1, 2)}
+    assert counts <= {1, 2}
+    assert net._engine.split_state["hi"] == 2
 
 
 @needs_control
