@@ -37,6 +37,12 @@ cdef extern from *:
     const double SOFTPLUS_THRESHOLD "FASTNN_SOFTPLUS_THRESHOLD"
 
 
+cdef extern from "_exp.h" nogil:
+    # exp over an array in a loop vectorized per instruction set (see the header); out may be x
+    void fastnn_exp_double(double* out, const double* x, Py_ssize_t n)
+    void fastnn_exp_float(float* out, const float* x, Py_ssize_t n)
+
+
 cdef inline bint needs_input(int act) noexcept nogil:
     """Whether the activation's derivative is computed from Z (activation_backward_input)."""
     return act == GELU or act == GELU_TANH or act == SILU or act == SOFTPLUS
@@ -47,6 +53,16 @@ cdef inline floating fexp(floating x) noexcept nogil:
         return expf(x)
     else:
         return exp(x)
+
+
+cdef inline void exp_array(floating* out,     # OUT (n,), may be x
+                           floating* x,       # IN  (n,)
+                           Py_ssize_t n) noexcept nogil:
+    """out = exp(x) elementwise, within 1 ulp (fastnn/_exp.h)."""
+    if floating is float:
+        fastnn_exp_float(out, x, n)
+    else:
+        fastnn_exp_double(out, x, n)
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:

@@ -1,9 +1,6 @@
-/* Adam's elementwise loop, compiled for three instruction sets: the wheel targets baseline x86-64,
- * whose SSE2 divides and takes square roots of two doubles at a time, and this loop is bound by
- * exactly those. On GCC for x86-64 ELF the loader picks the AVX-512, AVX2 or baseline clone for
- * the processor it runs on; elsewhere only the baseline is compiled. Contraction into fused
- * multiply-adds is off, so every clone rounds exactly as the baseline does: results do not depend
- * on the processor. See _updates.pxd for the math (torch.optim.Adam's order of operations).
+/* Adam's elementwise loop, compiled for three instruction sets (_clones.h): baseline x86-64's
+ * SSE2 divides and takes square roots of two doubles at a time, and this loop is bound by exactly
+ * those. See _updates.pxd for the math (torch.optim.Adam's order of operations).
  * The _l2 loops are torch.optim.Adam with weight_decay: g = G + wd P (P before this step) in place
  * of G, G itself unchanged; a second pair so that the plain loop carries no test per element.
  */
@@ -12,12 +9,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
-#define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), \
-                                     optimize("fp-contract=off")))
-#else
-#define FASTNN_CLONES
-#endif
+#include "_clones.h"
 
 #define FASTNN_ADAM_LOOP(NAME, T, SQRT, GRAD)                                                  \
 static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T b2, T eps,   \

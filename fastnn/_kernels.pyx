@@ -8,7 +8,8 @@ from cython cimport floating
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
 from fastnn._activations cimport (activation_backward_input as _activation_backward_input,
                                   activation_forward as _activation_forward,
-                                  activation_backward as _activation_backward)
+                                  activation_backward as _activation_backward,
+                                  exp_array as _exp_array)
 from fastnn._batchnorm cimport (batchnorm_forward as _batchnorm_forward,
                                 batchnorm_inference as _batchnorm_inference,
                                 batchnorm_running as _batchnorm_running,
@@ -34,6 +35,11 @@ def gemm(bint trans_a, bint trans_b, floating alpha, floating[:, ::1] A, floatin
     else:
         _gemm(trans_a, trans_b, m, n, k, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
               beta, &C[0, 0], n)
+
+
+def exp_array(floating[::1] out, floating[::1] x):
+    """out = exp(x) elementwise (out may be x)."""
+    _exp_array(&out[0], &x[0], x.shape[0])
 
 
 def activation_forward(floating[:, ::1] A, floating[:, ::1] Z, int act, floating alpha=0):

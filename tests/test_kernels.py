@@ -68,6 +68,75 @@ def test_gemm_with_beta_zero_overwrites_nan(dtype, m, n, k, reference):
     assert_sums_close(C, A64 @ B64, np.abs(A64) @ np.abs(B64), dtype)
 
 
+# exp over arrays (fastnn/_exp.h): its error bound in ulps of the correctly rounded result, and
+# the range of arguments whose result is finite and not 0 (where overflow and underflow start)
+EXP_ULPS = 1.0
+EXP_RANGE = {np.float32: (-103.98, 88.72), np.float64: (-745.2, 709.78)}
+
+
+def exp_reference(x):
+    """exp(x) in more precision than x's dtype: float64 for float32, long double for float64 (on
+    a platform whose long double is a double, np.exp's own error adds up to 1 ulp)."""
+    if x.dtype == np.float32:
+        return np.exp(x.astype(np.float64)), 0.0
+    wide = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+    return np.exp(x.astype(np.longdouble)), 0.0 if wide else 1.0
+
+
+def ulps(got, reference, dtype):
+    """|got - reference| in units of the spacing of dtype at the reference rounded to dtype (the
+    smallest subnormal's for the subnormals)."""
+    spacing = np.spacing(np.abs(reference.astype(dtype))).astype(reference.dtype)
+    return np.abs(got.astype(reference.dtype) - reference) / spacing
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_array_is_within_an_ulp_over_its_whole_range(dtype):
+    low, high = EXP_RANGE[dtype]
+    # a dense sweep (steps of ~3e-4) over every exponent the results take, subnormals included,
+    # and a denser one over [-1, 1], where most arguments of softmax and sigmoid fall
+    x = np.concatenate([np.linspace(low, high, 5_000_001), np.linspace(-1, 1, 1_000_001)])
+    x = x.astype(dtype)
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    reference, slack = exp_reference(x)
+    error = ulps(got, reference, dtype)
+    assert error.max() <= EXP_ULPS + slack, x[error.argmax()]
+    x[::2] = np.nan
+    kernel("exp_array", dtype)(x, x)    # in place
+    np.testing.assert_array_equal(x[1::2], got[1::2])
+    assert np.all(np.isnan(x[::2]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_array_edge_cases(dtype):
+    info = np.finfo(dtype)
+    log_max = np.log(info.max.astype(np.float64))           # exp overflows beyond it
+    log_tiny = np.log(info.smallest_subnormal.astype(np.float64))
+    # (x, exp(x)) exactly; below ln of half the smallest subnormal, exp rounds to 0
+    exact = [(0.0, 1.0), (-0.0, 1.0), (np.inf, np.inf), (-np.inf, 0.0), (1e30, np.inf),
+             (-1e30, 0.0), (info.max, np.inf), (-info.max, 0.0), (1000.0, np.inf),
+             (-1000.0, 0.0), (log_tiny - 0.7, 0.0), (np.nan, np.nan), (-np.nan, np.nan)]
+    x, expected = np.array(exact, dtype=dtype).T.copy()
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    np.testing.assert_array_equal(got, expected)
+    assert not np.signbit(got[~np.isnan(got)]).any()    # +0, not -0, below the range
+    # either side of overflow, of the smallest normal result and of the smallest subnormal; tiny
+    # arguments, and either side of +-ln(2)/2, where the reduction's k changes
+    near = [np.nextafter(log_max, -np.inf), log_max * (1 + 1e-6), np.log(info.tiny) * 0.999,
+            np.log(info.tiny) * 1.001, log_tiny + 0.01, log_tiny - 0.01, 1e-300, -1e-300, 1e-20,
+            np.log(2) / 2 * (1 - 1e-9), np.log(2) / 2 * (1 + 1e-9), -np.log(2) / 2 * (1 + 1e-9)]
+    x = np.array(near, dtype=dtype)
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    reference, slack = exp_reference(x)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(reference.astype(dtype))
+    assert ulps(got[finite], reference[finite], dtype).max() <= EXP_ULPS + slack
+    assert np.all(np.isinf(got[~finite]))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("in_place", [False, True])
