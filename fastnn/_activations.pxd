@@ -105,13 +105,18 @@ cdef inline void softmax_rows(floating* A, floating* Z, Py_ssize_t N, Py_ssize_t
     cdef floating zmax, total
     cdef floating* z
     cdef floating* a
+    # the shifted rows first, so that one exp over the whole matrix is a vectorized loop
     for i in range(N):
         z = Z + i * M
         a = A + i * M
         zmax = row_max(z, M)
+        for j in range(M):
+            a[j] = z[j] - zmax
+    exp_array(A, A, N * M)
+    for i in range(N):
+        a = A + i * M
         total = 0
         for j in range(M):
-            a[j] = fexp(z[j] - zmax)
             total = total + a[j]
         for j in range(M):
             a[j] = a[j] / total
@@ -158,8 +163,7 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
     elif act == EXP:
         # overflows to inf beyond z ~ 709 (88 in float32): the loss is then infinite and the
         # training step refused
-        for i in range(size):
-            A[i] = fexp(Z[i])
+        exp_array(A, Z, size)
     elif act == SOFTPLUS:
         for i in range(size):
             if Z[i] > SOFTPLUS_THRESHOLD:
