@@ -11,6 +11,9 @@
 
 #include "_clones.h"
 
+/* m is torch's lerp_(m, g, w), whose two forms switch at a weight of 0.5: one loop for each, so
+ * that neither tests w per element; each updates m, then v, then P, in one pass over the four
+ * vectors (g is read once). */
 #define FASTNN_ADAM_LOOP(NAME, T, SQRT, GRAD)                                                  \
 static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T b2, T eps,   \
                                T step_size, T inv_bias2_sqrt, T wd) {                        \
@@ -18,16 +21,24 @@ static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T
     T g;                                                                                     \
     (void)wd;                                                                                \
     if (w < 0.5) {                                                                           \
-        for (i = 0; i < n; i++) { g = GRAD; m[i] = m[i] + w * (g - m[i]); }                  \
+        for (i = 0; i < n; i++) {                                                            \
+            g = GRAD;                                                                        \
+            m[i] = m[i] + w * (g - m[i]);                                                    \
+            FASTNN_ADAM_V_P(SQRT)                                                            \
+        }                                                                                    \
     } else {                                                                                 \
-        for (i = 0; i < n; i++) { g = GRAD; m[i] = g - (g - m[i]) * (1 - w); }              \
-    }                                                                                        \
-    for (i = 0; i < n; i++) {                                                                \
-        g = GRAD;                                                                            \
-        v[i] = v[i] * b2 + (1 - b2) * g * g;                                                 \
-        P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);                \
+        for (i = 0; i < n; i++) {                                                            \
+            g = GRAD;                                                                        \
+            m[i] = g - (g - m[i]) * (1 - w);                                                 \
+            FASTNN_ADAM_V_P(SQRT)                                                            \
+        }                                                                                    \
     }                                                                                        \
 }
+
+/* the second moment and the step, after m (the body of both loops above) */
+#define FASTNN_ADAM_V_P(SQRT)                                                                  \
+    v[i] = v[i] * b2 + (1 - b2) * g * g;                                                     \
+    P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);
 
 FASTNN_ADAM_LOOP(fastnn_adam_loop_double, double, sqrt, G[i])
 FASTNN_ADAM_LOOP(fastnn_adam_loop_float, float, sqrtf, G[i])
