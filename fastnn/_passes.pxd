@@ -17,7 +17,7 @@ from fastnn._activations cimport (SOFTMAX, activation_backward, activation_backw
                                   activation_forward, needs_input)
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
-from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
+from fastnn._dense cimport copy_row, dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._schedules cimport schedule_step
@@ -519,26 +519,6 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     for i in range(n):
         mine[i] = mine[i] + theirs[i]
     return reduced_step(p, r, P, mine, state, max_norm, J, norm)
-
-
-cdef enum:
-    # rows of at least this many values are copied by memcpy: an element loop checks the two
-    # rows for overlap and copies two doubles at a time at best (the digits fit's 64-value rows:
-    # 5 instructions a value against 0.4), but for a row of one or two values the call costs more
-    # than the loop (10-15 ns a row more in a shuffled fit of the course notes' 1-2-2 network)
-    MEMCPY_ROW = 8
-
-
-cdef inline void copy_row(floating* dst,        # OUT (n,)
-                          floating* src,        # IN  (n,)
-                          Py_ssize_t n) noexcept nogil:
-    """dst = src, n values that do not overlap."""
-    cdef Py_ssize_t j
-    if n >= MEMCPY_ROW:
-        memcpy(dst, src, n * sizeof(floating))
-    else:
-        for j in range(n):
-            dst[j] = src[j]
 
 
 cdef inline void gather_batch(Plan* p, floating* work,
