@@ -12,6 +12,8 @@ cdef enum:
     # 4.2 us against 2.8), but for a row of one or two values the call costs more than the loop
     # (10-15 ns a row more in a shuffled fit of the course notes' 1-2-2 network)
     MEMCPY_ROW = 8
+    # columns summed at once by column_sums, each in its own accumulator
+    SUM_BLOCK = 16
 
 
 cdef inline void copy_row(floating* dst,        # OUT (n,)
@@ -24,6 +26,32 @@ cdef inline void copy_row(floating* dst,        # OUT (n,)
     else:
         for j in range(n):
             dst[j] = src[j]
+
+
+cdef inline void column_sums(floating* s,       # OUT (M,)
+                             floating* D,       # IN  (N, M)
+                             Py_ssize_t N, Py_ssize_t M) noexcept nogil:
+    """s[j] = sum_i D[i, j], the rows added in order.
+
+    SUM_BLOCK columns at a time, their sums held in registers over all the rows: a loop that adds
+    each row into s stores every sum back once per row (200 x 100 doubles: 4.5 us against 1.9).
+    """
+    cdef floating acc[SUM_BLOCK]
+    cdef Py_ssize_t i, j, start = 0
+    while start + SUM_BLOCK <= M:
+        for j in range(SUM_BLOCK):
+            acc[j] = 0
+        for i in range(N):
+            for j in range(SUM_BLOCK):
+                acc[j] = acc[j] + D[i * M + start + j]
+        for j in range(SUM_BLOCK):
+            s[start + j] = acc[j]
+        start += SUM_BLOCK
+    for j in range(start, M):
+        s[j] = 0
+    for i in range(N):
+        for j in range(start, M):
+            s[j] = s[j] + D[i * M + j]
 
 
 cdef inline void dense_forward(floating* Z,        # OUT (N, M)
@@ -49,14 +77,9 @@ cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL t
                                 floating* W,       # IN  (K, M)
                                 Py_ssize_t N, Py_ssize_t K, Py_ssize_t M) noexcept nogil:
     """dW = A^T @ D, db = sum of the rows of D, dA = D @ W^T."""
-    cdef Py_ssize_t i, j
     gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>0, dW, M)
     if db != NULL:
-        for j in range(M):
-            db[j] = 0
-        for i in range(N):
-            for j in range(M):
-                db[j] = db[j] + D[i * M + j]
+        column_sums(db, D, N, M)
     if dA != NULL:
         gemm(False, True, N, K, M, <floating>1, D, M, W, M, <floating>0, dA, K)
 
