@@ -21,7 +21,8 @@ from fastnn._dense cimport copy_row, dense_forward, dense_backward, dense_backwa
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._schedules cimport schedule_step
-from fastnn._updates cimport clip_grad_norm, sgd_update, adam_update, rmsprop_update
+from fastnn._updates cimport (clip_grad_norm, sgd_update, adam_update, rmsprop_update,
+                              sum_squares)
 
 cdef extern from "_interrupt.h" nogil:
     # raised by fastnn's SIGINT handler (see the header); read between batches
@@ -110,17 +111,13 @@ cdef inline void commit_statistics(Plan* p, floating* B, floating* work,
 
 cdef inline double penalty(Plan* p, floating* P) noexcept nogil:
     """(l2 / 2) sum ||W||^2 over the dense layers' weights."""
-    cdef Py_ssize_t k, i, size
+    cdef Py_ssize_t k
     cdef double total = 0
-    cdef floating* W
     if p.l2 == 0:
         return 0
     for k in range(p.n_layers):
         if p.layers[k].kind == DENSE:
-            W = P + p.layers[k].p_off
-            size = p.layers[k].n_in * p.layers[k].n_out
-            for i in range(size):
-                total += <double>W[i] * W[i]
+            total += sum_squares(P + p.layers[k].p_off, p.layers[k].n_in * p.layers[k].n_out)
     return 0.5 * p.l2 * total
 
 
