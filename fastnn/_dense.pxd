@@ -75,9 +75,19 @@ cdef inline void dense_backward(floating* dA,      # OUT (N, K) dJ/dA, or NULL t
                                 floating* D,       # IN  (N, M) dJ/dZ
                                 floating* A,       # IN  (N, K) the layer's input
                                 floating* W,       # IN  (K, M)
-                                Py_ssize_t N, Py_ssize_t K, Py_ssize_t M) noexcept nogil:
-    """dW = A^T @ D, db = sum of the rows of D, dA = D @ W^T."""
-    gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>0, dW, M)
+                                Py_ssize_t N, Py_ssize_t K, Py_ssize_t M,
+                                floating decay) noexcept nogil:
+    """dW = A^T @ D + decay W (the L2 penalty's gradient), db = sum of the rows of D,
+    dA = D @ W^T."""
+    cdef Py_ssize_t i
+    if decay == 0:
+        gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>0, dW, M)
+    else:
+        # decay W first, BLAS adding the product onto it: one pass over dW fewer than adding
+        # decay W after, and none by BLAS to clear dW for beta = 0
+        for i in range(K * M):
+            dW[i] = decay * W[i]
+        gemm(True, False, K, M, N, <floating>1, A, K, D, M, <floating>1, dW, M)
     if db != NULL:
         column_sums(db, D, N, M)
     if dA != NULL:

@@ -124,11 +124,12 @@ def dense_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] W, fl
 
 
 def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
-                   floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] W):
-    """dW = A^T @ D, db = the column sums of D, dA = D @ W^T (skipped when dA is None)."""
+                   floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] W, floating decay=0):
+    """dW = A^T @ D + decay W, db = the column sums of D, dA = D @ W^T (skipped when dA is
+    None)."""
     _dense_backward(&dA[0, 0] if dA is not None else NULL, &dW[0, 0],
                     &db[0] if db is not None else NULL, &D[0, 0],
-                    &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
+                    &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1], decay)
 
 
 def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1] b,

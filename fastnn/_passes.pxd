@@ -241,7 +241,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
             else:
                 dense_backward(D_prev if input_gradient else NULL, G + L.p_off,
                                G + L.p_off + L.n_in * n if L.affine else NULL, D,
-                               layer_input(p, work, X, k), P + L.p_off, N, L.n_in, n)
+                               layer_input(p, work, X, k), P + L.p_off, N, L.n_in, n, decay)
             swap = D
             D = D_prev
             D_prev = swap
@@ -267,8 +267,6 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
                     P[i] = P[i] - <floating>descend * G[i]
                 if backup != NULL:
                     intact[0] = intact[0] and finite(P + L.p_off, L.n_p)
-    if decay != 0 and descend <= 0:
-        add_penalty_gradient(p, P, G, decay)
 
 
 cdef inline bint known_rule(int kind) noexcept nogil:

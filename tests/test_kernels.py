@@ -184,15 +184,17 @@ def test_dense_forward_matches_numpy(dtype, N, K, M):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
 @pytest.mark.parametrize("with_dA", [True, False])
-def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA):
+@pytest.mark.parametrize("decay", [0.0, 0.3])
+def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA, decay):
     rng = np.random.default_rng(4)
     D, A, W = (rng.normal(size=s).astype(dtype) for s in ((N, M), (N, K), (K, M)))
     dW = np.full((K, M), np.nan, dtype=dtype)
     db = np.full(M, np.nan, dtype=dtype)
     dA = np.full((N, K), np.nan, dtype=dtype) if with_dA else None
-    kernel("dense_backward", dtype)(dA, dW, db, D, A, W)
+    kernel("dense_backward", dtype)(dA, dW, db, D, A, W, decay)
     D64, A64, W64 = (x.astype(np.float64) for x in (D, A, W))
-    assert_sums_close(dW, A64.T @ D64, np.abs(A64.T) @ np.abs(D64), dtype)
+    assert_sums_close(dW, A64.T @ D64 + decay * W64, np.abs(A64.T) @ np.abs(D64)
+                      + decay * np.abs(W64), dtype)
     assert_sums_close(db, D64.sum(axis=0), np.abs(D64).sum(axis=0), dtype)
     if with_dA:
         assert_sums_close(dA, D64 @ W64.T, np.abs(D64) @ np.abs(W64.T), dtype)
