@@ -1,6 +1,6 @@
-/* exp over whole arrays, in loops the compiler vectorizes (cloned per instruction set, _clones.h):
- * the C library's exp is one call per element that no loop around it can vectorize, and GCC's
- * vector variants (libmvec) round differently on each processor. The point functions below are
+/* exp and sigmoid over whole arrays, in loops the compiler vectorizes (cloned per instruction
+ * set, _clones.h): the C library's exp is one call per element that no loop around it can
+ * vectorize, and GCC's vector variants (libmvec) round differently on each processor. The point functions below are
  * branch-free, so that every clone computes exactly what the baseline computes.
  *
  * Method (Cody and Waite's range reduction, as Cephes, fdlibm and SLEEF): k = round(x / ln 2),
@@ -23,6 +23,7 @@
  */
 #ifndef FASTNN_EXP_H
 #define FASTNN_EXP_H
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -112,6 +113,18 @@ static inline float fastnn_exp_point_float(float x) {
     return p * s1 * s2;
 }
 
+/* 1 / (1 + exp(-z)) from exp(-|z|) only, so that it never overflows: 1 / (1 + e) for z >= 0,
+ * e / (1 + e) below (the formula of sigmoid in _activations.pxd) */
+static inline double fastnn_sigmoid_point_double(double z) {
+    double e = fastnn_exp_point_double(-fabs(z));
+    return fastnn_select_double(z >= 0, 1.0, e) / (1 + e);
+}
+
+static inline float fastnn_sigmoid_point_float(float z) {
+    float e = fastnn_exp_point_float(-fabsf(z));
+    return fastnn_select_float(z >= 0, 1.0f, e) / (1 + e);
+}
+
 /* out[i] = exp(x[i]) for the n elements; out may be x */
 static FASTNN_CLONES void fastnn_exp_double(double *out, const double *x, ptrdiff_t n) {
     ptrdiff_t i;
@@ -123,6 +136,19 @@ static FASTNN_CLONES void fastnn_exp_float(float *out, const float *x, ptrdiff_t
     ptrdiff_t i;
     for (i = 0; i < n; i++)
         out[i] = fastnn_exp_point_float(x[i]);
+}
+
+/* out[i] = sigmoid(z[i]) for the n elements; out may be z */
+static FASTNN_CLONES void fastnn_sigmoid_double(double *out, const double *z, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++)
+        out[i] = fastnn_sigmoid_point_double(z[i]);
+}
+
+static FASTNN_CLONES void fastnn_sigmoid_float(float *out, const float *z, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++)
+        out[i] = fastnn_sigmoid_point_float(z[i]);
 }
 
 #endif

@@ -137,11 +137,16 @@ def test_exp_array_edge_cases(dtype):
     assert np.all(np.isinf(got[~finite]))
 
 
+# a small matrix, and one of several chunks of the activations computed a chunk at a time
+ACTIVATION_SHAPES = [(7, 5), (61, 13)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("in_place", [False, True])
-def test_activation_forward_matches_definition(dtype, act, in_place):
-    Z = np.random.default_rng(1).normal(scale=3, size=(7, 5)).astype(dtype)
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
+def test_activation_forward_matches_definition(dtype, act, in_place, shape):
+    Z = np.random.default_rng(1).normal(scale=3, size=shape).astype(dtype)
     alpha = registry.ACTIVATIONS[act].default   # the parameter, for those that have one
     expected = activation(Z, act, alpha)
     A = Z if in_place else np.full_like(Z, np.nan)
@@ -151,10 +156,11 @@ def test_activation_forward_matches_definition(dtype, act, in_place):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
-def test_activation_backward_matches_derivative_from_z(dtype, act):
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
+def test_activation_backward_matches_derivative_from_z(dtype, act, shape):
     rng = np.random.default_rng(2)
-    Z = rng.normal(scale=2, size=(6, 4))
-    G = rng.normal(size=(6, 4))
+    Z = rng.normal(scale=2, size=shape)
+    G = rng.normal(size=shape)
     alpha = registry.ACTIVATIONS[act].default
     D = G.astype(dtype)
     if registry.ACTIVATIONS[act].derivative == "input":
