@@ -37,6 +37,20 @@ cdef extern from *:
     const double SOFTPLUS_THRESHOLD "FASTNN_SOFTPLUS_THRESHOLD"
 
 
+cdef extern from "_exp.h" nogil:
+    # exp and sigmoid over an array in loops vectorized per instruction set (see the header);
+    # out may be x
+    void fastnn_exp_double(double* out, const double* x, Py_ssize_t n)
+    void fastnn_exp_float(float* out, const float* x, Py_ssize_t n)
+    void fastnn_sigmoid_double(double* out, const double* z, Py_ssize_t n)
+    void fastnn_sigmoid_float(float* out, const float* z, Py_ssize_t n)
+
+cdef enum:
+    # the values taken at a time by an activation whose formula needs exp(z) or sigmoid(z) among
+    # other work: those into a buffer of this many on the stack, one vectorized call per chunk
+    CHUNK = 256
+
+
 cdef inline bint needs_input(int act) noexcept nogil:
     """Whether the activation's derivative is computed from Z (activation_backward_input)."""
     return act == GELU or act == GELU_TANH or act == SILU or act == SOFTPLUS
@@ -49,14 +63,25 @@ cdef inline floating fexp(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + exp(-z)), taking exp of a non-positive number only, so it never overflows."""
-    cdef floating e
-    if z >= 0:
-        e = fexp(-z)
-        return 1 / (1 + e)
-    e = fexp(z)
-    return e / (1 + e)
+cdef inline void exp_array(floating* out,     # OUT (n,), may be x
+                           floating* x,       # IN  (n,)
+                           Py_ssize_t n) noexcept nogil:
+    """out = exp(x) elementwise, within 1 ulp (fastnn/_exp.h)."""
+    if floating is float:
+        fastnn_exp_float(out, x, n)
+    else:
+        fastnn_exp_double(out, x, n)
+
+
+cdef inline void sigmoid_array(floating* out,     # OUT (n,), may be z
+                               floating* z,       # IN  (n,)
+                               Py_ssize_t n) noexcept nogil:
+    """out = 1 / (1 + exp(-z)) elementwise, taking exp of non-positive numbers only, so it never
+    overflows (fastnn/_exp.h)."""
+    if floating is float:
+        fastnn_sigmoid_float(out, z, n)
+    else:
+        fastnn_sigmoid_double(out, z, n)
 
 
 cdef inline floating ftanh(floating x) noexcept nogil:
@@ -89,13 +114,18 @@ cdef inline void softmax_rows(floating* A, floating* Z, Py_ssize_t N, Py_ssize_t
     cdef floating zmax, total
     cdef floating* z
     cdef floating* a
+    # the shifted rows first, so that one exp over the whole matrix is a vectorized loop
     for i in range(N):
         z = Z + i * M
         a = A + i * M
         zmax = row_max(z, M)
+        for j in range(M):
+            a[j] = z[j] - zmax
+    exp_array(A, A, N * M)
+    for i in range(N):
+        a = A + i * M
         total = 0
         for j in range(M):
-            a[j] = fexp(z[j] - zmax)
             total = total + a[j]
         for j in range(M):
             a[j] = a[j] / total
@@ -106,12 +136,12 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
                                     Py_ssize_t N, Py_ssize_t M, int act,
                                     floating alpha) noexcept nogil:
     """A = f(Z) elementwise (softmax: along each row); alpha is the activation's parameter."""
-    cdef Py_ssize_t i, size = N * M
+    cdef Py_ssize_t i, j, c, start, size = N * M
+    cdef floating s[CHUNK]
     if act == SOFTMAX:
         softmax_rows(A, Z, N, M)
     elif act == SIGMOID:
-        for i in range(size):
-            A[i] = sigmoid(Z[i])
+        sigmoid_array(A, Z, size)
     elif act == RELU:
         for i in range(size):
             A[i] = Z[i] if Z[i] > 0 else 0
@@ -137,21 +167,28 @@ cdef inline void activation_forward(floating* A,        # OUT (N, M), may be Z
             A[i] = <floating>0.5 * Z[i] * (1 + ftanh(<floating>GELU_BETA * (
                 Z[i] + <floating>GELU_KAPPA * Z[i] * Z[i] * Z[i])))
     elif act == SILU:
-        for i in range(size):
-            A[i] = Z[i] * sigmoid(Z[i])
+        for c in range((size + CHUNK - 1) // CHUNK):
+            start = c * CHUNK
+            sigmoid_array(s, Z + start, min(CHUNK, size - start))
+            for j in range(min(CHUNK, size - start)):
+                i = start + j
+                A[i] = Z[i] * s[j]
     elif act == EXP:
         # overflows to inf beyond z ~ 709 (88 in float32): the loss is then infinite and the
         # training step refused
-        for i in range(size):
-            A[i] = fexp(Z[i])
+        exp_array(A, Z, size)
     elif act == SOFTPLUS:
-        for i in range(size):
-            if Z[i] > SOFTPLUS_THRESHOLD:
-                A[i] = Z[i]
-            elif floating is float:
-                A[i] = log1pf(expf(Z[i]))
-            else:
-                A[i] = log1p(exp(Z[i]))
+        for c in range((size + CHUNK - 1) // CHUNK):
+            start = c * CHUNK
+            exp_array(s, Z + start, min(CHUNK, size - start))
+            for j in range(min(CHUNK, size - start)):
+                i = start + j
+                if Z[i] > SOFTPLUS_THRESHOLD:
+                    A[i] = Z[i]
+                elif floating is float:
+                    A[i] = log1pf(s[j])
+                else:
+                    A[i] = log1p(s[j])
     elif A != Z:
         for i in range(size):
             A[i] = Z[i]
@@ -201,8 +238,9 @@ cdef inline void activation_backward_input(floating* D,   # INOUT (N, M): dJ/dA 
                                            floating alpha) noexcept nogil:
     """D = D * f'(Z) for the activations whose derivative needs Z (needs_input):
     GELU Phi(z) + z phi(z), its tanh form's, SiLU s (1 + z (1 - s)), softplus sigmoid(z)."""
-    cdef Py_ssize_t i, size = N * M
-    cdef floating z, t, s
+    cdef Py_ssize_t i, j, c, start, size = N * M
+    cdef floating z, t
+    cdef floating s[CHUNK]
     if act == GELU:
         for i in range(size):
             z = Z[i]
@@ -216,10 +254,17 @@ cdef inline void activation_backward_input(floating* D,   # INOUT (N, M): dJ/dA 
             D[i] = D[i] * (<floating>0.5 * (1 + t) + <floating>0.5 * z * (1 - t * t)
                            * <floating>GELU_BETA * (1 + 3 * <floating>GELU_KAPPA * z * z))
     elif act == SILU:
-        for i in range(size):
-            s = sigmoid(Z[i])
-            D[i] = D[i] * (s * (1 + Z[i] * (1 - s)))
+        for c in range((size + CHUNK - 1) // CHUNK):
+            start = c * CHUNK
+            sigmoid_array(s, Z + start, min(CHUNK, size - start))
+            for j in range(min(CHUNK, size - start)):
+                i = start + j
+                D[i] = D[i] * (s[j] * (1 + Z[i] * (1 - s[j])))
     elif act == SOFTPLUS:
-        for i in range(size):
-            if Z[i] <= SOFTPLUS_THRESHOLD:
-                D[i] = D[i] * sigmoid(Z[i])
+        for c in range((size + CHUNK - 1) // CHUNK):
+            start = c * CHUNK
+            sigmoid_array(s, Z + start, min(CHUNK, size - start))
+            for j in range(min(CHUNK, size - start)):
+                i = start + j
+                if Z[i] <= SOFTPLUS_THRESHOLD:
+                    D[i] = D[i] * s[j]

@@ -1,9 +1,6 @@
-/* Adam's elementwise loop, compiled for three instruction sets: the wheel targets baseline x86-64,
- * whose SSE2 divides and takes square roots of two doubles at a time, and this loop is bound by
- * exactly those. On GCC for x86-64 ELF the loader picks the AVX-512, AVX2 or baseline clone for
- * the processor it runs on; elsewhere only the baseline is compiled. Contraction into fused
- * multiply-adds is off, so every clone rounds exactly as the baseline does: results do not depend
- * on the processor. See _updates.pxd for the math (torch.optim.Adam's order of operations).
+/* Adam's elementwise loop, compiled for three instruction sets (_clones.h): baseline x86-64's
+ * SSE2 divides and takes square roots of two doubles at a time, and this loop is bound by exactly
+ * those. See _updates.pxd for the math (torch.optim.Adam's order of operations).
  * The _l2 loops are torch.optim.Adam with weight_decay: g = G + wd P (P before this step) in place
  * of G, G itself unchanged; a second pair so that the plain loop carries no test per element.
  */
@@ -12,13 +9,11 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
-#define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), \
-                                     optimize("fp-contract=off")))
-#else
-#define FASTNN_CLONES
-#endif
+#include "_clones.h"
 
+/* m is torch's lerp_(m, g, w), whose two forms switch at a weight of 0.5: one loop for each, so
+ * that neither tests w per element; each updates m, then v, then P, in one pass over the four
+ * vectors (g is read once). */
 #define FASTNN_ADAM_LOOP(NAME, T, SQRT, GRAD)                                                  \
 static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T b2, T eps,   \
                                T step_size, T inv_bias2_sqrt, T wd) {                        \
@@ -26,16 +21,24 @@ static FASTNN_CLONES void NAME(T *P, const T *G, T *m, T *v, ptrdiff_t n, T w, T
     T g;                                                                                     \
     (void)wd;                                                                                \
     if (w < 0.5) {                                                                           \
-        for (i = 0; i < n; i++) { g = GRAD; m[i] = m[i] + w * (g - m[i]); }                  \
+        for (i = 0; i < n; i++) {                                                            \
+            g = GRAD;                                                                        \
+            m[i] = m[i] + w * (g - m[i]);                                                    \
+            FASTNN_ADAM_V_P(SQRT)                                                            \
+        }                                                                                    \
     } else {                                                                                 \
-        for (i = 0; i < n; i++) { g = GRAD; m[i] = g - (g - m[i]) * (1 - w); }              \
-    }                                                                                        \
-    for (i = 0; i < n; i++) {                                                                \
-        g = GRAD;                                                                            \
-        v[i] = v[i] * b2 + (1 - b2) * g * g;                                                 \
-        P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);                \
+        for (i = 0; i < n; i++) {                                                            \
+            g = GRAD;                                                                        \
+            m[i] = g - (g - m[i]) * (1 - w);                                                 \
+            FASTNN_ADAM_V_P(SQRT)                                                            \
+        }                                                                                    \
     }                                                                                        \
 }
+
+/* the second moment and the step, after m (the body of both loops above) */
+#define FASTNN_ADAM_V_P(SQRT)                                                                  \
+    v[i] = v[i] * b2 + (1 - b2) * g * g;                                                     \
+    P[i] = P[i] - step_size * m[i] / (SQRT(v[i]) * inv_bias2_sqrt + eps);
 
 FASTNN_ADAM_LOOP(fastnn_adam_loop_double, double, sqrt, G[i])
 FASTNN_ADAM_LOOP(fastnn_adam_loop_float, float, sqrtf, G[i])

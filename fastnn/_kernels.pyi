@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 gemm: Any
+exp_array: Any
 activation_forward: Any
 activation_backward: Any
 activation_backward_input: Any

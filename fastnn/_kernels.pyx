@@ -8,7 +8,8 @@ from cython cimport floating
 from fastnn._blas cimport gemm as _gemm, gemm_reference as _gemm_reference
 from fastnn._activations cimport (activation_backward_input as _activation_backward_input,
                                   activation_forward as _activation_forward,
-                                  activation_backward as _activation_backward)
+                                  activation_backward as _activation_backward,
+                                  exp_array as _exp_array)
 from fastnn._batchnorm cimport (batchnorm_forward as _batchnorm_forward,
                                 batchnorm_inference as _batchnorm_inference,
                                 batchnorm_running as _batchnorm_running,
@@ -34,6 +35,11 @@ def gemm(bint trans_a, bint trans_b, floating alpha, floating[:, ::1] A, floatin
     else:
         _gemm(trans_a, trans_b, m, n, k, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
               beta, &C[0, 0], n)
+
+
+def exp_array(floating[::1] out, floating[::1] x):
+    """out = exp(x) elementwise (out may be x)."""
+    _exp_array(&out[0], &x[0], x.shape[0])
 
 
 def activation_forward(floating[:, ::1] A, floating[:, ::1] Z, int act, floating alpha=0):
@@ -118,11 +124,12 @@ def dense_forward(floating[:, ::1] Z, floating[:, ::1] A, floating[:, ::1] W, fl
 
 
 def dense_backward(floating[:, ::1] dA, floating[:, ::1] dW, floating[::1] db,
-                   floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] W):
-    """dW = A^T @ D, db = the column sums of D, dA = D @ W^T (skipped when dA is None)."""
+                   floating[:, ::1] D, floating[:, ::1] A, floating[:, ::1] W, floating decay=0):
+    """dW = A^T @ D + decay W, db = the column sums of D, dA = D @ W^T (skipped when dA is
+    None)."""
     _dense_backward(&dA[0, 0] if dA is not None else NULL, &dW[0, 0],
                     &db[0] if db is not None else NULL, &D[0, 0],
-                    &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1])
+                    &A[0, 0], &W[0, 0], A.shape[0], A.shape[1], W.shape[1], decay)
 
 
 def dense_backward_descend(floating[:, ::1] dA, floating[:, ::1] W, floating[::1] b,

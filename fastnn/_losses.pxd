@@ -1,5 +1,6 @@
 # Design: the loss of the output layer as a forward/backward pair. Cross-entropy is computed from
-# the logits Z (log-sum-exp for softmax, softplus for sigmoid), so huge logits give finite values;
+# the logits Z (log-sum-exp for softmax, softplus for sigmoid), so huge logits give finite values
+# (in float64 softmax's sum of exps is read from its outputs A, which are exp(z - max) / sum);
 # its backward is the canonical dJ/dZ = (Yhat - Y) / N. Squared error, absolute error and Huber
 # read the outputs A and differentiate through any output activation with activation_backward.
 # Poisson goes with the exp output, on the log link as cross-entropy is on the logits: its input
@@ -62,10 +63,17 @@ cdef inline double loss_forward(floating* Z,      # IN (N, M) output logits
         elif out_act == SOFTMAX:
             # L = sum_k w_k q_k (logsumexp(z) - z_k); q = y, w = 1 without options
             zmax = row_max(zi, M)
-            lse = 0
-            for j in range(M):
-                lse += fexp(<double>zi[j] - zmax)
-            lse = zmax + log(lse)
+            if floating is double:
+                # the softmax's largest output is exp(0) / sum_j exp(z_j - zmax): the log of the
+                # sum is -log(max_k a_k) (to the rounding of 1 / sum), no exp taken again
+                lse = zmax - log(row_max(A + i * M, M))
+            else:
+                # from float's A, log(sum) would keep float's precision only, coarse for the
+                # small losses of well-classified rows: the exps again, in double
+                lse = 0
+                for j in range(M):
+                    lse += fexp(<double>zi[j] - zmax)
+                lse = zmax + log(lse)
             for j in range(M):
                 row += smoothed_weight(Y + i * M, w, param, j, M) * (lse - zi[j])
         else:

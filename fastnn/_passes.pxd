@@ -18,11 +18,12 @@ from fastnn._activations cimport (SOFTMAX, activation_backward, activation_backw
 from fastnn._blas_threads cimport set_alone
 from fastnn._batchnorm cimport (batchnorm_forward, batchnorm_inference, batchnorm_running,
                                 batchnorm_backward)
-from fastnn._dense cimport dense_forward, dense_backward, dense_backward_descend
+from fastnn._dense cimport copy_row, dense_forward, dense_backward, dense_backward_descend
 from fastnn._dropout cimport dropout_forward, dropout_backward
 from fastnn._losses cimport CROSS_ENTROPY, loss_forward, loss_backward
 from fastnn._schedules cimport schedule_step
-from fastnn._updates cimport clip_grad_norm, sgd_update, adam_update, rmsprop_update
+from fastnn._updates cimport (clip_grad_norm, sgd_update, adam_update, rmsprop_update,
+                              sum_squares)
 
 cdef extern from "_interrupt.h" nogil:
     # raised by fastnn's SIGINT handler (see the header); read between batches
@@ -111,17 +112,13 @@ cdef inline void commit_statistics(Plan* p, floating* B, floating* work,
 
 cdef inline double penalty(Plan* p, floating* P) noexcept nogil:
     """(l2 / 2) sum ||W||^2 over the dense layers' weights."""
-    cdef Py_ssize_t k, i, size
+    cdef Py_ssize_t k
     cdef double total = 0
-    cdef floating* W
     if p.l2 == 0:
         return 0
     for k in range(p.n_layers):
         if p.layers[k].kind == DENSE:
-            W = P + p.layers[k].p_off
-            size = p.layers[k].n_in * p.layers[k].n_out
-            for i in range(size):
-                total += <double>W[i] * W[i]
+            total += sum_squares(P + p.layers[k].p_off, p.layers[k].n_in * p.layers[k].n_out)
     return 0.5 * p.l2 * total
 
 
@@ -245,7 +242,7 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
             else:
                 dense_backward(D_prev if input_gradient else NULL, G + L.p_off,
                                G + L.p_off + L.n_in * n if L.affine else NULL, D,
-                               layer_input(p, work, X, k), P + L.p_off, N, L.n_in, n)
+                               layer_input(p, work, X, k), P + L.p_off, N, L.n_in, n, decay)
             swap = D
             D = D_prev
             D_prev = swap
@@ -271,8 +268,6 @@ cdef inline void backward_pass(Plan* p, floating* P, floating* G, floating* work
                     P[i] = P[i] - <floating>descend * G[i]
                 if backup != NULL:
                     intact[0] = intact[0] and finite(P + L.p_off, L.n_p)
-    if decay != 0 and descend <= 0:
-        add_penalty_gradient(p, P, G, decay)
 
 
 cdef inline bint known_rule(int kind) noexcept nogil:
@@ -608,7 +603,7 @@ cdef inline void gather_batch(Plan* p, floating* work,
                               floating** sb) noexcept nogil:   # OUT (rows,) or NULL
     """Point xb, yb, sb at the batch of the rows order[start], ..., order[start + rows - 1]:
     gathered into the workspace, or, without an order, the rows start... of X, Y, s in place."""
-    cdef Py_ssize_t i, j, n_in = p.n_in, n_out = p.n_out
+    cdef Py_ssize_t i, row, n_in = p.n_in, n_out = p.n_out
     if order == NULL:
         xb[0] = X + start * n_in
         yb[0] = Y + start * n_out
@@ -618,12 +613,11 @@ cdef inline void gather_batch(Plan* p, floating* work,
     yb[0] = work + p.yb_off
     sb[0] = work + p.sb_off if s != NULL else NULL
     for i in range(rows):
-        for j in range(n_in):
-            xb[0][i * n_in + j] = X[order[start + i] * n_in + j]
-        for j in range(n_out):
-            yb[0][i * n_out + j] = Y[order[start + i] * n_out + j]
+        row = order[start + i]
+        copy_row(xb[0] + i * n_in, X + row * n_in, n_in)
+        copy_row(yb[0] + i * n_out, Y + row * n_out, n_out)
         if s != NULL:
-            sb[0][i] = s[order[start + i]]
+            sb[0][i] = s[row]
 
 
 cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* G,

@@ -68,11 +68,86 @@ def test_gemm_with_beta_zero_overwrites_nan(dtype, m, n, k, reference):
     assert_sums_close(C, A64 @ B64, np.abs(A64) @ np.abs(B64), dtype)
 
 
+# exp over arrays (fastnn/_exp.h): its error bound in ulps of the correctly rounded result (float's
+# exp is the double's, rounded once), and the range of arguments whose result is finite and not 0
+# (where overflow and underflow start)
+EXP_ULPS = {np.float32: 0.501, np.float64: 1.0}
+EXP_RANGE = {np.float32: (-103.98, 88.72), np.float64: (-745.2, 709.78)}
+
+
+def exp_reference(x):
+    """exp(x) in more precision than x's dtype: float64 for float32, long double for float64 (on
+    a platform whose long double is a double, np.exp's own error adds up to 1 ulp)."""
+    if x.dtype == np.float32:
+        return np.exp(x.astype(np.float64)), 0.0
+    wide = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+    return np.exp(x.astype(np.longdouble)), 0.0 if wide else 1.0
+
+
+def ulps(got, reference, dtype):
+    """|got - reference| in units of the spacing of dtype at the reference rounded to dtype (the
+    smallest subnormal's for the subnormals)."""
+    spacing = np.spacing(np.abs(reference.astype(dtype))).astype(reference.dtype)
+    return np.abs(got.astype(reference.dtype) - reference) / spacing
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_array_is_within_an_ulp_over_its_whole_range(dtype):
+    low, high = EXP_RANGE[dtype]
+    # a dense sweep (steps of ~3e-4) over every exponent the results take, subnormals included,
+    # and a denser one over [-1, 1], where most arguments of softmax and sigmoid fall
+    x = np.concatenate([np.linspace(low, high, 5_000_001), np.linspace(-1, 1, 1_000_001)])
+    x = x.astype(dtype)
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    reference, slack = exp_reference(x)
+    error = ulps(got, reference, dtype)
+    assert error.max() <= EXP_ULPS[dtype] + slack, x[error.argmax()]
+    x[::2] = np.nan
+    kernel("exp_array", dtype)(x, x)    # in place
+    np.testing.assert_array_equal(x[1::2], got[1::2])
+    assert np.all(np.isnan(x[::2]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_array_edge_cases(dtype):
+    info = np.finfo(dtype)
+    log_max = np.log(info.max.astype(np.float64))           # exp overflows beyond it
+    log_tiny = np.log(info.smallest_subnormal.astype(np.float64))
+    # (x, exp(x)) exactly; below ln of half the smallest subnormal, exp rounds to 0
+    exact = [(0.0, 1.0), (-0.0, 1.0), (np.inf, np.inf), (-np.inf, 0.0), (1e30, np.inf),
+             (-1e30, 0.0), (info.max, np.inf), (-info.max, 0.0), (1000.0, np.inf),
+             (-1000.0, 0.0), (log_tiny - 0.7, 0.0), (np.nan, np.nan), (-np.nan, np.nan)]
+    x, expected = np.array(exact, dtype=dtype).T.copy()
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    np.testing.assert_array_equal(got, expected)
+    assert not np.signbit(got[~np.isnan(got)]).any()    # +0, not -0, below the range
+    # either side of overflow, of the smallest normal result and of the smallest subnormal; tiny
+    # arguments, and either side of +-ln(2)/2, where the reduction's k changes
+    near = [np.nextafter(log_max, -np.inf), log_max * (1 + 1e-6), np.log(info.tiny) * 0.999,
+            np.log(info.tiny) * 1.001, log_tiny + 0.01, log_tiny - 0.01, 1e-300, -1e-300, 1e-20,
+            np.log(2) / 2 * (1 - 1e-9), np.log(2) / 2 * (1 + 1e-9), -np.log(2) / 2 * (1 + 1e-9)]
+    x = np.array(near, dtype=dtype)
+    got = np.empty_like(x)
+    kernel("exp_array", dtype)(got, x)
+    reference, slack = exp_reference(x)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(reference.astype(dtype))
+    assert ulps(got[finite], reference[finite], dtype).max() <= EXP_ULPS[dtype] + slack
+    assert np.all(np.isinf(got[~finite]))
+
+
+# a small matrix, and one of several chunks of the activations computed a chunk at a time
+ACTIVATION_SHAPES = [(7, 5), (61, 13)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("in_place", [False, True])
-def test_activation_forward_matches_definition(dtype, act, in_place):
-    Z = np.random.default_rng(1).normal(scale=3, size=(7, 5)).astype(dtype)
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
+def test_activation_forward_matches_definition(dtype, act, in_place, shape):
+    Z = np.random.default_rng(1).normal(scale=3, size=shape).astype(dtype)
     alpha = registry.ACTIVATIONS[act].default   # the parameter, for those that have one
     expected = activation(Z, act, alpha)
     A = Z if in_place else np.full_like(Z, np.nan)
@@ -82,10 +157,11 @@ def test_activation_forward_matches_definition(dtype, act, in_place):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
-def test_activation_backward_matches_derivative_from_z(dtype, act):
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
+def test_activation_backward_matches_derivative_from_z(dtype, act, shape):
     rng = np.random.default_rng(2)
-    Z = rng.normal(scale=2, size=(6, 4))
-    G = rng.normal(size=(6, 4))
+    Z = rng.normal(scale=2, size=shape)
+    G = rng.normal(size=shape)
     alpha = registry.ACTIVATIONS[act].default
     D = G.astype(dtype)
     if registry.ACTIVATIONS[act].derivative == "input":
@@ -115,15 +191,17 @@ def test_dense_forward_matches_numpy(dtype, N, K, M):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, K, M", DENSE_SHAPES)
 @pytest.mark.parametrize("with_dA", [True, False])
-def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA):
+@pytest.mark.parametrize("decay", [0.0, 0.3])
+def test_dense_backward_matches_numpy(dtype, N, K, M, with_dA, decay):
     rng = np.random.default_rng(4)
     D, A, W = (rng.normal(size=s).astype(dtype) for s in ((N, M), (N, K), (K, M)))
     dW = np.full((K, M), np.nan, dtype=dtype)
     db = np.full(M, np.nan, dtype=dtype)
     dA = np.full((N, K), np.nan, dtype=dtype) if with_dA else None
-    kernel("dense_backward", dtype)(dA, dW, db, D, A, W)
+    kernel("dense_backward", dtype)(dA, dW, db, D, A, W, decay)
     D64, A64, W64 = (x.astype(np.float64) for x in (D, A, W))
-    assert_sums_close(dW, A64.T @ D64, np.abs(A64.T) @ np.abs(D64), dtype)
+    assert_sums_close(dW, A64.T @ D64 + decay * W64, np.abs(A64.T) @ np.abs(D64)
+                      + decay * np.abs(W64), dtype)
     assert_sums_close(db, D64.sum(axis=0), np.abs(D64).sum(axis=0), dtype)
     if with_dA:
         assert_sums_close(dA, D64 @ W64.T, np.abs(D64) @ np.abs(W64.T), dtype)
