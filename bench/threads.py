@@ -88,14 +88,14 @@ def case_data(sizes, rows):
 
 
 def two_blas_threads():
-    """Every call on the library's 2 threads: no threshold, no row split."""
+    """Every call on the library's 2 threads: no threshold, no choice by timing."""
     _blas_threads.set_parallel_work(0)
-    _blas_threads.set_split_work(1 << 62)
+    _blas_threads.set_choosing(False)
 
 
 def policy_defaults():
     _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
-    _blas_threads.set_split_work(threads.SPLIT_WORK)
+    _blas_threads.set_choosing(True)
 
 
 def fit_time(sizes, batch, X, y, mode, epochs):

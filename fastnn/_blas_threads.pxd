@@ -5,3 +5,4 @@ cdef void leave() noexcept
 cdef bint may_split(long long work, int cap) noexcept
 cdef int threads_now() noexcept nogil
 cdef int set_alone(int n) noexcept nogil
+cdef bint chooses() noexcept nogil

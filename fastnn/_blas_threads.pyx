@@ -46,6 +46,7 @@ cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
 cdef long long parallel_work = 1 << 23
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.SPLIT_WORK
 cdef long long split_work = 1 << 20
+cdef bint choosing = True  # epochs of large products choose between 1 and enter's threads
 cdef pthread_mutex_t guard
 
 
@@ -95,6 +96,12 @@ cdef bint may_split(long long work, int cap) noexcept:
     pthread_mutex_unlock(&guard)
     return (alone and split_work <= work and saved >= 2 and (cap == 0 or cap >= 2)
             and (process_cap == 0 or process_cap >= 2))
+
+
+cdef bint chooses() noexcept nogil:
+    """Whether an epoch of large products chooses between one thread and `enter`'s by timing
+    (otherwise it keeps `enter`'s)."""
+    return choosing
 
 
 cdef int threads_now() noexcept nogil:
@@ -192,6 +199,13 @@ def set_split_work(long long n):
     """Batches whose largest product has fewer multiply-adds than n are not split."""
     global split_work
     split_work = n
+
+
+def set_choosing(bint choose):
+    """Whether epochs of large products choose their BLAS threads by timing (the default), or
+    keep what `enter` gives them (for benchmarks that force a thread count)."""
+    global choosing
+    choosing = choose
 
 
 def get_split_work():

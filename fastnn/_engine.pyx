@@ -32,7 +32,7 @@ from libc.stdint cimport uint64_t
 
 from fastnn._activations cimport (ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU,
                                   SIGMOID, SILU, SOFTMAX, SOFTPLUS, TANH, needs_input)
-from fastnn._blas_threads cimport enter, leave, may_split, set_alone, threads_now
+from fastnn._blas_threads cimport chooses, enter, leave, may_split, set_alone, threads_now
 from fastnn._losses cimport ABSOLUTE_ERROR, CROSS_ENTROPY, HUBER, POISSON, SQUARED_ERROR
 from fastnn._plan cimport (ACTIVATION, BATCH_NORM, DENSE, DROPOUT, MAX_STATE, NO_SCHEDULE, Layer,
                            Plan)
@@ -289,6 +289,8 @@ cdef class Engine:
         cdef Py_ssize_t size = cnp.PyArray_DIM(self.work, 0)
         cdef int hi = threads_now()
         cdef bint halves = hi < 2
+        if not halves and not chooses():
+            return NULL
         if halves and (batch < 2 or self.plan.n_buffers or self.plan.n_random
                        or not may_split(batch * self.widest_product, self.n_threads)
                        or fastnn_usable_cpus() < 2):

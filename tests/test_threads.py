@@ -42,7 +42,7 @@ def two_threads():
     yield
     threads.set_threads(None)
     _blas_threads.set_parallel_work(threads.PARALLEL_WORK)
-    _blas_threads.set_split_work(threads.SPLIT_WORK)
+    _blas_threads.set_choosing(True)
     lib.set_num_threads(before)
 
 
@@ -119,6 +119,15 @@ def test_an_epoch_of_large_products_uses_at_most_the_users_setting():
     assert counts <= {1, 2}
     assert after == 2
     assert net._engine.split_state["hi"] == 2
+
+
+@needs_control
+def test_an_epoch_that_does_not_choose_keeps_the_users_setting():
+    _blas_threads.set_choosing(False)  # as bench/threads.py forces 2 threads
+    states, counts, after = seen_while_training([classifier()], parallel_work=0, batch_size=200)
+    assert states == {(1, 2)}
+    assert counts == {2}
+    assert after == 2
 
 
 @needs_control
