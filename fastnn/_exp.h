@@ -105,30 +105,18 @@ static inline float fastnn_sigmoid_point_float(float z) {
     return (float)(fastnn_select_double(z >= 0, 1.0, e) / (1 + e));
 }
 
-/* out[i] = exp(x[i]) for the n elements; out may be x */
-static FASTNN_CLONES void fastnn_exp_double(double *out, const double *x, ptrdiff_t n) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        out[i] = fastnn_exp_point_double(x[i]);
+/* NAME(out, x, n): out[i] = POINT(x[i]) for the n elements of type T, in one cloned loop; out may
+ * be x */
+#define FASTNN_ARRAY_LOOP(NAME, T, POINT)                                                    \
+static FASTNN_CLONES void NAME(T *out, const T *x, ptrdiff_t n) {                            \
+    ptrdiff_t i;                                                                             \
+    for (i = 0; i < n; i++)                                                                  \
+        out[i] = POINT(x[i]);                                                                \
 }
 
-static FASTNN_CLONES void fastnn_exp_float(float *out, const float *x, ptrdiff_t n) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        out[i] = fastnn_exp_point_float(x[i]);
-}
-
-/* out[i] = sigmoid(z[i]) for the n elements; out may be z */
-static FASTNN_CLONES void fastnn_sigmoid_double(double *out, const double *z, ptrdiff_t n) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        out[i] = fastnn_sigmoid_point_double(z[i]);
-}
-
-static FASTNN_CLONES void fastnn_sigmoid_float(float *out, const float *z, ptrdiff_t n) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        out[i] = fastnn_sigmoid_point_float(z[i]);
-}
+FASTNN_ARRAY_LOOP(fastnn_exp_double, double, fastnn_exp_point_double)
+FASTNN_ARRAY_LOOP(fastnn_exp_float, float, fastnn_exp_point_float)
+FASTNN_ARRAY_LOOP(fastnn_sigmoid_double, double, fastnn_sigmoid_point_double)
+FASTNN_ARRAY_LOOP(fastnn_sigmoid_float, float, fastnn_sigmoid_point_float)
 
 #endif
