@@ -291,18 +291,19 @@ cdef class Engine:
         cdef bint halves = hi < 2
         if not halves and not chooses():
             return NULL
-        if halves and (batch < 2 or self.plan.n_buffers or self.plan.n_random
-                       or not may_split(batch * self.widest_product, self.n_threads)
-                       or fastnn_usable_cpus() < 2):
-            return NULL
-        if halves and self.split.worker == NULL:
-            self.split.worker = fastnn_worker_start()
-            if self.split.worker == NULL:
+        if halves:
+            if (batch < 2 or self.plan.n_buffers or self.plan.n_random
+                    or not may_split(batch * self.widest_product, self.n_threads)
+                    or fastnn_usable_cpus() < 2):
                 return NULL
-        if halves and (self.split_work is None or cnp.PyArray_DIM(self.split_work, 0) < size):
-            self.split_work = np.empty(size, dtype=self.params.dtype)
-        if halves and self.split_sums is None:
-            self.split_sums = np.empty(2 * (self.plan.n_params + 2), dtype=self.params.dtype)
+            if self.split.worker == NULL:
+                self.split.worker = fastnn_worker_start()
+                if self.split.worker == NULL:
+                    return NULL
+            if self.split_work is None or cnp.PyArray_DIM(self.split_work, 0) < size:
+                self.split_work = np.empty(size, dtype=self.params.dtype)
+            if self.split_sums is None:
+                self.split_sums = np.empty(2 * (self.plan.n_params + 2), dtype=self.params.dtype)
         if halves != self.split.halves or batch != self.split.batch:
             # timings of other steps say nothing of these: time them anew
             self.split.halves = halves
