@@ -339,7 +339,9 @@ cdef class Engine:
         last epoch could use), ``blas`` (its steps run on them now), ``blas_pause``, ``pause``
         (the batches the next try that does not pay pauses the BLAS's threads and the worker
         for)."""
-        return {"steps": self.split.steps, "blas_steps": self.split.blas_total,
+        return {"steps": self.split.steps, "parallel_steps": self.split.parallel_total,
+                "single_ns": self.split.single_ns, "split_ns": self.split.split_ns,
+                "blas_steps": self.split.blas_total,
                 "hi": self.split.hi, "blas": bool(self.split.blas),
                 "blas_pause": self.split.blas_pause, "pause": self.split.pause}
 
@@ -956,7 +958,7 @@ cdef class Engine:
         cdef floating* sb
         with nogil:
             gather_batch(&self.plan, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
-            shard_sums(&self.plan, P, B, work, xb, yb, sb, rows, out)
+            shard_sums(&self.plan, P, B, work, xb, yb, sb, rows, 1.0, out)
 
     def reduced_step(self, cnp.ndarray G not None, UpdateRule rule not None, double max_norm,
                      bint scheduled, cnp.ndarray totals not None):
@@ -1006,5 +1008,5 @@ cdef class Engine:
         cdef int status
         states_of(rule, state)
         with nogil:
-            status = reduced_step(&self.plan, &rule.rule, P, G, state, max_norm, J, S)
+            status = reduced_step(&self.plan, &rule.rule, P, G, state, max_norm, J, S, False)
         return status

@@ -385,7 +385,8 @@ cdef extern from "_worker.h" nogil:
     bint fastnn_worker_post(fastnn_worker* w, fastnn_task task, void* arg)
     void fastnn_worker_finish(fastnn_worker* w)
     long long fastnn_now_ns()
-    int fastnn_others_runnable()
+    int fastnn_others_runnable(bint mine_only, long worker)
+    long fastnn_worker_tid(fastnn_worker* w)
     int fastnn_usable_cpus()
 
 
@@ -412,6 +413,7 @@ cdef struct Split:
     void* Y                 # s (rows,) or NULL
     void* s
     Py_ssize_t rows
+    double S                # the whole batch's normalizer, which both halves' gradients divide by
     # adaptive: the worker takes halves while split steps in parallel take less time than on
     # one thread (a preempted worker, beside a busy process, makes the engine's thread wait)
     double split_ns         # moving average of parallel steps' nanoseconds (0: none since a probe)
@@ -421,6 +423,7 @@ cdef struct Split:
     Py_ssize_t pause        # the skip after the next parallel steps that do not pay
     Py_ssize_t paid         # parallel steps judged since the last try began
     Py_ssize_t steps        # split steps made (Engine.split_steps), in parallel or not
+    Py_ssize_t parallel_total   # of them, those whose second half the worker was posted
     # the BLAS's own threads, in an epoch whose products are large enough for `enter` to give
     # them hi >= 2 BLAS threads: such an epoch does not split its rows (halves False) but runs
     # its steps on one BLAS thread or on hi, choosing by timing as the split chooses its worker
@@ -438,11 +441,12 @@ cdef struct Split:
     Py_ssize_t blas_total   # full batches' steps made on hi threads (Engine.split_state)
 
 
-cdef inline bint cores_look_idle(int threads) noexcept nogil:
-    """Whether the process's CPUs can hold this many threads of its own besides what other
-    processes have runnable now (fastnn_others_runnable in _worker.h); True where that cannot
-    be read."""
-    cdef int others = fastnn_others_runnable()
+cdef inline bint cores_look_idle(int threads, Split* split) noexcept nogil:
+    """Whether the process's CPUs can hold this many threads of its own besides what else is
+    runnable now (fastnn_others_runnable in _worker.h): for a row split (split.halves), any
+    thread but this one and the worker, the BLAS's spinning ones too; for the BLAS's threads,
+    other processes' threads. True where that cannot be read."""
+    cdef int others = fastnn_others_runnable(split.halves, fastnn_worker_tid(split.worker))
     return others < 0 or others + threads <= fastnn_usable_cpus()
 
 
@@ -457,7 +461,7 @@ cdef inline bint in_parallel(Split* split) noexcept nogil:
         split.skip -= 1
         return False
     if (split.split_ns == 0 and split.paid == 0 and split.pause < SPLIT_PAUSE_MAX
-            and not cores_look_idle(2)):
+            and not cores_look_idle(2, split)):
         split.skip = split.pause
         split.pause = min(2 * split.pause, SPLIT_PAUSE_MAX)
         return False
@@ -505,7 +509,7 @@ cdef inline void choose_blas(Split* split) noexcept nogil:
     if split.blas_skip > 0:
         split.blas_skip -= 1
         return
-    if not cores_look_idle(split.hi) or set_alone(split.hi) != split.hi:
+    if not cores_look_idle(split.hi, split) or set_alone(split.hi) != split.hi:
         split.blas_skip = split.blas_pause
         split.blas_pause = min(2 * split.blas_pause, SPLIT_PAUSE_MAX)
         return
@@ -544,11 +548,11 @@ cdef inline void shard_task(void* arg) noexcept nogil:
     cdef Py_ssize_t n = split.p.n_params + 2
     if split.is_double:
         shard_sums(split.p, <double*>split.P, <double*>split.B, <double*>split.work,
-                   <double*>split.X, <double*>split.Y, <double*>split.s, split.rows,
+                   <double*>split.X, <double*>split.Y, <double*>split.s, split.rows, split.S,
                    <double*>split.sums + n)
     else:
         shard_sums(split.p, <float*>split.P, <float*>split.B, <float*>split.work,
-                   <float*>split.X, <float*>split.Y, <float*>split.s, split.rows,
+                   <float*>split.X, <float*>split.Y, <float*>split.s, split.rows, split.S,
                    <float*>split.sums + n)
 
 
@@ -564,7 +568,8 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """train_step's update (a StepStatus) on N >= 2 rows, their gradient summed from two halves:
     the first N // 2 rows' shard_sums, and the other rows' with the worker's workspace (on the
     worker thread meanwhile when parallel, unless it has not begun by the time this thread is
-    done with the first half), then reduced_step on the sum. Equal to train_step up to rounding
+    done with the first half), both divided by the whole batch's S as train_step's gradient is,
+    then reduced_step on the sum. Equal to train_step up to rounding
     (the sums are added in another order), and the same bit for bit whichever thread computes
     the second half, so a fit's result does not depend on timing; no backup (run_epoch's steps
     are not checked), and only for plans without batch normalization or dropout, whose batch
@@ -573,23 +578,31 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     cdef Py_ssize_t i, h = N // 2, n = p.n_params + 2
     cdef floating* mine = <floating*>split.sums
     cdef floating* theirs = mine + n
+    cdef double S = normalizer(p, Y, s, N)
+    norm[0] = S
+    J[0] = 0
+    if S == 0:
+        return STEP_DONE
+    split.S = S
     split.X = X + h * p.n_in
     split.Y = Y + h * p.n_out
     split.s = s + h if s != NULL else NULL
     split.rows = N - h
     split.steps += 1
+    split.parallel_total += parallel
     woken[0] = parallel and fastnn_worker_post(split.worker, shard_task, split)
-    shard_sums(p, P, B, work, X, Y, s, h, mine)
+    shard_sums(p, P, B, work, X, Y, s, h, S, mine)
     if parallel:
         fastnn_worker_finish(split.worker)
     else:
         # this thread's workspace, free again and in cache (where the workspace is does not
         # change the arithmetic)
         shard_sums(p, P, B, work, X + h * p.n_in, Y + h * p.n_out, s + h if s != NULL else NULL,
-                   N - h, theirs)
-    for i in range(n):
+                   N - h, S, theirs)
+    for i in range(n - 1):
         mine[i] = mine[i] + theirs[i]
-    return reduced_step(p, r, P, mine, state, max_norm, J, norm)
+    mine[n - 1] = <floating>S
+    return reduced_step(p, r, P, mine, state, max_norm, J, norm, True)
 
 
 cdef inline void gather_batch(Plan* p, floating* work,
@@ -701,11 +714,13 @@ cdef inline void shard_sums(Plan* p, floating* P, floating* B, floating* work,
                             floating* Y,         # IN (rows, n_out)
                             floating* s,         # IN (rows,) sample weights, or NULL
                             Py_ssize_t rows,
+                            double S,            # what the gradient is divided by
                             floating* out) noexcept nogil:  # OUT (n_params + 2,)
     """What a process adds to a global batch from its rows of it: out[:n_params] the gradient of
-    loss_scale sum_i s_i L_i (neither divided by S nor with the penalty), out[n_params] the
-    weighted loss sum_i s_i L_i, out[n_params + 1] its part of S (normalizer). Summed over the
-    processes, these are what reduced_step takes. No rows: all zeros.
+    loss_scale sum_i s_i L_i divided by S (1 where the global batch's normalizer is not known
+    yet; a row split knows it) and without the penalty, out[n_params] the weighted loss
+    sum_i s_i L_i, out[n_params + 1] its part of S (normalizer). Summed over the processes, these
+    are what reduced_step takes. No rows: all zeros.
 
     The running statistics and the dropout generator are not moved (the plans data-parallel
     training takes have neither batch normalization nor dropout).
@@ -721,7 +736,7 @@ cdef inline void shard_sums(Plan* p, floating* P, floating* B, floating* work,
     unpenalized.watch = False
     out[n + 1] = <floating>normalizer(p, Y, s, rows)
     out[n] = <floating>forward_loss(&unpenalized, P, B, work, X, Y, s, rows, True, p.counter)
-    backward_pass(&unpenalized, P, out, work, X, Y, s, rows, 1.0, 0, NULL, &intact)
+    backward_pass(&unpenalized, P, out, work, X, Y, s, rows, S, 0, NULL, &intact)
 
 
 cdef inline int reduced_step(Plan* p, Rule* r, floating* P,
@@ -729,9 +744,11 @@ cdef inline int reduced_step(Plan* p, Rule* r, floating* P,
                              floating** state,
                              double max_norm,     # clip the gradient's norm to it; 0: no clipping
                              double* J,           # OUT the objective on the global batch
-                             double* norm) noexcept nogil:  # OUT its normalizer S
+                             double* norm,        # OUT its normalizer S
+                             bint divided) noexcept nogil:  # shard_sums divided by S already
     """One update (a StepStatus) from the sums over the processes of their shard_sums on one
-    global batch: train_step's, on the gradient of the whole batch, which G[:n_params] becomes.
+    global batch: train_step's, on the gradient of the whole batch, which G[:n_params] becomes
+    (divided by S here unless the shards were).
 
     J is computed before the update, from the summed loss and S and the penalty of P; nothing
     changes when it is not finite. A batch whose S is 0 makes no update (J = 0), as train_step.
@@ -746,8 +763,9 @@ cdef inline int reduced_step(Plan* p, Rule* r, floating* P,
     J[0] = objective(p, P, G[n], S)
     if not isfinite(J[0]):
         return STEP_LOSS
-    for i in range(n):
-        G[i] = G[i] / <floating>S
+    if not divided:
+        for i in range(n):
+            G[i] = G[i] / <floating>S
     decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
     if decay != 0:
         add_penalty_gradient(p, P, G, decay)

@@ -5,8 +5,8 @@
  * claimed the task, and otherwise claims and runs it itself, so a worker that was not scheduled in
  * time (beside a busy process) costs the step nothing but the hand-off. Each task is run once:
  * whoever claims it first (a compare-and-swap of `claimed`) runs it. Hand-offs take ~1 us: the
- * worker spins (with the pause instruction) for up to SPIN_NS after its last task before it sleeps
- * on a condition variable, so an idle worker burns no CPU between fits; the poster spins only
+ * worker spins (with the pause instruction) after its last task (twice as long as it took, 50 us
+ * to 1 ms) before it sleeps on a condition variable, so an idle worker burns no CPU between fits; the poster spins only
  * while the worker runs the task, yielding the core after a while (a preempted worker needs it).
  *
  * Fork: a child has no worker thread. The engine stops it (fastnn_worker_stop, joining it) before
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +36,13 @@
 #define FASTNN_PAUSE() ((void)0)
 #endif
 
-#define FASTNN_WORKER_SPIN_NS 50000L    /* the worker spins this long after a task, then sleeps */
+/* after a task the worker spins twice as long as the task took, within these bounds, then sleeps:
+ * long enough to bridge the engine thread's work between two split steps (the reduction and the
+ * update of every parameter, which grows with the task: 100 us against a 290 us task for
+ * 64-512-10), or a sleeping worker's wake-up (tens of microseconds under KVM) would delay most
+ * steps' second half; short enough that a worker left idle burns ~1 ms */
+#define FASTNN_WORKER_SPIN_MIN_NS 50000LL
+#define FASTNN_WORKER_SPIN_MAX_NS 1000000LL
 #define FASTNN_WAIT_SPIN_NS 20000L      /* the poster spins this long, then yields between checks */
 
 typedef void (*fastnn_task)(void *arg);
@@ -49,9 +56,15 @@ typedef struct {
     atomic_ulong finished;    /* tasks finished */
     atomic_int sleeping;      /* the worker waits on `wake` (or is about to) */
     atomic_int stopping;
+    atomic_long tid;          /* the worker thread's id (0 until it has begun) */
     fastnn_task task;
     void *arg;
 } fastnn_worker;
+
+/* The calling thread's id (the kernel's; gettid() itself needs glibc 2.30). */
+static inline long fastnn_gettid(void) {
+    return (long)syscall(SYS_gettid);
+}
 
 static inline long long fastnn_now_ns(void) {
     struct timespec t;
@@ -62,12 +75,14 @@ static inline long long fastnn_now_ns(void) {
 static inline void *fastnn_worker_main(void *self) {
     fastnn_worker *w = (fastnn_worker *)self;
     unsigned long seen = 0;
+    atomic_store(&w->tid, fastnn_gettid());
+    long long spin = FASTNN_WORKER_SPIN_MIN_NS;
     for (;;) {
         long long spun_since = fastnn_now_ns();
         int k = 0;
         while (atomic_load(&w->posted) == seen && !atomic_load(&w->stopping)) {
             FASTNN_PAUSE();
-            if (++k % 64 == 0 && fastnn_now_ns() - spun_since > FASTNN_WORKER_SPIN_NS) {
+            if (++k % 64 == 0 && fastnn_now_ns() - spun_since > spin) {
                 pthread_mutex_lock(&w->mutex);
                 atomic_store(&w->sleeping, 1);
                 while (atomic_load(&w->posted) == seen && !atomic_load(&w->stopping))
@@ -81,10 +96,19 @@ static inline void *fastnn_worker_main(void *self) {
         seen = atomic_load(&w->posted);
         unsigned long previous = seen - 1;
         if (atomic_compare_exchange_strong(&w->claimed, &previous, seen)) {
+            long long started = fastnn_now_ns();
             w->task(w->arg);
             atomic_store(&w->finished, seen);
+            spin = 2 * (fastnn_now_ns() - started);
+            spin = spin < FASTNN_WORKER_SPIN_MIN_NS ? FASTNN_WORKER_SPIN_MIN_NS
+                 : spin > FASTNN_WORKER_SPIN_MAX_NS ? FASTNN_WORKER_SPIN_MAX_NS : spin;
         }
     }
+}
+
+/* The worker thread's id, 0 for none (or not yet known). */
+static inline long fastnn_worker_tid(fastnn_worker *w) {
+    return w == NULL ? 0 : atomic_load(&w->tid);
 }
 
 /* A worker, its thread started; NULL when a thread cannot be had (the caller then does not split). */
@@ -235,30 +259,42 @@ static inline int fastnn_loadavg_is_ours(void) {
     return decided;
 }
 
-/* Tasks (threads) of other processes runnable on the machine at this instant: the kernel's count
- * in /proc/loadavg less this process's threads in state R (its own BLAS threads, say, spinning
- * after a product); -1 where /proc cannot tell, or counts another machine's tasks (a container's
- * host). A hint, not a measure: a caller may only ever wait longer before a try because of it,
- * and judges by timing what it tries. Costs ~10 us (a file per thread of this process). */
-static inline int fastnn_others_runnable(void) {
+/* Whether the thread `tid` of this process is running or runnable now (state R). */
+static inline int fastnn_thread_runs(long tid) {
     char text[256], path[64];
     const char *c;
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
+    /* "tid (comm) S ...": the state follows the last ')' (comm may hold one) */
+    return fastnn_read_proc(path, text, sizeof(text)) && (c = strrchr(text, ')')) != NULL
+           && c[1] == ' ' && c[2] == 'R';
+}
+
+/* Threads runnable on the machine at this instant besides the calling thread and, with
+ * mine_only 0, every other thread of this process in state R (its BLAS's threads, which a try
+ * of more BLAS threads would use), with mine_only 1, only the engine's worker thread `worker`
+ * (0: none): the kernel's count in /proc/loadavg less those. For a row split, a BLAS's thread
+ * spinning after a threaded product (SciPy's or NumPy's OpenBLAS spins ~0.1 s) takes a core as
+ * a neighbour's process does. -1 where /proc cannot tell, or counts another machine's tasks (a
+ * container's host). A hint, not a measure: a caller may only ever wait longer before a try
+ * because of it, and judges by timing what it tries. Costs ~10 us (a file or two per thread). */
+static inline int fastnn_others_runnable(int mine_only, long worker) {
+    char text[256];
     int count;
     DIR *tasks;
     struct dirent *task;
     if (!fastnn_loadavg_is_ours() || !fastnn_read_proc("/proc/loadavg", text, sizeof(text))
-            || (count = fastnn_loadavg_count(text, 0)) < 0
-            || (tasks = opendir("/proc/self/task")) == NULL)
+            || (count = fastnn_loadavg_count(text, 0)) < 0)
         return -1;
-    while ((task = readdir(tasks)) != NULL) {
-        if (task->d_name[0] < '0' || task->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%.20s/stat", task->d_name);
-        /* "tid (comm) S ...": the state follows the last ')' (comm may hold one) */
-        if (fastnn_read_proc(path, text, sizeof(text)) && (c = strrchr(text, ')')) != NULL
-                && c[1] == ' ' && c[2] == 'R')
-            count--;
+    if (mine_only) {
+        count -= fastnn_thread_runs(fastnn_gettid());
+        count -= worker > 0 && fastnn_thread_runs(worker);
+        return count > 0 ? count : 0;
     }
+    if ((tasks = opendir("/proc/self/task")) == NULL)
+        return -1;
+    while ((task = readdir(tasks)) != NULL)
+        if (task->d_name[0] >= '0' && task->d_name[0] <= '9')
+            count -= fastnn_thread_runs(atol(task->d_name));
     closedir(tasks);
     return count > 0 ? count : 0;
 }

@@ -26,6 +26,8 @@ rng = np.random.default_rng(0)
 X = rng.standard_normal((1000, 64))
 y = rng.integers(0, 10, 1000)
 weights = rng.uniform(0.1, 2.0, 1000)
+# unshuffled, the second batch of 256 rows weighs nothing: no update, on one thread or split
+weightless = np.where((np.arange(1000) >= 256) & (np.arange(1000) < 512), 0.0, weights)
 OPTIMIZERS = {
     "momentum": lambda: fastnn.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
     "plain sgd": lambda: fastnn.SGD(0.05),
@@ -73,9 +75,11 @@ def test_a_split_epoch_equals_the_unsplit_one(optimizer, dtype):
     ({}, {"loss_options": {"weight": np.linspace(0.5, 2.0, 10)}}),
     ({"sample_weight": weights}, {"loss_options": {"weight": np.linspace(0.5, 2.0, 10),
                                                    "label_smoothing": 0.1}}),
+    ({"sample_weight": weightless, "shuffle": False}, {}),
     ({"clip_grad_norm": 0.05}, {}),
     ({"schedule": StepLR(2, gamma=0.5, interval="step")}, {}),
-], ids=["sample weights", "class weights", "both and smoothing", "clipping", "schedule"])
+], ids=["sample weights", "class weights", "both and smoothing", "a weightless batch", "clipping",
+        "schedule"])
 def test_split_epochs_with_weights_clipping_and_a_schedule(fit, options):
     assert_close(trained(None, "adam", fit=fit, **options),
                  trained(1, "adam", fit=fit if "schedule" not in fit else
