@@ -186,14 +186,16 @@ cdef inline bint finite(floating* x, Py_ssize_t n) noexcept nogil:
 
 cdef inline void add_penalty_gradient(Plan* p, floating* P,
                                       floating* G,     # INOUT (n_params,)
-                                      floating decay) noexcept nogil:
-    """G += decay W for every dense layer's weights W (the penalty's gradient; biases have none)."""
+                                      floating decay,
+                                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """G += decay W for every dense layer's weights W (the penalty's gradient; biases have none),
+    on the parameters lo..hi - 1 only."""
     cdef Py_ssize_t k, i
     cdef Layer* L
     for k in range(p.n_layers):
         L = &p.layers[k]
         if L.kind == DENSE:
-            for i in range(L.p_off, L.p_off + L.n_in * L.n_out):
+            for i in range(max(lo, L.p_off), min(hi, L.p_off + L.n_in * L.n_out)):
                 G[i] = G[i] + decay * P[i]
 
 
@@ -297,14 +299,23 @@ cdef inline void update(Plan* p, Rule* r, floating* P, floating* G,
     The rule's kind is known (Engine checks known_rule before any pass).
     """
     r.t += 1
+    update_range(r, P, G, state, 0, p.n_params)
+
+
+cdef inline void update_range(Rule* r, floating* P, floating* G, floating** state,
+                              Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """update's step of the parameters lo..hi - 1 (r.t counts the update already): each
+    parameter's arithmetic is its own, so ranges updated apart, on any thread, give update's
+    bits."""
+    cdef Py_ssize_t n = hi - lo
     if r.kind == SGD:
-        sgd_update(P, G, state[0], p.n_params, r.lr, r.momentum, r.nesterov, r.weight_decay)
+        sgd_update(P + lo, G + lo, state[0] + lo, n, r.lr, r.momentum, r.nesterov, r.weight_decay)
     elif r.kind == ADAM or r.kind == ADAMW:
-        adam_update(P, G, state[0], state[1], p.n_params, r.lr, r.beta1, r.beta2, r.eps, r.t,
-                    r.eps_hat, r.weight_decay, r.kind == ADAMW)
+        adam_update(P + lo, G + lo, state[0] + lo, state[1] + lo, n, r.lr, r.beta1, r.beta2,
+                    r.eps, r.t, r.eps_hat, r.weight_decay, r.kind == ADAMW)
     elif r.kind == RMSPROP:
-        rmsprop_update(P, G, state[0], state[1], state[2], p.n_params, r.lr, r.alpha, r.eps,
-                       r.momentum, r.centered, r.weight_decay)
+        rmsprop_update(P + lo, G + lo, state[0] + lo, state[1] + lo, state[2] + lo, n, r.lr,
+                       r.alpha, r.eps, r.momentum, r.centered, r.weight_decay)
 
 
 cdef inline int train_step(Plan* p, Rule* r, floating* P, floating* B, floating* G,
@@ -414,6 +425,12 @@ cdef struct Split:
     void* s
     Py_ssize_t rows
     double S                # the whole batch's normalizer, which both halves' gradients divide by
+    # the update, in two ranges of parameters: 0..cut - 1 on the engine's thread, cut.. on the
+    # worker's (or after, on the engine's)
+    Rule* r
+    void** state
+    Py_ssize_t cut
+    double decay            # the penalty gradient's factor
     # adaptive: the worker takes halves while split steps in parallel take less time than on
     # one thread (a preempted worker, beside a busy process, makes the engine's thread wait)
     double split_ns         # moving average of parallel steps' nanoseconds (0: none since a probe)
@@ -556,6 +573,29 @@ cdef inline void shard_task(void* arg) noexcept nogil:
                    <float*>split.sums + n)
 
 
+cdef inline void sum_and_update(Split* split, floating* P, Py_ssize_t lo,
+                                Py_ssize_t hi) noexcept nogil:
+    """The split step's update of the parameters lo..hi - 1: the halves' gradients summed into
+    the first row of split.sums, the penalty's gradient added, the rule's step."""
+    cdef Py_ssize_t i
+    cdef floating* G = <floating*>split.sums
+    cdef floating* theirs = G + split.p.n_params + 2
+    for i in range(lo, hi):
+        G[i] = G[i] + theirs[i]
+    if split.decay != 0:
+        add_penalty_gradient(split.p, P, G, <floating>split.decay, lo, hi)
+    update_range(split.r, P, G, <floating**>split.state, lo, hi)
+
+
+cdef inline void update_task(void* arg) noexcept nogil:
+    """The worker's part of a split step's update: the parameters from split.cut on."""
+    cdef Split* split = <Split*>arg
+    if split.is_double:
+        sum_and_update[double](split, <double*>split.P, split.cut, split.p.n_params)
+    else:
+        sum_and_update[float](split, <float*>split.P, split.cut, split.p.n_params)
+
+
 cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating** state,
                            floating* work,
                            floating* X,         # IN (N, n_in)
@@ -568,8 +608,10 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     """train_step's update (a StepStatus) on N >= 2 rows, their gradient summed from two halves:
     the first N // 2 rows' shard_sums, and the other rows' with the worker's workspace (on the
     worker thread meanwhile when parallel, unless it has not begun by the time this thread is
-    done with the first half), both divided by the whole batch's S as train_step's gradient is,
-    then reduced_step on the sum. Equal to train_step up to rounding
+    done with the first half), both divided by the whole batch's S as train_step's gradient is;
+    then the update, without clipping in two ranges of parameters (the second on the worker when
+    parallel), with clipping (which needs the whole gradient's norm) by reduced_step on the
+    sum. Equal to train_step up to rounding
     (the sums are added in another order), and the same bit for bit whichever thread computes
     the second half, so a fit's result does not depend on timing; no backup (run_epoch's steps
     are not checked), and only for plans without batch normalization or dropout, whose batch
@@ -599,10 +641,28 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
         # change the arithmetic)
         shard_sums(p, P, B, work, X + h * p.n_in, Y + h * p.n_out, s + h if s != NULL else NULL,
                    N - h, S, theirs)
-    for i in range(n - 1):
-        mine[i] = mine[i] + theirs[i]
-    mine[n - 1] = <floating>S
-    return reduced_step(p, r, P, mine, state, max_norm, J, norm, True)
+    if max_norm > 0:
+        for i in range(n - 1):
+            mine[i] = mine[i] + theirs[i]
+        mine[n - 1] = <floating>S
+        return reduced_step(p, r, P, mine, state, max_norm, J, norm, True)
+    J[0] = objective(p, P, mine[n - 2] + theirs[n - 2], S)
+    if not isfinite(J[0]):
+        return STEP_LOSS
+    r.t += 1
+    split.r = r
+    split.state = <void**>state
+    split.decay = p.l2 / S if p.l2_per_sample else p.l2
+    # the worker's range starts on a cache line (either way the arithmetic is each parameter's)
+    split.cut = (p.n_params // 2) & ~<Py_ssize_t>7
+    if parallel:
+        fastnn_worker_post(split.worker, update_task, split)
+    sum_and_update(split, P, 0, split.cut)
+    if parallel:
+        fastnn_worker_finish(split.worker)
+    else:
+        sum_and_update(split, P, split.cut, p.n_params)
+    return STEP_DONE
 
 
 cdef inline void gather_batch(Plan* p, floating* work,
@@ -768,7 +828,7 @@ cdef inline int reduced_step(Plan* p, Rule* r, floating* P,
             G[i] = G[i] / <floating>S
     decay = <floating>(p.l2 / S if p.l2_per_sample else p.l2)
     if decay != 0:
-        add_penalty_gradient(p, P, G, decay)
+        add_penalty_gradient(p, P, G, decay, 0, n)
     if max_norm > 0:
         clip_grad_norm(G, n, max_norm)
     update(p, r, P, G, state)
