@@ -505,11 +505,14 @@ class MLP:
         self._engine.set_objective(self._l2, self._loss_scale, self._l2_per_sample)
 
     def __getstate__(self):
-        return {"config": self.config(), **self.state_dict()}
+        # n_threads is a setting of this object, not of the model its config describes (files
+        # do not hold it), but a pickle or a copy keeps it
+        return {"config": self.config(), **self.state_dict(), "n_threads": self.n_threads}
 
     def __setstate__(self, state):
         self.__dict__.update(MLP.from_config(state["config"]).__dict__)
         self.load_state_dict({key: state[key] for key in ("params", "buffers", "random_state")})
+        self.n_threads = state.get("n_threads")
 
     def initialize(self, seed=None):
         """Draw new weights and reset every layer's state.

@@ -3,6 +3,7 @@ setting; paths are taken as given; every unreadable file is a clear error (FileN
 missing one, fastnn.ModelFileError for one that is damaged or not a model); and a save that fails
 half-way leaves the previous file intact and no temporary file behind. Pickling is exact too."""
 import json
+import copy
 import os
 import pathlib
 import pickle
@@ -51,6 +52,13 @@ def test_pickle_round_trip_is_exact(dtype):
     assert_same_network(copy, net)
     copy.params[0] += 1
     assert copy.params[0] != net.params[0]
+
+
+def test_a_pickle_or_copy_keeps_the_thread_cap():
+    net = fastnn.MLP([4, 3, 2], seed=0, n_threads=1)
+    assert pickle.loads(pickle.dumps(net)).n_threads == 1
+    assert copy.deepcopy(net).n_threads == 1
+    assert pickle.loads(pickle.dumps(fastnn.MLP([4, 3, 2], seed=0))).n_threads is None
 
 
 @pytest.mark.parametrize("as_path", [str, pathlib.Path], ids=["str", "Path"])
