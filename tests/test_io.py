@@ -2,8 +2,8 @@
 setting; paths are taken as given; every unreadable file is a clear error (FileNotFoundError for a
 missing one, fastnn.ModelFileError for one that is damaged or not a model); and a save that fails
 half-way leaves the previous file intact and no temporary file behind. Pickling is exact too."""
-import json
 import copy
+import json
 import os
 import pathlib
 import pickle
