@@ -350,7 +350,9 @@ def test_save_and_pickle_while_training_see_parameters_between_updates(trainer, 
     so each epoch is one step), and the states it goes through are recorded single-threaded on a
     copy beforehand."""
     rng = np.random.default_rng(2)
-    net = fastnn.MLP([64, 256, 64], seed=0)
+    # one thread: fit's steps are then train_step's bit for bit (a row split's, 32 x 64 x 256
+    # multiply-adds being above SPLIT_WORK, equal them up to rounding only)
+    net = fastnn.MLP([64, 256, 64], seed=0, n_threads=1)
     X, Y = rng.normal(size=(32, 64)), rng.normal(size=(32, 64))
     steps = 150 * SCALE
     states = _trajectory(pickle.loads(pickle.dumps(net)), X, Y, fastnn.SGD(1e-3), steps)
@@ -416,7 +418,9 @@ def shared_case():
     """The network, its data and, for each optimizer, the single-threaded reference of every
     state the network can reach."""
     rng = np.random.default_rng(3)
-    net = fastnn.MLP([64, 256, 64], seed=0)
+    # one thread, so that fit's steps are train_step's bit for bit (see above); whether a fit
+    # splits its rows while another thread's call runs would also depend on timing
+    net = fastnn.MLP([64, 256, 64], seed=0, n_threads=1)
     X, Y = rng.normal(size=(32, 64)), rng.normal(size=(32, 64))
     Xe = rng.normal(size=(64, 64))
     calls = 25 * SCALE  # per thread
