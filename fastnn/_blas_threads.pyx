@@ -45,7 +45,7 @@ cdef int process_cap = 0  # fastnn.threads.set_threads (0: none)
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.PARALLEL_WORK
 cdef long long parallel_work = 1 << 23
 # measured in bench/threads.py (bench/THREADS.md); fastnn.threads.SPLIT_WORK
-cdef long long split_work = 1 << 20
+cdef long long split_work = 1 << 19
 cdef bint choosing = True  # epochs of large products choose between 1 and enter's threads
 cdef pthread_mutex_t guard
 

@@ -73,11 +73,13 @@ _blas_threads.set_parallel_work(PARALLEL_WORK)
 
 # An epoch whose batches' largest product has at least this many multiply-adds (and fewer than
 # PARALLEL_WORK) splits each batch's rows between two threads of its own. Measured with
-# bench/threads.py's machine (2 cores, SkylakeX), 10 epochs of Adam on digits, split / not split:
-# 0.66 at 1.3M (64-100-10, batch 200, scikit-learn's defaults), 0.88 at 1M (64-128-10, batch 128),
-# 1.07 at 0.8M (64-100-10, batch 128), 1.14 at 0.4M, 1.22 at 65k (64-32-10, batch 32): below ~1M
-# the hand-offs and the halves' smaller products cost more than the second core gives.
-SPLIT_WORK = 1 << 20
+# bench/threads.py's machine (2 cores, SkylakeX), 20 epochs of Adam on digits, split / one
+# thread (medians of 7): 0.61 at 1.3M (64-100-10, batch 200, scikit-learn's defaults), 0.63 at
+# 1M (64-512-10, batch 32), 0.78 at 0.8M (64-100-10, batch 128), 0.76-0.87 at 0.5M (64-128-10
+# batch 64, 64-256-10 batch 32, 64-1024-10 batch 8, 64-64-64-10 batch 128), 1.04 at 0.4M
+# (64-100-10, batch 64), 1.06-1.14 at 0.25M and below: there the hand-offs and the halves'
+# smaller products cost more than the second core gives.
+SPLIT_WORK = 1 << 19
 _blas_threads.set_split_work(SPLIT_WORK)
 
 # Held while the first engines locate the BLAS: two threads that build their first networks at

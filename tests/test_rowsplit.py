@@ -127,7 +127,7 @@ def test_batch_norm_and_dropout_are_not_split(options):
 
 
 def test_small_batches_one_thread_caps_and_the_users_limit_are_not_split():
-    assert trained(None, "adam", batch_size=64)._engine.split_steps == 0  # 0.5M multiply-adds
+    assert trained(None, "adam", batch_size=32)._engine.split_steps == 0  # 0.26M multiply-adds
     assert trained(1, "adam")._engine.split_steps == 0
     threads.set_threads(1)
     try:
