@@ -5,9 +5,10 @@
  * claimed the task, and otherwise claims and runs it itself, so a worker that was not scheduled in
  * time (beside a busy process) costs the step nothing but the hand-off. Each task is run once:
  * whoever claims it first (a compare-and-swap of `claimed`) runs it. Hand-offs take ~1 us: the
- * worker spins (with the pause instruction) after its last task (twice as long as it took, 50 us
- * to 1 ms) before it sleeps on a condition variable, so an idle worker burns no CPU between fits; the poster spins only
- * while the worker runs the task, yielding the core after a while (a preempted worker needs it).
+ * worker spins (with the pause instruction) after its last task (twice the longer of the task
+ * and the recent gaps between tasks, 50 us to 1 ms) before it sleeps on a condition variable, so
+ * an idle worker burns no CPU between fits; the poster spins only while the worker runs the
+ * task, yielding the core after a while (a preempted worker needs it).
  *
  * Fork: a child has no worker thread. The engine stops it (fastnn_worker_stop, joining it) before
  * fork() and starts it again lazily, so no child inherits a worker struct whose thread is gone.
@@ -36,11 +37,12 @@
 #define FASTNN_PAUSE() ((void)0)
 #endif
 
-/* after a task the worker spins twice as long as the task took, within these bounds, then sleeps:
- * long enough to bridge the engine thread's work between two split steps (the reduction and the
- * update of every parameter, which grows with the task: 100 us against a 290 us task for
- * 64-512-10), or a sleeping worker's wake-up (tens of microseconds under KVM) would delay most
- * steps' second half; short enough that a worker left idle burns ~1 ms */
+/* After a task the worker spins, then sleeps. A sleeping worker's wake-up (tens of microseconds
+ * under KVM) delays the next task, so the spin bridges the gaps it has seen between its tasks:
+ * twice the longer of the last task and the recent gaps (a maximum that decays by 1/64 a task:
+ * an epoch's steps are ~5 us apart, but a fit's epochs are apart by its Python, ~40-150 us, which
+ * a spin of twice the last task would not bridge), within these bounds. A gap longer than the
+ * longest spin (the caller idle between fits) is not bridged: a worker left idle burns 1 ms. */
 #define FASTNN_WORKER_SPIN_MIN_NS 50000LL
 #define FASTNN_WORKER_SPIN_MAX_NS 1000000LL
 #define FASTNN_WAIT_SPIN_NS 20000L      /* the poster spins this long, then yields between checks */
@@ -75,8 +77,8 @@ static inline long long fastnn_now_ns(void) {
 static inline void *fastnn_worker_main(void *self) {
     fastnn_worker *w = (fastnn_worker *)self;
     unsigned long seen = 0;
+    long long spin = FASTNN_WORKER_SPIN_MIN_NS, gaps = 0, finished_at = 0, now, took;
     atomic_store(&w->tid, fastnn_gettid());
-    long long spin = FASTNN_WORKER_SPIN_MIN_NS;
     for (;;) {
         long long spun_since = fastnn_now_ns();
         int k = 0;
@@ -95,11 +97,17 @@ static inline void *fastnn_worker_main(void *self) {
             return NULL;
         seen = atomic_load(&w->posted);
         unsigned long previous = seen - 1;
+        now = fastnn_now_ns();
+        gaps -= gaps / 64;
+        if (finished_at > 0 && now - finished_at < FASTNN_WORKER_SPIN_MAX_NS / 2
+                && now - finished_at > gaps)
+            gaps = now - finished_at;
         if (atomic_compare_exchange_strong(&w->claimed, &previous, seen)) {
-            long long started = fastnn_now_ns();
             w->task(w->arg);
             atomic_store(&w->finished, seen);
-            spin = 2 * (fastnn_now_ns() - started);
+            finished_at = fastnn_now_ns();
+            took = finished_at - now;
+            spin = 2 * (took > gaps ? took : gaps);
             spin = spin < FASTNN_WORKER_SPIN_MIN_NS ? FASTNN_WORKER_SPIN_MIN_NS
                  : spin > FASTNN_WORKER_SPIN_MAX_NS ? FASTNN_WORKER_SPIN_MAX_NS : spin;
         }
