@@ -11,10 +11,11 @@ overrides unset in this command only, see DESIGN.md):
 1. The policy. Each case trains 20 epochs of Adam through `fit` with its products forced onto 1
    BLAS thread (``n_threads=1``: no row split either), forced onto 2, and as the policy chooses
    (which splits each batch's rows between two threads from `fastnn.threads.SPLIT_WORK`
-   multiply-adds per product, and from `fastnn.threads.PARALLEL_WORK` chooses by timing between
-   that split and the halves on 2 BLAS threads), interleaved ``--repeats`` times (medians; the
-   order of the three rotates). Then again beside a busy neighbour: a Python busy
-   loop this script starts (in its session, at its niceness) and stops. Goals: no case slower
+   multiply-adds per product, and from `fastnn.threads.PARALLEL_WORK` chooses by timing, step
+   by step, between one BLAS thread and two), interleaved ``--repeats`` times (medians; the
+   order of the three rotates; a pause after each two-thread fit lets OpenBLAS's threads stop
+   spinning). Then again beside a busy neighbour: a Python busy loop this script starts (in its
+   session, at its niceness) and stops. Goals: no case slower
    than the better of 1 and 2 threads by more than 10%; beside the neighbour, none slower than
    1.5x its quiet time.
 2. scikit-learn's defaults on digits: fastnn.sklearn's MLPClassifier(random_state=0) against
@@ -69,6 +70,10 @@ CASES = [
 GRID = {"hidden_layer_sizes": [(50,), (100,)], "alpha": [1e-4, 1e-2],
         "learning_rate_init": [1e-3, 1e-2]}
 GOALS = []  # (goal, figure, met)
+# After a product on several threads, OpenBLAS's threads spin for 2^28 cycles (~0.1 s here)
+# before they sleep; part 1 waits this long after each forced two-thread fit, so that the next
+# fit does not start beside them (the row split would see a busy core and not split)
+SETTLE = 0.25
 
 
 def goal(name, figure, met):
@@ -123,6 +128,8 @@ def policy_rows(repeats, epochs, cases):
         for repeat in range(repeats):
             for mode in modes[repeat % 3:] + modes[:repeat % 3]:
                 times[mode].append(fit_time(sizes, batch, X, y, mode, epochs))
+                if mode == 2:
+                    time.sleep(SETTLE)
         rows[name] = {mode: statistics.median(t) for mode, t in times.items()}
     return rows
 

@@ -23,8 +23,9 @@ compiled call of the engine (an epoch, a step, a forward pass, a loss, a gradien
 Between the two, an epoch (``fit``, the estimators) of a network without batch normalization or
 dropout whose batches' largest product has at least `SPLIT_WORK` multiply-adds splits each batch's
 rows between two threads, each on one BLAS thread: fastnn's own worker thread (started at the
-first such epoch, asleep between epochs, stopped before ``fork()``) computes the gradient of one
-half while the calling thread computes the other's, and their sum makes the update. This takes
+first such epoch, asleep between fits, stopped before ``fork()``) computes the gradient of one
+half while the calling thread computes the other's, then each sums the two and steps half of the
+parameters. This takes
 two cores where two BLAS threads would not pay; the result equals that of an unsplit step up to
 rounding (the gradient's sums are added in another order) and does not depend on timing: a
 worker that is late (a busy neighbour) leaves its half to the calling thread, and one that keeps
@@ -40,7 +41,8 @@ process's own, in ``/proc/loadavg``; not trusted where it counts more tasks than
 as in a container), keeps it while its steps are faster, and goes back to one thread at the
 first step that takes twice their average. 1 and 2 BLAS threads give the same bits, so the
 choice, which depends on timing, changes no result. The row split's worker waits the same way
-to be tried while the cores look busy.
+to be tried while the cores look busy, where busy counts any thread but the caller and the
+worker (a BLAS's thread spinning after a threaded product takes a core as a neighbour does).
 
 The choice is compiled (fastnn/_blas_threads.pyx): a few C calls per compiled call, none of them
 when nothing changes, so a step of a tiny network costs what it costs without a policy. The
