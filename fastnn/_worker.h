@@ -7,8 +7,10 @@
  * whoever claims it first (a compare-and-swap of `claimed`) runs it. Hand-offs take ~1 us: the
  * worker spins (with the pause instruction) after its last task (twice the longer of the task
  * and the recent gaps between tasks, 50 us to 1 ms) before it sleeps on a condition variable, so
- * an idle worker burns no CPU between fits; the poster spins only while the worker runs the
- * task, yielding the core after a while (a preempted worker needs it).
+ * an idle worker burns no CPU between fits. The poster spins only while the worker runs the
+ * task, then, past as long as the worker's last task took, sleeps until the worker signals: a
+ * worker preempted mid-task (beside a busy process) is then moved by the kernel to the core the
+ * poster leaves idle.
  *
  * Fork: a child has no worker thread. The engine stops it (fastnn_worker_stop, joining it) before
  * fork() and starts it again lazily, so no child inherits a worker struct whose thread is gone.
@@ -45,7 +47,8 @@
  * longest spin (the caller idle between fits) is not bridged: a worker left idle burns 1 ms. */
 #define FASTNN_WORKER_SPIN_MIN_NS 50000LL
 #define FASTNN_WORKER_SPIN_MAX_NS 1000000LL
-#define FASTNN_WAIT_SPIN_NS 20000L      /* the poster spins this long, then yields between checks */
+/* the poster spins this long, or as long as the worker's last task took if longer, then sleeps */
+#define FASTNN_WAIT_SPIN_NS 20000LL
 
 typedef void (*fastnn_task)(void *arg);
 
@@ -53,12 +56,15 @@ typedef struct {
     pthread_t thread;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
+    pthread_cond_t done;      /* the poster waits on it for a task the worker runs late */
     atomic_ulong posted;      /* tasks posted */
     atomic_ulong claimed;     /* the last task claimed, by the worker or the poster */
     atomic_ulong finished;    /* tasks finished */
     atomic_int sleeping;      /* the worker waits on `wake` (or is about to) */
+    atomic_int waiting;       /* the poster waits on `done` (or is about to) */
     atomic_int stopping;
     atomic_long tid;          /* the worker thread's id (0 until it has begun) */
+    atomic_llong took;        /* nanoseconds the worker's last task took */
     fastnn_task task;
     void *arg;
 } fastnn_worker;
@@ -104,9 +110,15 @@ static inline void *fastnn_worker_main(void *self) {
             gaps = now - finished_at;
         if (atomic_compare_exchange_strong(&w->claimed, &previous, seen)) {
             w->task(w->arg);
-            atomic_store(&w->finished, seen);
+            atomic_store(&w->finished, seen);   /* sequentially consistent: pairs with `waiting` */
+            if (atomic_load(&w->waiting)) {
+                pthread_mutex_lock(&w->mutex);
+                pthread_cond_signal(&w->done);
+                pthread_mutex_unlock(&w->mutex);
+            }
             finished_at = fastnn_now_ns();
             took = finished_at - now;
+            atomic_store(&w->took, took);
             spin = 2 * (took > gaps ? took : gaps);
             spin = spin < FASTNN_WORKER_SPIN_MIN_NS ? FASTNN_WORKER_SPIN_MIN_NS
                  : spin > FASTNN_WORKER_SPIN_MAX_NS ? FASTNN_WORKER_SPIN_MAX_NS : spin;
@@ -126,7 +138,9 @@ static inline fastnn_worker *fastnn_worker_start(void) {
         return NULL;
     pthread_mutex_init(&w->mutex, NULL);
     pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->done, NULL);
     if (pthread_create(&w->thread, NULL, fastnn_worker_main, w) != 0) {
+        pthread_cond_destroy(&w->done);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->mutex);
         free(w);
@@ -144,6 +158,7 @@ static inline void fastnn_worker_stop(fastnn_worker *w) {
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mutex);
     pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->done);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mutex);
     free(w);
@@ -166,8 +181,10 @@ static inline int fastnn_worker_post(fastnn_worker *w, fastnn_task task, void *a
  * worker to finish it. */
 static inline void fastnn_worker_finish(fastnn_worker *w) {
     unsigned long target = atomic_load(&w->posted), previous = target - 1;
-    long long started;
+    long long started, patience = atomic_load(&w->took);
     int k = 0;
+    if (patience < FASTNN_WAIT_SPIN_NS)
+        patience = FASTNN_WAIT_SPIN_NS;
     if (atomic_compare_exchange_strong(&w->claimed, &previous, target)) {
         w->task(w->arg);
         atomic_store(&w->finished, target);
@@ -178,8 +195,18 @@ static inline void fastnn_worker_finish(fastnn_worker *w) {
     started = fastnn_now_ns();
     while (atomic_load(&w->finished) != target) {
         FASTNN_PAUSE();
-        if (++k % 64 == 0 && fastnn_now_ns() - started > FASTNN_WAIT_SPIN_NS)
-            sched_yield();
+        if (++k % 64 == 0 && fastnn_now_ns() - started > patience) {
+            /* the worker was preempted mid-task (a busy neighbour shares its core): sleep, so
+             * that this core goes idle and the kernel moves the worker here, rather than yield
+             * (a yielding thread keeps its core busy, and the worker waits for its own core's
+             * next time slice, milliseconds away) */
+            pthread_mutex_lock(&w->mutex);
+            atomic_store(&w->waiting, 1);
+            while (atomic_load(&w->finished) != target)
+                pthread_cond_wait(&w->done, &w->mutex);
+            atomic_store(&w->waiting, 0);
+            pthread_mutex_unlock(&w->mutex);
+        }
     }
 }
 
