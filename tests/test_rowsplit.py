@@ -167,3 +167,16 @@ def test_the_worker_thread_does_not_survive_fork_broken():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "CHILD OK" in done.stdout and "PARENT child exit 0" in done.stdout
+
+
+def test_a_network_of_few_parameters_splits_its_update_too():
+    # 13 parameters: the engine thread's range of the update is empty (the worker's starts at a
+    # multiple of 8), and batches of 2^17 rows make the product large enough to split
+    X_tall = rng.standard_normal((1 << 17, 1))
+    y_tall = np.sin(3 * X_tall)
+    nets = [fastnn.MLP([1, 4, 1], loss="squared_error", seed=0, n_threads=n_threads)
+            for n_threads in (None, 1)]
+    for net in nets:
+        net.fit(X_tall, y_tall, fastnn.Adam(1e-2), epochs=3, batch_size=1 << 17, shuffle=False)
+    assert nets[0]._engine.split_steps == 3 and nets[1]._engine.split_steps == 0
+    np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-12, atol=1e-12)
