@@ -623,6 +623,7 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     cdef double S = normalizer(p, Y, s, N)
     norm[0] = S
     J[0] = 0
+    woken[0] = False
     if S == 0:
         return STEP_DONE
     split.S = S
@@ -727,7 +728,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
     cdef floating* sb
     cdef double J, S
     cdef int status
-    cdef bint parallel, woken
+    cdef bint parallel, woken = False
     cdef long long started = 0
     scheduled = scheduled and r.schedule.kind != NO_SCHEDULE
     for k in range(done[0], min(stop, (N + batch - 1) // batch)):
@@ -741,16 +742,17 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
             started = fastnn_now_ns()
             status = split_step(p, r, P, B, state, work, xb, yb, sb, rows, max_norm, &J, &S,
                                 split, parallel, &woken)
-            if rows == batch:
+            # a weightless batch (S = 0) makes no update and takes no time: not a step to judge by
+            if rows == batch and S != 0:
                 judge_split(split, parallel, woken, fastnn_now_ns() - started)
         elif split != NULL and rows == batch:
             choose_blas(split)
             started = fastnn_now_ns()
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
                                 &J, &S)
-            if split.blas:
+            if split.blas and S != 0:
                 judge_blas(split, fastnn_now_ns() - started)
-            else:
+            elif S != 0:
                 judge_split(split, False, False, fastnn_now_ns() - started)
         else:
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,

@@ -8,7 +8,8 @@
  * worker spins (with the pause instruction) after its last task (twice the longer of the task
  * and the recent gaps between tasks, 50 us to 1 ms) before it sleeps on a condition variable, so
  * an idle worker burns no CPU between fits. The poster spins only while the worker runs the
- * task, then, past as long as the worker's last task took, sleeps until the worker signals: a
+ * task, then, once it has waited as long as its own part took since the post, sleeps until the
+ * worker signals: a
  * worker preempted mid-task (beside a busy process) is then moved by the kernel to the core the
  * poster leaves idle.
  *
@@ -20,6 +21,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -47,7 +49,7 @@
  * longest spin (the caller idle between fits) is not bridged: a worker left idle burns 1 ms. */
 #define FASTNN_WORKER_SPIN_MIN_NS 50000LL
 #define FASTNN_WORKER_SPIN_MAX_NS 1000000LL
-/* the poster spins this long, or as long as the worker's last task took if longer, then sleeps */
+/* the poster spins at least this long, or as long as its own part took since the post, then sleeps */
 #define FASTNN_WAIT_SPIN_NS 20000LL
 
 typedef void (*fastnn_task)(void *arg);
@@ -64,7 +66,8 @@ typedef struct {
     atomic_int waiting;       /* the poster waits on `done` (or is about to) */
     atomic_int stopping;
     atomic_long tid;          /* the worker thread's id (0 until it has begun) */
-    atomic_llong took;        /* nanoseconds the worker's last task took */
+    long long posted_at;      /* when the poster posted the last task (the poster's only) */
+    fenv_t env;               /* the poster's floating-point environment at the post */
     fastnn_task task;
     void *arg;
 } fastnn_worker;
@@ -109,6 +112,7 @@ static inline void *fastnn_worker_main(void *self) {
                 && now - finished_at > gaps)
             gaps = now - finished_at;
         if (atomic_compare_exchange_strong(&w->claimed, &previous, seen)) {
+            fesetenv(&w->env);
             w->task(w->arg);
             atomic_store(&w->finished, seen);   /* sequentially consistent: pairs with `waiting` */
             if (atomic_load(&w->waiting)) {
@@ -118,7 +122,6 @@ static inline void *fastnn_worker_main(void *self) {
             }
             finished_at = fastnn_now_ns();
             took = finished_at - now;
-            atomic_store(&w->took, took);
             spin = 2 * (took > gaps ? took : gaps);
             spin = spin < FASTNN_WORKER_SPIN_MIN_NS ? FASTNN_WORKER_SPIN_MIN_NS
                  : spin > FASTNN_WORKER_SPIN_MAX_NS ? FASTNN_WORKER_SPIN_MAX_NS : spin;
@@ -168,6 +171,10 @@ static inline void fastnn_worker_stop(fastnn_worker *w) {
 static inline int fastnn_worker_post(fastnn_worker *w, fastnn_task task, void *arg) {
     w->task = task;
     w->arg = arg;
+    /* the task runs in the poster's floating-point environment (rounding, flush-to-zero), which
+     * may have changed since the worker began: the same bits whichever thread runs it */
+    fegetenv(&w->env);
+    w->posted_at = fastnn_now_ns();
     atomic_fetch_add(&w->posted, 1);   /* sequentially consistent: pairs with `sleeping` */
     if (!atomic_load(&w->sleeping))
         return 0;
@@ -181,7 +188,9 @@ static inline int fastnn_worker_post(fastnn_worker *w, fastnn_task task, void *a
  * worker to finish it. */
 static inline void fastnn_worker_finish(fastnn_worker *w) {
     unsigned long target = atomic_load(&w->posted), previous = target - 1;
-    long long started, patience = atomic_load(&w->took);
+    /* the worker, posted as this thread began its own part, should be done about now: past as
+     * long again, it is late (preempted), and this thread sleeps */
+    long long started = fastnn_now_ns(), patience = started - w->posted_at;
     int k = 0;
     if (patience < FASTNN_WAIT_SPIN_NS)
         patience = FASTNN_WAIT_SPIN_NS;
@@ -192,7 +201,6 @@ static inline void fastnn_worker_finish(fastnn_worker *w) {
     }
     if (atomic_load(&w->finished) == target)
         return;
-    started = fastnn_now_ns();
     while (atomic_load(&w->finished) != target) {
         FASTNN_PAUSE();
         if (++k % 64 == 0 && fastnn_now_ns() - started > patience) {

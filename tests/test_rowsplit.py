@@ -180,3 +180,10 @@ def test_a_network_of_few_parameters_splits_its_update_too():
         net.fit(X_tall, y_tall, fastnn.Adam(1e-2), epochs=3, batch_size=1 << 17, shuffle=False)
     assert nets[0]._engine.split_steps == 3 and nets[1]._engine.split_steps == 0
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-12, atol=1e-12)
+
+
+def test_weightless_batches_are_not_timed_as_steps():
+    # a batch of weight 0 returns at once: timed, it would make a step on one thread look as
+    # if it took nanoseconds, and every parallel step look as if it did not pay
+    net = trained(None, "adam", fit={"sample_weight": weightless, "shuffle": False})
+    assert net._engine.split_state["single_ns"] > 10_000
