@@ -420,9 +420,11 @@ cdef struct Split:
     void* B
     void* work              # the worker's workspace, laid out as the engine's
     void* sums              # (2, n_params + 2): the engine thread's shard_sums, the worker's
-    void* X                 # the worker's rows of the batch: X (rows, n_in), Y (rows, n_out),
-    void* Y                 # s (rows,) or NULL
-    void* s
+    void* X                 # the epoch's inputs (N, n_in), whose rows order[first], ... the
+    Py_ssize_t* order       # worker gathers into its workspace (order NULL: rows first, ...)
+    Py_ssize_t first
+    void* Y                 # the worker's rows of the batch: Y (rows, n_out), s (rows,) or
+    void* s                 # NULL, gathered by the engine's thread (S needs them all)
     Py_ssize_t rows
     double S                # the whole batch's normalizer, which both halves' gradients divide by
     # the update, in two ranges of parameters: 0..cut - 1 on the engine's thread, cut.. on the
@@ -560,17 +562,22 @@ cdef inline void judge_blas(Split* split, long long ns) noexcept nogil:
 
 
 cdef inline void shard_task(void* arg) noexcept nogil:
-    """The worker's half: shard_sums of its rows into the second row of split.sums."""
+    """The worker's half: its rows' inputs gathered into its workspace, then shard_sums into the
+    second row of split.sums."""
     cdef Split* split = <Split*>arg
-    cdef Py_ssize_t n = split.p.n_params + 2
     if split.is_double:
-        shard_sums(split.p, <double*>split.P, <double*>split.B, <double*>split.work,
-                   <double*>split.X, <double*>split.Y, <double*>split.s, split.rows, split.S,
-                   <double*>split.sums + n)
+        shard_half(split, <double*>split.work)
     else:
-        shard_sums(split.p, <float*>split.P, <float*>split.B, <float*>split.work,
-                   <float*>split.X, <float*>split.Y, <float*>split.s, split.rows, split.S,
-                   <float*>split.sums + n)
+        shard_half(split, <float*>split.work)
+
+
+cdef inline void shard_half(Split* split, floating* work) noexcept nogil:
+    """shard_task's work, on the worker's workspace (split.work)."""
+    cdef floating* xb = gather_inputs(split.p, work, <floating*>split.X, split.order, split.first,
+                                      split.rows)
+    shard_sums(split.p, <floating*>split.P, <floating*>split.B, work, xb, <floating*>split.Y,
+               <floating*>split.s, split.rows, split.S,
+               <floating*>split.sums + split.p.n_params + 2)
 
 
 cdef inline void sum_and_update(Split* split, floating* P, Py_ssize_t lo,
@@ -598,14 +605,18 @@ cdef inline void update_task(void* arg) noexcept nogil:
 
 cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating** state,
                            floating* work,
-                           floating* X,         # IN (N, n_in)
-                           floating* Y,         # IN (N, n_out)
-                           floating* s,         # IN (N,) sample weights, or NULL
+                           floating* X,         # IN (epoch rows, n_in)
+                           floating* Y,         # IN (epoch rows, n_out)
+                           floating* s,         # IN (epoch rows,) sample weights, or NULL
+                           Py_ssize_t* order,   # IN (epoch rows,) row order, or NULL
+                           Py_ssize_t start,    # the batch: the rows order[start], ...
                            Py_ssize_t N, double max_norm, double* J, double* norm,
                            Split* split,
                            bint parallel,       # the worker may take the second half
                            bint* woken) noexcept nogil:   # OUT whether the worker was asleep
-    """train_step's update (a StepStatus) on N >= 2 rows, their gradient summed from two halves:
+    """train_step's update (a StepStatus) on the batch of N >= 2 rows from order[start] (as
+    gather_batch gathers it; each half's inputs are gathered by the thread that computes it),
+    their gradient summed from two halves:
     the first N // 2 rows' shard_sums, and the other rows' with the worker's workspace (on the
     worker thread meanwhile when parallel, unless it has not begun by the time this thread is
     done with the first half), both divided by the whole batch's S as train_step's gradient is;
@@ -620,28 +631,36 @@ cdef inline int split_step(Plan* p, Rule* r, floating* P, floating* B, floating*
     cdef Py_ssize_t i, h = N // 2, n = p.n_params + 2
     cdef floating* mine = <floating*>split.sums
     cdef floating* theirs = mine + n
-    cdef double S = normalizer(p, Y, s, N)
+    cdef floating* xb
+    cdef floating* yb
+    cdef floating* sb
+    gather_targets(p, work, Y, s, order, start, N, &yb, &sb)
+    cdef double S = normalizer(p, yb, sb, N)
     norm[0] = S
     J[0] = 0
     woken[0] = False
     if S == 0:
         return STEP_DONE
     split.S = S
-    split.X = X + h * p.n_in
-    split.Y = Y + h * p.n_out
-    split.s = s + h if s != NULL else NULL
+    split.X = X
+    split.order = order
+    split.first = start + h
+    split.Y = yb + h * p.n_out
+    split.s = sb + h if sb != NULL else NULL
     split.rows = N - h
     split.steps += 1
     split.parallel_total += parallel
     woken[0] = parallel and fastnn_worker_post(split.worker, shard_task, split)
-    shard_sums(p, P, B, work, X, Y, s, h, S, mine)
+    xb = gather_inputs(p, work, X, order, start, h)
+    shard_sums(p, P, B, work, xb, yb, sb, h, S, mine)
     if parallel:
         fastnn_worker_finish(split.worker)
     else:
         # this thread's workspace, free again and in cache (where the workspace is does not
         # change the arithmetic)
-        shard_sums(p, P, B, work, X + h * p.n_in, Y + h * p.n_out, s + h if s != NULL else NULL,
-                   N - h, S, theirs)
+        xb = gather_inputs(p, work, X, order, start + h, N - h)
+        shard_sums(p, P, B, work, xb, yb + h * p.n_out, sb + h if sb != NULL else NULL, N - h, S,
+                   theirs)
     if max_norm > 0:
         for i in range(n - 1):
             mine[i] = mine[i] + theirs[i]
@@ -677,18 +696,43 @@ cdef inline void gather_batch(Plan* p, floating* work,
                               floating** sb) noexcept nogil:   # OUT (rows,) or NULL
     """Point xb, yb, sb at the batch of the rows order[start], ..., order[start + rows - 1]:
     gathered into the workspace, or, without an order, the rows start... of X, Y, s in place."""
-    cdef Py_ssize_t i, row, n_in = p.n_in, n_out = p.n_out
+    xb[0] = gather_inputs(p, work, X, order, start, rows)
+    gather_targets(p, work, Y, s, order, start, rows, yb, sb)
+
+
+cdef inline floating* gather_inputs(Plan* p, floating* work,
+                                    floating* X,          # IN (N, n_in)
+                                    Py_ssize_t* order,    # IN (N,) row order, or NULL
+                                    Py_ssize_t start,
+                                    Py_ssize_t rows) noexcept nogil:  # -> (rows, n_in)
+    """gather_batch's xb alone: the inputs of the batch's rows (a row split's halves each
+    gather their own, on the thread that computes them)."""
+    cdef Py_ssize_t i, n_in = p.n_in
+    cdef floating* xb = work + p.xb_off
     if order == NULL:
-        xb[0] = X + start * n_in
+        return X + start * n_in
+    for i in range(rows):
+        copy_row(xb + i * n_in, X + order[start + i] * n_in, n_in)
+    return xb
+
+
+cdef inline void gather_targets(Plan* p, floating* work,
+                                floating* Y,          # IN (N, n_out)
+                                floating* s,          # IN (N,) sample weights, or NULL
+                                Py_ssize_t* order,    # IN (N,) row order, or NULL
+                                Py_ssize_t start, Py_ssize_t rows,
+                                floating** yb,        # OUT (rows, n_out)
+                                floating** sb) noexcept nogil:   # OUT (rows,) or NULL
+    """gather_batch's yb and sb alone."""
+    cdef Py_ssize_t i, row, n_out = p.n_out
+    if order == NULL:
         yb[0] = Y + start * n_out
         sb[0] = s + start if s != NULL else NULL
         return
-    xb[0] = work + p.xb_off
     yb[0] = work + p.yb_off
     sb[0] = work + p.sb_off if s != NULL else NULL
     for i in range(rows):
         row = order[start + i]
-        copy_row(xb[0] + i * n_in, X + row * n_in, n_in)
         copy_row(yb[0] + i * n_out, Y + row * n_out, n_out)
         if s != NULL:
             sb[0][i] = s[row]
@@ -736,16 +780,16 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
             return EPOCH_INTERRUPTED
         start = k * batch
         rows = min(batch, N - start)
-        gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
         if split != NULL and split.halves and rows >= 2:
             parallel = in_parallel(split)
             started = fastnn_now_ns()
-            status = split_step(p, r, P, B, state, work, xb, yb, sb, rows, max_norm, &J, &S,
-                                split, parallel, &woken)
+            status = split_step(p, r, P, B, state, work, X, Y, s, order, start, rows, max_norm,
+                                &J, &S, split, parallel, &woken)
             # a weightless batch (S = 0) makes no update and takes no time: not a step to judge by
             if rows == batch and S != 0:
                 judge_split(split, parallel, woken, fastnn_now_ns() - started)
         elif split != NULL and rows == batch:
+            gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
             choose_blas(split)
             started = fastnn_now_ns()
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
@@ -755,6 +799,7 @@ cdef inline int run_epoch(Plan* p, Rule* r, floating* P, floating* B, floating* 
             elif S != 0:
                 judge_split(split, False, False, fastnn_now_ns() - started)
         else:
+            gather_batch(p, work, X, Y, s, order, start, rows, &xb, &yb, &sb)
             status = train_step(p, r, P, B, G, state, work, xb, yb, sb, rows, NULL, max_norm,
                                 &J, &S)
         if status == STEP_INTERRUPTED:
