@@ -5,8 +5,14 @@ noisy) and prints the blob that replays a failure. It is loaded when CI is set; 
 names another. Hypothesis is optional: without it its tests skip themselves.
 
 PyTorch, where the parity tests have imported it, runs on one thread.
+
+Ctrl-C: a shell without job control starts a background command (``bash .ci/run &``, nohup) with
+SIGINT ignored, which Python then leaves ignored and every process it starts inherits: the tests
+of Ctrl-C (test_ctrl_c, test_streams, test_sklearn) would see no KeyboardInterrupt. The suite
+takes Python's usual handler back, which the processes the tests start then get by default.
 """
 import os
+import signal
 import sys
 
 import pytest
@@ -15,6 +21,9 @@ try:
     from hypothesis import settings
 except ImportError:
     settings = None
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 if settings is not None:
     settings.register_profile("ci", deadline=None, print_blob=True)
